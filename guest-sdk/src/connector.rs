@@ -1,0 +1,63 @@
+//! The `Connector` trait and its bridge to the generated WIT exports.
+
+use crate::bindings::Guest;
+use crate::{
+    ConnectorError, EnableInfo, Manifest, RunInput, RunOutput, TriggerContext, Verdict,
+    WebhookRequest,
+};
+
+/// What a connector implements. Every method but `describe` and `run` has a
+/// default, so a webhook connector writes `describe`, `verify` and `run`.
+///
+/// Each call runs in a fresh instance: keep no state in statics, use the
+/// [`kv`](crate::kv) store for anything that must outlive a call.
+pub trait Connector {
+    /// The connector's manifest: its name, version, capabilities and triggers.
+    fn describe() -> Manifest;
+
+    /// Called when a trigger is enabled, e.g. to register a webhook at the
+    /// provider. By default there is nothing to do.
+    fn on_enable(ctx: TriggerContext) -> Result<EnableInfo, ConnectorError> {
+        let _ = ctx;
+        Ok(EnableInfo { expires_at_ms: None })
+    }
+
+    /// Called when a trigger is disabled: undo `on_enable`. By default there
+    /// is nothing to undo.
+    fn on_disable(ctx: TriggerContext) -> Result<(), ConnectorError> {
+        let _ = ctx;
+        Ok(())
+    }
+
+    /// Decides whether a webhook delivery is authentic. The default rejects
+    /// every delivery, so a connector that forgets to verify fails closed.
+    fn verify(ctx: TriggerContext, request: WebhookRequest) -> Result<Verdict, ConnectorError> {
+        let _ = (ctx, request);
+        Ok(Verdict::Reject("this connector does not verify webhook deliveries".into()))
+    }
+
+    /// Turns an accepted delivery or a poll tick into events.
+    fn run(ctx: TriggerContext, input: RunInput) -> Result<RunOutput, ConnectorError>;
+}
+
+impl<T: Connector> Guest for T {
+    fn describe() -> Manifest {
+        T::describe()
+    }
+
+    fn on_enable(ctx: TriggerContext) -> Result<EnableInfo, ConnectorError> {
+        T::on_enable(ctx)
+    }
+
+    fn on_disable(ctx: TriggerContext) -> Result<(), ConnectorError> {
+        T::on_disable(ctx)
+    }
+
+    fn verify(ctx: TriggerContext, request: WebhookRequest) -> Result<Verdict, ConnectorError> {
+        T::verify(ctx, request)
+    }
+
+    fn run(ctx: TriggerContext, input: RunInput) -> Result<RunOutput, ConnectorError> {
+        T::run(ctx, input)
+    }
+}

@@ -1,0 +1,124 @@
+//! Conveniences on the generated WIT types.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::{ConnectorError, ErrorCode, Event, HttpResponse, RunOutput, TriggerContext, WebhookRequest};
+
+impl WebhookRequest {
+    /// The first header named `name`, compared case-insensitively.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// The body parsed as JSON, or a `bad-request` error.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, ConnectorError> {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| ConnectorError::new(ErrorCode::BadRequest, format!("body is not valid JSON: {e}")))
+    }
+}
+
+impl TriggerContext {
+    /// The trigger's config deserialized into `T`, or an `invalid-config` error.
+    pub fn config<T: DeserializeOwned>(&self) -> Result<T, ConnectorError> {
+        serde_json::from_str(&self.config)
+            .map_err(|e| ConnectorError::new(ErrorCode::InvalidConfig, format!("config: {e}")))
+    }
+
+    /// The signing secret, or an `invalid-config` error when none was set.
+    pub fn require_secret(&self) -> Result<&str, ConnectorError> {
+        self.secret
+            .as_deref()
+            .ok_or_else(|| ConnectorError::new(ErrorCode::InvalidConfig, "this trigger needs a secret"))
+    }
+}
+
+impl ConnectorError {
+    /// A non-retryable error.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ConnectorError { code, message: message.into(), retryable: false }
+    }
+
+    /// The same error, marked as worth retrying.
+    pub fn retryable(mut self) -> Self {
+        self.retryable = true;
+        self
+    }
+}
+
+impl Event {
+    /// An event of type `event_type` with `payload` serialized as JSON.
+    pub fn json(event_type: &str, payload: &impl Serialize) -> Self {
+        Event {
+            dedupe_key: None,
+            event_type: event_type.into(),
+            occurred_at_ms: None,
+            // Serializing a value already in memory only fails for maps with
+            // non-string keys; an empty object is the honest fallback.
+            payload: serde_json::to_string(payload).unwrap_or_else(|_| "{}".into()),
+        }
+    }
+
+    /// An event whose payload is already JSON text (e.g. a webhook body).
+    pub fn raw(event_type: &str, payload_json: String) -> Self {
+        Event { dedupe_key: None, event_type: event_type.into(), occurred_at_ms: None, payload: payload_json }
+    }
+
+    /// Sets the dedupe key: a redelivery with the same key is stored once.
+    pub fn dedupe_key(mut self, key: impl Into<String>) -> Self {
+        self.dedupe_key = Some(key.into());
+        self
+    }
+
+    /// Sets when the event happened at the source.
+    pub fn occurred_at_ms(mut self, at: u64) -> Self {
+        self.occurred_at_ms = Some(at);
+        self
+    }
+}
+
+impl RunOutput {
+    /// Output with these events and the host's default response.
+    pub fn from_events(events: Vec<Event>) -> Self {
+        RunOutput { events, response: None }
+    }
+}
+
+impl HttpResponse {
+    /// A response with a text body.
+    pub fn text(status: u16, body: impl Into<String>) -> Self {
+        HttpResponse {
+            status,
+            headers: vec![("content-type".into(), "text/plain; charset=utf-8".into())],
+            body: body.into().into_bytes(),
+        }
+    }
+}
+
+/// Writing to the trigger's log.
+pub mod log {
+    use crate::bindings::triggerhost::connector::log::{Level, write};
+
+    /// Logs at debug level.
+    pub fn debug(message: &str) {
+        write(Level::Debug, message);
+    }
+
+    /// Logs at info level.
+    pub fn info(message: &str) {
+        write(Level::Info, message);
+    }
+
+    /// Logs at warn level.
+    pub fn warn(message: &str) {
+        write(Level::Warn, message);
+    }
+
+    /// Logs at error level.
+    pub fn error(message: &str) {
+        write(Level::Error, message);
+    }
+}

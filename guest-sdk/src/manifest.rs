@@ -1,0 +1,106 @@
+//! Builders for the manifest `describe` returns.
+
+use crate::schema::ConfigSchema;
+use crate::{CapabilityRequest, Manifest, Strategy, TriggerDefinition};
+
+/// Builds a [`Manifest`]. Names are checked by the host on upload; use
+/// [`naming`](crate::naming) in a unit test to catch a bad one earlier.
+#[derive(Debug, Clone)]
+pub struct ManifestBuilder {
+    manifest: Manifest,
+}
+
+impl ManifestBuilder {
+    /// Starts a manifest. `name` is kebab-case; `version` is semver, usually
+    /// `env!("CARGO_PKG_VERSION")`.
+    pub fn new(name: &str, display_name: &str, version: &str) -> Self {
+        ManifestBuilder {
+            manifest: Manifest {
+                name: name.into(),
+                display_name: display_name.into(),
+                version: version.into(),
+                description: String::new(),
+                capabilities: CapabilityRequest { outbound_hosts: Vec::new(), key_value: false },
+                triggers: Vec::new(),
+            },
+        }
+    }
+
+    /// What the connector connects to.
+    pub fn description(mut self, text: &str) -> Self {
+        self.manifest.description = text.into();
+        self
+    }
+
+    /// Asks for outbound HTTP to `host` (exact, or `*.example.com`).
+    pub fn outbound_host(mut self, host: &str) -> Self {
+        self.manifest.capabilities.outbound_hosts.push(host.into());
+        self
+    }
+
+    /// Asks for the per-trigger key-value store.
+    pub fn key_value(mut self) -> Self {
+        self.manifest.capabilities.key_value = true;
+        self
+    }
+
+    /// Adds a trigger.
+    pub fn trigger(mut self, trigger: TriggerBuilder) -> Self {
+        self.manifest.triggers.push(trigger.definition);
+        self
+    }
+
+    /// The finished manifest.
+    pub fn build(self) -> Manifest {
+        self.manifest
+    }
+}
+
+/// Builds one [`TriggerDefinition`].
+#[derive(Debug, Clone)]
+pub struct TriggerBuilder {
+    definition: TriggerDefinition,
+}
+
+impl TriggerBuilder {
+    fn new(strategy: Strategy, name: &str, display_name: &str) -> Self {
+        TriggerBuilder {
+            definition: TriggerDefinition {
+                name: name.into(),
+                display_name: display_name.into(),
+                description: String::new(),
+                strategy,
+                config_schema: ConfigSchema::new().to_json(),
+                sample_event: "{}".into(),
+            },
+        }
+    }
+
+    /// A trigger fed by webhook deliveries. `name` is snake_case.
+    pub fn webhook(name: &str, display_name: &str) -> Self {
+        Self::new(Strategy::Webhook, name, display_name)
+    }
+
+    /// A trigger fed by scheduled polls. `name` is snake_case.
+    pub fn polling(name: &str, display_name: &str) -> Self {
+        Self::new(Strategy::Polling, name, display_name)
+    }
+
+    /// What the trigger fires on.
+    pub fn description(mut self, text: &str) -> Self {
+        self.definition.description = text.into();
+        self
+    }
+
+    /// The schema of the trigger's config (no props by default).
+    pub fn config(mut self, schema: ConfigSchema) -> Self {
+        self.definition.config_schema = schema.to_json();
+        self
+    }
+
+    /// An example event payload.
+    pub fn sample_event(mut self, payload: &serde_json::Value) -> Self {
+        self.definition.sample_event = payload.to_string();
+        self
+    }
+}

@@ -1,0 +1,159 @@
+//! Builders for the JSON Schema of a trigger's config props.
+//!
+//! ```
+//! use triggerhost_sdk::schema::{ConfigSchema, Prop};
+//! let schema = ConfigSchema::new()
+//!     .prop("repository", Prop::string("Repository").description("owner/name").required())
+//!     .prop("max_items", Prop::integer("Max items").minimum(1).maximum(100).default_value(10))
+//!     .to_json();
+//! assert!(schema.contains("\"required\":[\"repository\"]"));
+//! ```
+
+use serde_json::{Map, Value, json};
+
+/// The config schema of one trigger: a JSON object with named props.
+/// Unknown props are rejected (`additionalProperties: false`), so an
+/// integrator's typo is an error rather than a silently ignored setting.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSchema {
+    properties: Map<String, Value>,
+    required: Vec<String>,
+}
+
+impl ConfigSchema {
+    /// An object schema with no props: `{}` is the only valid config.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a prop under `name` (snake_case by convention).
+    pub fn prop(mut self, name: &str, prop: Prop) -> Self {
+        if prop.required {
+            self.required.push(name.to_owned());
+        }
+        self.properties.insert(name.to_owned(), Value::Object(prop.schema));
+        self
+    }
+
+    /// The schema as a JSON value.
+    pub fn to_value(&self) -> Value {
+        json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "type": "object",
+            "properties": self.properties,
+            "required": self.required,
+            "additionalProperties": false,
+        })
+    }
+
+    /// The schema as compact JSON text, the form the manifest carries.
+    pub fn to_json(&self) -> String {
+        self.to_value().to_string()
+    }
+}
+
+/// One config prop: its type, title and constraints.
+#[derive(Debug, Clone)]
+pub struct Prop {
+    schema: Map<String, Value>,
+    required: bool,
+}
+
+impl Prop {
+    fn typed(kind: &str, title: &str) -> Self {
+        let mut schema = Map::new();
+        schema.insert("type".into(), kind.into());
+        schema.insert("title".into(), title.into());
+        Prop { schema, required: false }
+    }
+
+    /// A text prop.
+    pub fn string(title: &str) -> Self {
+        Self::typed("string", title)
+    }
+
+    /// A whole-number prop.
+    pub fn integer(title: &str) -> Self {
+        Self::typed("integer", title)
+    }
+
+    /// A true/false prop.
+    pub fn boolean(title: &str) -> Self {
+        Self::typed("boolean", title)
+    }
+
+    /// A list of text values.
+    pub fn string_list(title: &str) -> Self {
+        let mut prop = Self::typed("array", title);
+        prop.schema.insert("items".into(), json!({ "type": "string" }));
+        prop
+    }
+
+    /// A text prop restricted to `choices`.
+    pub fn one_of(title: &str, choices: &[&str]) -> Self {
+        let mut prop = Self::string(title);
+        prop.schema.insert("enum".into(), json!(choices));
+        prop
+    }
+
+    /// Help text shown to integrators.
+    pub fn description(mut self, text: &str) -> Self {
+        self.schema.insert("description".into(), text.into());
+        self
+    }
+
+    /// The config must set this prop.
+    pub fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+
+    /// The value used when the config leaves the prop out (documentation for
+    /// integrators; the connector applies it).
+    pub fn default_value(mut self, value: impl Into<Value>) -> Self {
+        self.schema.insert("default".into(), value.into());
+        self
+    }
+
+    /// The smallest allowed number.
+    pub fn minimum(mut self, min: i64) -> Self {
+        self.schema.insert("minimum".into(), min.into());
+        self
+    }
+
+    /// The largest allowed number.
+    pub fn maximum(mut self, max: i64) -> Self {
+        self.schema.insert("maximum".into(), max.into());
+        self
+    }
+
+    /// A regular expression text values must match.
+    pub fn pattern(mut self, regex: &str) -> Self {
+        self.schema.insert("pattern".into(), regex.into());
+        self
+    }
+
+    /// Marks the prop as secret so user interfaces mask it.
+    pub fn secret(mut self) -> Self {
+        self.schema.insert("writeOnly".into(), true.into());
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_an_object_schema() {
+        let schema = ConfigSchema::new()
+            .prop("channel", Prop::string("Channel").required())
+            .prop("kind", Prop::one_of("Kind", &["a", "b"]).default_value("a"))
+            .to_value();
+        assert_eq!(schema["type"], "object");
+        assert_eq!(schema["required"], json!(["channel"]));
+        assert_eq!(schema["properties"]["kind"]["enum"], json!(["a", "b"]));
+        assert_eq!(schema["properties"]["kind"]["default"], "a");
+        assert_eq!(schema["additionalProperties"], false);
+    }
+}

@@ -1,0 +1,260 @@
+//! Bindings for `triggerhost:connector@0.1.0` and their conversions.
+
+use wasmtime::Store;
+use wasmtime::component::{HasSelf, InstancePre, Linker};
+
+use crate::capabilities::http::{HttpError, OutboundRequest};
+use crate::capabilities::kv::KvError;
+use crate::capabilities::log::Level;
+use crate::contract;
+use crate::runtime::HostState;
+use crate::runtime::call::{Call, Reply};
+
+mod generated {
+    wasmtime::component::bindgen!({
+        path: "../wit/0.1.0",
+        world: "connector",
+        imports: { default: async | trappable },
+        exports: { default: async },
+    });
+}
+
+use generated::triggerhost::connector::{kv, log, outbound_http, types as wit};
+
+/// A component linked against 0.1.0, ready to instantiate.
+#[derive(Clone)]
+pub(crate) struct ConnectorPre(generated::ConnectorPre<HostState>);
+
+impl ConnectorPre {
+    /// Checks the component's exports against the world.
+    pub(crate) fn new(instance_pre: InstancePre<HostState>) -> wasmtime::Result<Self> {
+        generated::ConnectorPre::new(instance_pre).map(ConnectorPre)
+    }
+
+    pub(crate) async fn call(&self, store: &mut Store<HostState>, call: Call) -> wasmtime::Result<Reply> {
+        let instance = self.0.instantiate_async(&mut *store).await?;
+        Ok(match call {
+            Call::Describe => Reply::Describe(instance.call_describe(&mut *store).await?.into()),
+            Call::OnEnable(ctx) => Reply::OnEnable(
+                instance.call_on_enable(&mut *store, &ctx.into()).await?.map(Into::into).map_err(Into::into),
+            ),
+            Call::OnDisable(ctx) => {
+                Reply::OnDisable(instance.call_on_disable(&mut *store, &ctx.into()).await?.map_err(Into::into))
+            }
+            Call::Verify(ctx, request) => Reply::Verify(
+                instance
+                    .call_verify(&mut *store, &ctx.into(), &request.into())
+                    .await?
+                    .map(Into::into)
+                    .map_err(Into::into),
+            ),
+            Call::Run(ctx, input) => Reply::Run(
+                instance
+                    .call_run(&mut *store, &ctx.into(), &input.into())
+                    .await?
+                    .map(Into::into)
+                    .map_err(Into::into),
+            ),
+        })
+    }
+}
+
+pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    generated::Connector::add_to_linker::<HostState, HasSelf<HostState>>(linker, |state| state)
+}
+
+// ---- imports: thin adapters onto the version-independent capabilities ----
+
+impl wit::Host for HostState {}
+
+impl log::Host for HostState {
+    async fn write(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+        let level = match level {
+            log::Level::Trace => Level::Trace,
+            log::Level::Debug => Level::Debug,
+            log::Level::Info => Level::Info,
+            log::Level::Warn => Level::Warn,
+            log::Level::Error => Level::Error,
+        };
+        self.log.write(level, &message);
+        Ok(())
+    }
+}
+
+impl From<KvError> for kv::KvError {
+    fn from(error: KvError) -> Self {
+        match error {
+            KvError::Denied => kv::KvError::Denied,
+            KvError::TooManyKeys => kv::KvError::TooManyKeys,
+            KvError::TooLarge => kv::KvError::TooLarge,
+            KvError::Unavailable(why) => kv::KvError::Unavailable(why),
+        }
+    }
+}
+
+impl kv::Host for HostState {
+    async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, kv::KvError>> {
+        Ok(self.kv.get(&key).await.map_err(Into::into))
+    }
+
+    async fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), kv::KvError>> {
+        Ok(self.kv.set(&key, &value).await.map_err(Into::into))
+    }
+
+    async fn delete(&mut self, key: String) -> wasmtime::Result<Result<(), kv::KvError>> {
+        Ok(self.kv.delete(&key).await.map_err(Into::into))
+    }
+
+    async fn list_keys(&mut self, prefix: String) -> wasmtime::Result<Result<Vec<String>, kv::KvError>> {
+        Ok(self.kv.list_keys(&prefix).await.map_err(Into::into))
+    }
+}
+
+impl outbound_http::Host for HostState {
+    async fn send(
+        &mut self,
+        request: outbound_http::Request,
+    ) -> wasmtime::Result<Result<outbound_http::Response, outbound_http::HttpError>> {
+        let request = OutboundRequest {
+            method: request.method,
+            url: request.url,
+            headers: request.headers,
+            body: request.body,
+            timeout_ms: request.timeout_ms,
+        };
+        Ok(self
+            .http
+            .send(request)
+            .await
+            .map(|r| outbound_http::Response { status: r.status, headers: r.headers, body: r.body })
+            .map_err(|e| match e {
+                HttpError::Denied(why) => outbound_http::HttpError::Denied(why),
+                HttpError::InvalidRequest(why) => outbound_http::HttpError::InvalidRequest(why),
+                HttpError::Timeout => outbound_http::HttpError::Timeout,
+                HttpError::Transport(why) => outbound_http::HttpError::Transport(why),
+                HttpError::TooLarge => outbound_http::HttpError::TooLarge,
+            }))
+    }
+}
+
+// ---- exports: generated types <-> contract types, by move ----
+
+impl From<wit::Manifest> for contract::Manifest {
+    fn from(m: wit::Manifest) -> Self {
+        contract::Manifest {
+            name: m.name,
+            display_name: m.display_name,
+            version: m.version,
+            description: m.description,
+            capabilities: contract::CapabilityRequest {
+                outbound_hosts: m.capabilities.outbound_hosts,
+                key_value: m.capabilities.key_value,
+            },
+            triggers: m.triggers.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl From<wit::TriggerDefinition> for contract::TriggerDefinition {
+    fn from(t: wit::TriggerDefinition) -> Self {
+        contract::TriggerDefinition {
+            name: t.name,
+            display_name: t.display_name,
+            description: t.description,
+            strategy: match t.strategy {
+                wit::Strategy::Webhook => contract::Strategy::Webhook,
+                wit::Strategy::Polling => contract::Strategy::Polling,
+            },
+            config_schema: t.config_schema,
+            sample_event: t.sample_event,
+        }
+    }
+}
+
+impl From<contract::TriggerContext> for wit::TriggerContext {
+    fn from(c: contract::TriggerContext) -> Self {
+        wit::TriggerContext {
+            trigger_id: c.trigger_id,
+            trigger_name: c.trigger_name,
+            config: c.config,
+            secret: c.secret,
+            webhook_url: c.webhook_url,
+        }
+    }
+}
+
+impl From<contract::WebhookRequest> for wit::WebhookRequest {
+    fn from(r: contract::WebhookRequest) -> Self {
+        wit::WebhookRequest { method: r.method, query: r.query, headers: r.headers, body: r.body }
+    }
+}
+
+impl From<contract::RunInput> for wit::RunInput {
+    fn from(input: contract::RunInput) -> Self {
+        match input {
+            contract::RunInput::Webhook(request) => wit::RunInput::Webhook(request.into()),
+            contract::RunInput::Poll(tick) => wit::RunInput::Poll(wit::PollTick {
+                scheduled_at_ms: tick.scheduled_at_ms,
+                last_success_at_ms: tick.last_success_at_ms,
+            }),
+        }
+    }
+}
+
+impl From<wit::HttpResponse> for contract::HttpResponse {
+    fn from(r: wit::HttpResponse) -> Self {
+        contract::HttpResponse { status: r.status, headers: r.headers, body: r.body }
+    }
+}
+
+impl From<wit::Verdict> for contract::Verdict {
+    fn from(v: wit::Verdict) -> Self {
+        match v {
+            wit::Verdict::Accept => contract::Verdict::Accept,
+            wit::Verdict::Reject(reason) => contract::Verdict::Reject(reason),
+            wit::Verdict::Respond(response) => contract::Verdict::Respond(response.into()),
+        }
+    }
+}
+
+impl From<wit::RunOutput> for contract::RunOutput {
+    fn from(o: wit::RunOutput) -> Self {
+        contract::RunOutput {
+            events: o
+                .events
+                .into_iter()
+                .map(|e| contract::Event {
+                    dedupe_key: e.dedupe_key,
+                    event_type: e.event_type,
+                    occurred_at_ms: e.occurred_at_ms,
+                    payload: e.payload,
+                })
+                .collect(),
+            response: o.response.map(Into::into),
+        }
+    }
+}
+
+impl From<wit::EnableInfo> for contract::EnableInfo {
+    fn from(info: wit::EnableInfo) -> Self {
+        contract::EnableInfo { expires_at_ms: info.expires_at_ms }
+    }
+}
+
+impl From<wit::ConnectorError> for contract::ConnectorError {
+    fn from(e: wit::ConnectorError) -> Self {
+        contract::ConnectorError {
+            code: match e.code {
+                wit::ErrorCode::InvalidConfig => contract::ErrorCode::InvalidConfig,
+                wit::ErrorCode::Unauthorized => contract::ErrorCode::Unauthorized,
+                wit::ErrorCode::BadRequest => contract::ErrorCode::BadRequest,
+                wit::ErrorCode::Upstream => contract::ErrorCode::Upstream,
+                wit::ErrorCode::RateLimited => contract::ErrorCode::RateLimited,
+                wit::ErrorCode::CapabilityDenied => contract::ErrorCode::CapabilityDenied,
+                wit::ErrorCode::Internal => contract::ErrorCode::Internal,
+            },
+            message: e.message,
+            retryable: e.retryable,
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! The host's own view of the connector contract.
+//!
+//! Every WIT version's generated types are converted into these at the
+//! boundary (`bindings`), so the rest of the host (storage, ingress, API)
+//! never depends on a particular WIT version.
+
+pub mod manifest;
+
+pub use manifest::{CapabilityRequest, Manifest, ManifestError, Strategy, TriggerDefinition};
+
+use serde::{Deserialize, Serialize};
+
+/// An HTTP header as a name and a value.
+pub type Header = (String, String);
+
+/// Which trigger a call is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TriggerContext {
+    /// The trigger's unguessable id.
+    pub trigger_id: String,
+    /// The manifest trigger this is (snake_case).
+    pub trigger_name: String,
+    /// The integrator's config, JSON text.
+    pub config: String,
+    /// The signing secret, if one was set.
+    pub secret: Option<String>,
+    /// Where the external service delivers.
+    pub webhook_url: String,
+}
+
+/// A webhook delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookRequest {
+    /// Upper-case method.
+    pub method: String,
+    /// Query string without `?`.
+    pub query: String,
+    /// Headers, names lower-case.
+    pub headers: Vec<Header>,
+    /// The raw body.
+    pub body: Vec<u8>,
+}
+
+/// An HTTP response chosen by a connector.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpResponse {
+    /// Status code (validated by the host before use).
+    pub status: u16,
+    /// Headers.
+    pub headers: Vec<Header>,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+/// The outcome of `verify`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Authentic: go on to `run`.
+    Accept,
+    /// Not authentic, with the connector's reason (never sent to the sender).
+    Reject(String),
+    /// Answer the sender with this response and stop.
+    Respond(HttpResponse),
+}
+
+/// A scheduled poll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PollTick {
+    /// When the poll was scheduled (Unix ms).
+    pub scheduled_at_ms: u64,
+    /// When the last successful poll ran (Unix ms).
+    pub last_success_at_ms: Option<u64>,
+}
+
+/// What `run` turns into events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunInput {
+    /// An accepted delivery.
+    Webhook(WebhookRequest),
+    /// A poll tick.
+    Poll(PollTick),
+}
+
+/// One event produced by a trigger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Unique per trigger; redeliveries with the same key are dropped.
+    pub dedupe_key: Option<String>,
+    /// e.g. `invoice.paid`.
+    pub event_type: String,
+    /// When it happened at the source (Unix ms).
+    pub occurred_at_ms: Option<u64>,
+    /// JSON text.
+    pub payload: String,
+}
+
+/// What `run` produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOutput {
+    /// Events, in order.
+    pub events: Vec<Event>,
+    /// The sender's response, if the connector chose one.
+    pub response: Option<HttpResponse>,
+}
+
+impl RunOutput {
+    /// Bytes of guest-chosen data held by this output, for the output cap.
+    pub fn size_bytes(&self) -> usize {
+        let events: usize = self
+            .events
+            .iter()
+            .map(|e| e.payload.len() + e.event_type.len() + e.dedupe_key.as_ref().map_or(0, String::len))
+            .sum();
+        events + self.response.as_ref().map_or(0, HttpResponse::size_bytes)
+    }
+}
+
+impl HttpResponse {
+    /// Bytes of guest-chosen data in this response.
+    pub fn size_bytes(&self) -> usize {
+        self.body.len() + self.headers.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
+    }
+}
+
+/// What `on-enable` reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EnableInfo {
+    /// When the provider-side subscription expires (Unix ms).
+    pub expires_at_ms: Option<u64>,
+}
+
+/// The kind of a connector error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorCode {
+    /// The trigger's config is unusable.
+    InvalidConfig,
+    /// The provider refused the credentials.
+    Unauthorized,
+    /// The input could not be understood.
+    BadRequest,
+    /// The provider failed.
+    Upstream,
+    /// The provider is rate limiting.
+    RateLimited,
+    /// A capability was not granted.
+    CapabilityDenied,
+    /// A bug inside the connector.
+    Internal,
+}
+
+/// An error a connector returned on purpose.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{code:?}: {message}")]
+pub struct ConnectorError {
+    /// The kind.
+    pub code: ErrorCode,
+    /// For the operator, never for a webhook sender.
+    pub message: String,
+    /// Whether a retry may succeed.
+    pub retryable: bool,
+}

@@ -1,0 +1,80 @@
+//! The sandboxed component runtime: one `Engine` per process, a linker with
+//! exactly the imports connectors may use, and calls that each run in a fresh
+//! instance under per-call limits.
+
+pub(crate) mod call;
+mod engine;
+mod error;
+mod limits;
+mod plugin;
+mod state;
+
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+use wasmtime::Engine;
+use wasmtime::component::Linker;
+
+pub use call::CallOutput;
+pub use engine::Allocation;
+pub use error::{CallError, CallErrorKind, LoadError};
+pub use limits::{Limits, RuntimeConfig};
+pub use plugin::Plugin;
+pub use state::HostState;
+
+/// The runtime. Cheap to clone; create one per process.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<RuntimeInner>,
+}
+
+struct RuntimeInner {
+    engine: Engine,
+    linker: Linker<HostState>,
+    config: RuntimeConfig,
+    allocation: Allocation,
+    call_slots: Semaphore,
+    _ticker: engine::EpochTicker,
+}
+
+/// The runtime could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the wasm runtime: {0}")]
+pub struct RuntimeError(String);
+
+impl Runtime {
+    /// Builds the engine and linker and starts the epoch ticker.
+    pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
+        let (engine, allocation) = engine::build_engine(&config).map_err(|e| RuntimeError(e.to_string()))?;
+        let mut linker = Linker::new(&engine);
+        crate::bindings::add_to_linker(&mut linker).map_err(|e| RuntimeError(e.to_string()))?;
+        let ticker = engine::EpochTicker::start(engine.clone(), config.epoch_tick)
+            .map_err(|e| RuntimeError(format!("epoch ticker: {e}")))?;
+        Ok(Runtime {
+            inner: Arc::new(RuntimeInner {
+                call_slots: Semaphore::new(config.max_concurrent_calls),
+                engine,
+                linker,
+                config,
+                allocation,
+                _ticker: ticker,
+            }),
+        })
+    }
+
+    /// Whether the pooling allocator is in use.
+    pub fn allocation(&self) -> Allocation {
+        self.inner.allocation
+    }
+
+    /// The settings the runtime was built with.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.inner.config
+    }
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").field("allocation", &self.inner.allocation).finish_non_exhaustive()
+    }
+}

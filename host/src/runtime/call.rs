@@ -1,0 +1,196 @@
+//! One call into a plugin: a fresh store and instance, every per-call limit
+//! armed, and any failure classified into a typed [`CallErrorKind`].
+
+use std::time::{Duration, Instant};
+
+use wasmtime::{PoolConcurrencyLimitError, Store, Trap, UpdateDeadline};
+
+use super::error::{CallError, CallErrorKind};
+use super::limits::Limits;
+use super::state::HostState;
+use super::Runtime;
+use crate::bindings::ConnectorPre;
+use crate::capabilities::log::{CallLog, LogOutput};
+use crate::contract::{
+    ConnectorError, EnableInfo, Manifest, RunInput, RunOutput, TriggerContext, Verdict, WebhookRequest,
+};
+
+/// Bytes of lifting overhead allowed beyond `max_output_bytes`: list and
+/// record headers of the returned structure are counted too.
+const HOSTCALL_FUEL_SLACK: usize = 256 << 10;
+
+/// A request to one export, carrying its arguments by value so they move into
+/// the guest without a copy on the host side.
+#[derive(Debug)]
+pub(crate) enum Call {
+    Describe,
+    OnEnable(TriggerContext),
+    OnDisable(TriggerContext),
+    Verify(TriggerContext, WebhookRequest),
+    Run(TriggerContext, RunInput),
+}
+
+impl Call {
+    fn export(&self) -> &'static str {
+        match self {
+            Call::Describe => "describe",
+            Call::OnEnable(_) => "on-enable",
+            Call::OnDisable(_) => "on-disable",
+            Call::Verify(..) => "verify",
+            Call::Run(..) => "run",
+        }
+    }
+}
+
+/// What an export returned, already in the host's own types.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    Describe(Manifest),
+    OnEnable(Result<EnableInfo, ConnectorError>),
+    OnDisable(Result<(), ConnectorError>),
+    Verify(Result<Verdict, ConnectorError>),
+    Run(Result<RunOutput, ConnectorError>),
+}
+
+/// A call that completed, with what it cost and logged.
+#[derive(Debug, Clone)]
+pub struct CallOutput<T> {
+    /// What the export returned (a connector error is a normal return).
+    pub value: T,
+    /// Fuel consumed.
+    pub fuel_used: u64,
+    /// What the guest logged.
+    pub log: LogOutput,
+    /// Wall-clock time of the call, instantiation included.
+    pub duration: Duration,
+}
+
+/// The error the epoch callback stops a guest with once its deadline passed.
+#[derive(Debug)]
+struct DeadlineReached;
+
+impl std::fmt::Display for DeadlineReached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("wall-clock deadline reached")
+    }
+}
+
+impl std::error::Error for DeadlineReached {}
+
+impl Runtime {
+    /// Runs `call` in a fresh instance of `pre` under `limits`.
+    pub(crate) async fn invoke(
+        &self,
+        pre: &ConnectorPre,
+        plugin: &str,
+        call: Call,
+        limits: &Limits,
+    ) -> Result<CallOutput<Reply>, CallError> {
+        let export = call.export();
+        let started = Instant::now();
+        let log = CallLog::new(limits.max_log_bytes);
+        let fail = |kind, log: &CallLog, fuel_used| CallError {
+            plugin: plugin.to_owned(),
+            export,
+            kind,
+            log: log.output(),
+            fuel_used,
+        };
+
+        let Ok(_slot) = self.inner.call_slots.try_acquire() else {
+            let why = format!("{} calls already running", self.inner.config.max_concurrent_calls);
+            return Err(fail(CallErrorKind::Overloaded(why), &log, 0));
+        };
+
+        let deadline = started + limits.wall_clock;
+        let mut store = Store::new(&self.inner.engine, HostState::new(log.clone(), limits.memory_bytes, deadline));
+        store.limiter(|state| &mut state.limiter);
+        store.set_hostcall_fuel(limits.max_output_bytes.saturating_add(HOSTCALL_FUEL_SLACK));
+        if let Err(e) = store.set_fuel(limits.fuel) {
+            return Err(fail(CallErrorKind::Host(e.to_string()), &log, 0));
+        }
+        // Every tick, either yield to tokio (so a busy guest cannot hog a
+        // worker thread) or stop the guest once its deadline has passed.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|mut ctx| {
+            let state = ctx.data_mut();
+            if Instant::now() >= state.deadline {
+                state.deadline_hit = true;
+                return Err(wasmtime::Error::new(DeadlineReached));
+            }
+            Ok(UpdateDeadline::Yield(1))
+        });
+
+        // The epoch callback stops running wasm; this outer timeout also
+        // covers a guest parked in a host import. Two ticks of grace let the
+        // epoch path, which records the fuel used, win the race.
+        let grace = self.inner.config.epoch_tick * 2;
+        let outcome = tokio::time::timeout(limits.wall_clock + grace, pre.call(&mut store, call)).await;
+        let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+
+        let reply = match outcome {
+            Err(_elapsed) => Err(CallErrorKind::Deadline { limit: limits.wall_clock }),
+            Ok(Err(error)) => Err(classify(&error, store.data(), limits, self.inner.config.max_wasm_stack)),
+            Ok(Ok(reply)) => check_output(&reply, limits).map(|()| reply),
+        };
+        match reply {
+            Ok(value) => Ok(CallOutput { value, fuel_used, log: log.output(), duration: started.elapsed() }),
+            Err(kind) => Err(fail(kind, &log, fuel_used)),
+        }
+    }
+}
+
+/// Maps a wasmtime error to the limit or fault behind it.
+fn classify(error: &wasmtime::Error, state: &HostState, limits: &Limits, max_stack: usize) -> CallErrorKind {
+    if state.deadline_hit || error.downcast_ref::<DeadlineReached>().is_some() {
+        return CallErrorKind::Deadline { limit: limits.wall_clock };
+    }
+    if let Some(trap) = error.downcast_ref::<Trap>() {
+        return match trap {
+            Trap::OutOfFuel => CallErrorKind::OutOfFuel { limit: limits.fuel },
+            Trap::StackOverflow => CallErrorKind::StackOverflow { limit: max_stack },
+            Trap::Interrupt => CallErrorKind::Deadline { limit: limits.wall_clock },
+            // A denied memory.grow makes the guest abort (Rust's allocator
+            // calls `unreachable`): the limiter's record names the real cause.
+            _ if state.limiter.denied.is_some() => CallErrorKind::Memory { limit: limits.memory_bytes },
+            other => CallErrorKind::Trap { message: other.to_string() },
+        };
+    }
+    if state.limiter.denied.is_some() {
+        return CallErrorKind::Memory { limit: limits.memory_bytes };
+    }
+    if error.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
+        return CallErrorKind::Overloaded("instance pool exhausted".into());
+    }
+    let message = error.to_string();
+    // wasmtime's hostcall-fuel error type is private; its text is stable.
+    if message.contains("fuel allocated for hostcalls has been exhausted") {
+        return CallErrorKind::OutputTooLarge {
+            detail: format!("the guest returned more than {} bytes", limits.max_output_bytes),
+        };
+    }
+    // Anything else the guest caused while being lifted or lowered (an
+    // out-of-bounds pointer, invalid UTF-8, a bad discriminant) is a guest fault.
+    CallErrorKind::Trap { message }
+}
+
+/// Bounds what a completed call returned.
+fn check_output(reply: &Reply, limits: &Limits) -> Result<(), CallErrorKind> {
+    let too_large = |detail: String| Err(CallErrorKind::OutputTooLarge { detail });
+    match reply {
+        Reply::Run(Ok(output)) => {
+            if output.events.len() > limits.max_events {
+                return too_large(format!("{} events, limit {}", output.events.len(), limits.max_events));
+            }
+            let bytes = output.size_bytes();
+            if bytes > limits.max_output_bytes {
+                return too_large(format!("{bytes} bytes of output, limit {}", limits.max_output_bytes));
+            }
+            Ok(())
+        }
+        Reply::Verify(Ok(Verdict::Respond(response))) if response.size_bytes() > limits.max_output_bytes => {
+            too_large(format!("{} bytes of response, limit {}", response.size_bytes(), limits.max_output_bytes))
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,91 @@
+//! The process-wide `Engine` and the epoch ticker behind wall-clock deadlines.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use super::limits::RuntimeConfig;
+
+/// How instances get their memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allocation {
+    /// Slots reserved up front: cheap instantiation.
+    Pooling,
+    /// mmap per instance: used where the pool's address space is not available.
+    OnDemand,
+}
+
+/// Builds the engine, preferring the pooling allocator.
+pub(crate) fn build_engine(config: &RuntimeConfig) -> wasmtime::Result<(Engine, Allocation)> {
+    let base = base_config(config);
+    if config.pooling {
+        let mut pooled = base.clone();
+        pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pool_config(config)));
+        match Engine::new(&pooled) {
+            Ok(engine) => return Ok((engine, Allocation::Pooling)),
+            Err(error) => tracing::warn!(%error, "pooling allocator unavailable; using on-demand allocation"),
+        }
+    }
+    Ok((Engine::new(&base)?, Allocation::OnDemand))
+}
+
+fn base_config(config: &RuntimeConfig) -> Config {
+    let mut c = Config::new();
+    c.wasm_component_model(true);
+    c.consume_fuel(true);
+    c.epoch_interruption(true);
+    c.max_wasm_stack(config.max_wasm_stack);
+    c
+}
+
+fn pool_config(config: &RuntimeConfig) -> PoolingAllocationConfig {
+    // Every call holds one component instance, so the pool is sized by the
+    // concurrency cap; a Rust component has a few core instances and one or
+    // two memories.
+    let instances = u32::try_from(config.max_concurrent_calls).unwrap_or(u32::MAX).max(1);
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(instances)
+        .total_core_instances(instances.saturating_mul(16))
+        .total_memories(instances.saturating_mul(2))
+        .total_tables(instances.saturating_mul(4))
+        .total_stacks(instances)
+        .max_memories_per_component(4)
+        .max_memory_size(config.default_limits.memory_bytes.max(1 << 16))
+        // Keep the pages a freed slot used mapped, so the next call does not
+        // fault them in again.
+        .linear_memory_keep_resident(1 << 20)
+        .table_keep_resident(64 << 10);
+    pool
+}
+
+/// A thread that advances the engine's epoch every tick, so a store's epoch
+/// deadline is reached in wall-clock time. Stopped when dropped.
+pub(crate) struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    pub(crate) fn start(engine: Engine, tick: std::time::Duration) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let thread = std::thread::Builder::new().name("triggerhost-epoch".into()).spawn(move || {
+            while !stopped.load(Ordering::Relaxed) {
+                std::thread::sleep(tick);
+                engine.increment_epoch();
+            }
+        })?;
+        Ok(EpochTicker { stop, thread: Some(thread) })
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

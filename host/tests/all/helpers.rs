@@ -1,0 +1,50 @@
+//! Shared set-up: one runtime per test process, components from the build.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use triggerhost::contract::{TriggerContext, WebhookRequest};
+use triggerhost::{Plugin, Runtime, RuntimeConfig};
+
+/// The process-wide runtime, as the server has one (one pooled engine).
+pub fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| Runtime::new(RuntimeConfig::default()).expect("runtime starts"))
+}
+
+/// The bytes of a component built by `cargo xtask build-plugins`.
+pub fn component_bytes(crate_name: &str) -> Vec<u8> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let path = target.join("wasm32-wasip2/release").join(format!("{crate_name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!("{}: {e}; build the test plugins with `cargo xtask build-plugins`", path.display())
+    })
+}
+
+/// Loads a built component into the shared runtime.
+pub async fn load(crate_name: &str) -> Plugin {
+    runtime().load(&component_bytes(crate_name)).await.expect("component loads")
+}
+
+/// A context for `trigger_name` with the given config and secret.
+pub fn context(trigger_name: &str, config: &str, secret: Option<&str>) -> TriggerContext {
+    TriggerContext {
+        trigger_id: "trg_test".into(),
+        trigger_name: trigger_name.into(),
+        config: config.into(),
+        secret: secret.map(Into::into),
+        webhook_url: "http://127.0.0.1:8080/hooks/trg_test".into(),
+    }
+}
+
+/// A POST delivery with these headers and body.
+pub fn post(headers: &[(&str, &str)], body: &[u8]) -> WebhookRequest {
+    WebhookRequest {
+        method: "POST".into(),
+        query: String::new(),
+        headers: headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        body: body.to_vec(),
+    }
+}

@@ -1,0 +1,170 @@
+//! Each hostile trigger trips one limit and gets its own typed error, fast;
+//! the runtime goes on serving healthy plugins right after and meanwhile.
+
+use std::time::Duration;
+
+use triggerhost::contract::{RunInput, Verdict};
+use triggerhost::{CallError, CallErrorKind, Limits, Plugin};
+use triggerhost_sdk::signature::{hmac_sha256_base64, now_secs};
+
+use crate::helpers::{context, load, post, runtime};
+
+const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// Runs one hostile trigger and returns the call's error.
+async fn attack(plugin: &Plugin, trigger: &str, config: &str, limits: &Limits) -> CallError {
+    let ctx = context(trigger, config, None);
+    match plugin.run(ctx, RunInput::Webhook(post(&[], b"")), limits).await {
+        Ok(output) => panic!("{trigger} was not stopped: {:?}", output.value.map(|o| o.events.len())),
+        Err(error) => error,
+    }
+}
+
+/// A signed Standard Webhooks delivery goes through verify and run.
+async fn healthy_call_succeeds() {
+    let plugin = load("standard_webhooks").await;
+    let ts = now_secs().to_string();
+    let key = triggerhost_sdk::signature::base64_decode(&WHSEC[6..]).expect("base64");
+    let sig = format!("v1,{}", hmac_sha256_base64(&key, &[b"msg_ok.", ts.as_bytes(), b".{}"]));
+    let request = post(&[("webhook-id", "msg_ok"), ("webhook-timestamp", &ts), ("webhook-signature", &sig)], b"{}");
+    let ctx = context("message_received", "{}", Some(WHSEC));
+    let limits = Limits::default();
+    let verdict = plugin.verify(ctx.clone(), request.clone(), &limits).await.expect("healthy verify");
+    assert_eq!(verdict.value, Ok(Verdict::Accept));
+    let output = plugin.run(ctx, RunInput::Webhook(request), &limits).await.expect("healthy run");
+    assert_eq!(output.value.expect("events").events.len(), 1);
+}
+
+#[tokio::test]
+async fn an_infinite_loop_runs_out_of_fuel() {
+    let plugin = load("hostile").await;
+    let limits = Limits { fuel: 20_000_000, ..Limits::default() };
+    let error = attack(&plugin, "spin", "{}", &limits).await;
+    assert_eq!(error.kind, CallErrorKind::OutOfFuel { limit: 20_000_000 });
+    assert_eq!(error.kind.code(), "out-of-fuel");
+    assert_eq!(error.export, "run");
+    assert!(error.plugin.starts_with("hostile@"));
+    assert!(error.fuel_used >= 20_000_000 - 1000, "used {}", error.fuel_used);
+    healthy_call_succeeds().await;
+}
+
+#[tokio::test]
+async fn an_infinite_loop_with_fuel_to_spare_hits_the_deadline() {
+    let plugin = load("hostile").await;
+    let limits = Limits { fuel: u64::MAX / 2, wall_clock: Duration::from_millis(200), ..Limits::default() };
+    let error = attack(&plugin, "spin", "{}", &limits).await;
+    assert_eq!(error.kind, CallErrorKind::Deadline { limit: Duration::from_millis(200) });
+    healthy_call_succeeds().await;
+}
+
+#[tokio::test]
+async fn a_guest_parked_in_a_host_call_hits_the_deadline() {
+    // `sleep` blocks in wasi:io/poll, where no epoch check runs: the outer
+    // wall-clock timeout must stop it.
+    let plugin = load("hostile").await;
+    let limits = Limits { wall_clock: Duration::from_millis(200), ..Limits::default() };
+    let error = attack(&plugin, "sleep", "{}", &limits).await;
+    assert_eq!(error.kind, CallErrorKind::Deadline { limit: Duration::from_millis(200) });
+    healthy_call_succeeds().await;
+}
+
+#[tokio::test]
+async fn a_memory_bomb_hits_the_memory_limit() {
+    let plugin = load("hostile").await;
+    let limits = Limits { memory_bytes: 32 << 20, ..Limits::default() };
+    let error = attack(&plugin, "memory_bomb", "{}", &limits).await;
+    assert_eq!(error.kind, CallErrorKind::Memory { limit: 32 << 20 });
+    // The guest's allocator reports the failure before aborting.
+    assert!(error.log.text.contains("memory allocation"), "log: {:?}", error.log.text);
+    healthy_call_succeeds().await;
+}
+
+#[tokio::test]
+async fn deep_recursion_overflows_the_wasm_stack() {
+    let plugin = load("hostile").await;
+    let error = attack(&plugin, "deep_recursion", "{}", &Limits::default()).await;
+    let limit = runtime().config().max_wasm_stack;
+    assert_eq!(error.kind, CallErrorKind::StackOverflow { limit });
+    healthy_call_succeeds().await;
+}
+
+#[tokio::test]
+async fn too_many_events_are_refused() {
+    let plugin = load("hostile").await;
+    let limits = Limits { max_events: 100, ..Limits::default() };
+    let error = attack(&plugin, "many_events", r#"{"events": 101}"#, &limits).await;
+    assert_eq!(error.kind, CallErrorKind::OutputTooLarge { detail: "101 events, limit 100".into() });
+
+    // At the limit it is fine.
+    let ctx = context("many_events", r#"{"events": 100}"#, None);
+    let output = plugin.run(ctx, RunInput::Webhook(post(&[], b"")), &limits).await.expect("100 events pass");
+    assert_eq!(output.value.expect("events").events.len(), 100);
+}
+
+#[tokio::test]
+async fn a_huge_payload_is_stopped_while_being_copied_out() {
+    // 4 MiB against a 1 MiB cap: hostcall fuel stops the copy into the host
+    // long before the whole list is lifted.
+    let plugin = load("hostile").await;
+    let limits = Limits { max_output_bytes: 1 << 20, ..Limits::default() };
+    let error = attack(&plugin, "huge_payload", r#"{"payload_bytes": 4194304}"#, &limits).await;
+    assert_eq!(error.kind.code(), "output-too-large", "{:?}", error.kind);
+}
+
+#[tokio::test]
+async fn output_just_over_the_cap_is_refused_after_lifting() {
+    // Within hostcall fuel's slack, so the host's own size check catches it.
+    let plugin = load("hostile").await;
+    let limits = Limits { max_output_bytes: 1 << 20, ..Limits::default() };
+    let error = attack(&plugin, "huge_payload", r#"{"payload_bytes": 1048600}"#, &limits).await;
+    let CallErrorKind::OutputTooLarge { detail } = &error.kind else { panic!("{:?}", error.kind) };
+    assert!(detail.contains("limit 1048576"), "{detail}");
+}
+
+#[tokio::test]
+async fn a_guest_panic_is_a_trap_with_its_message_in_the_log() {
+    let plugin = load("hostile").await;
+    let error = attack(&plugin, "panic", "{}", &Limits::default()).await;
+    let CallErrorKind::Trap { message } = &error.kind else { panic!("{:?}", error.kind) };
+    assert!(message.contains("unreachable"), "{message}");
+    assert!(error.log.text.contains("hostile connector panicked on purpose"), "{:?}", error.log.text);
+    healthy_call_succeeds().await;
+}
+
+#[tokio::test]
+async fn a_log_flood_is_truncated_not_fatal() {
+    let plugin = load("hostile").await;
+    let limits = Limits { max_log_bytes: 16 << 10, ..Limits::default() };
+    let ctx = context("log_flood", "{}", None);
+    let output = plugin.run(ctx, RunInput::Webhook(post(&[], b"")), &limits).await.expect("flood is not fatal");
+    assert_eq!(output.value.expect("events").events.len(), 1);
+    assert!(output.log.text.len() <= 16 << 10, "kept {}", output.log.text.len());
+    assert!(output.log.text.len() > 15 << 10, "kept {}", output.log.text.len());
+    // 2000 x 3 lines of ~600 bytes were written.
+    assert!(output.log.dropped_bytes > 3_000_000, "dropped {}", output.log.dropped_bytes);
+}
+
+#[tokio::test]
+async fn limits_trip_in_on_enable_too() {
+    let plugin = load("hostile").await;
+    let error = plugin
+        .on_enable(context("spin", "{}", None), &Limits { fuel: 5_000_000, ..Limits::default() })
+        .await
+        .expect_err("spin is stopped");
+    assert_eq!(error.export, "on-enable");
+    assert_eq!(error.kind, CallErrorKind::OutOfFuel { limit: 5_000_000 });
+}
+
+/// On a single-threaded runtime, a guest spinning until its deadline still
+/// yields every epoch tick, so a healthy call completes while it spins.
+#[tokio::test(flavor = "current_thread")]
+async fn a_spinning_guest_does_not_starve_other_calls() {
+    let hostile = load("hostile").await;
+    load("standard_webhooks").await;
+    let limits = Limits { fuel: u64::MAX / 2, wall_clock: Duration::from_secs(30), ..Limits::default() };
+    let spinner = tokio::spawn(async move { attack(&hostile, "spin", "{}", &limits).await });
+    tokio::task::yield_now().await;
+    healthy_call_succeeds().await;
+    assert!(!spinner.is_finished(), "the healthy call finished first, while the spinner still runs");
+    spinner.abort();
+}

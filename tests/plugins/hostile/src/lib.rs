@@ -1,0 +1,106 @@
+//! A connector that misbehaves on purpose, one way per trigger, to show the
+//! host stops each attack with its own typed error. Never ship this.
+
+use std::hint::black_box;
+
+use triggerhost_sdk::*;
+
+struct Hostile;
+
+/// Knobs for the triggers that take a size.
+#[derive(Debug, Default, serde::Deserialize)]
+struct Config {
+    #[serde(default)]
+    events: usize,
+    #[serde(default)]
+    payload_bytes: usize,
+}
+
+const TRIGGERS: &[&str] = &[
+    "spin",
+    "memory_bomb",
+    "deep_recursion",
+    "many_events",
+    "huge_payload",
+    "panic",
+    "log_flood",
+    "sleep",
+    "echo",
+];
+
+fn spin() -> ! {
+    let mut x: u64 = 0;
+    loop {
+        x = black_box(x.wrapping_add(1));
+    }
+}
+
+fn memory_bomb() -> usize {
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        // Touch every page so the memory is really used.
+        hoard.push(vec![0xA5; 1 << 20]);
+        black_box(&hoard);
+    }
+}
+
+// Unbounded on purpose: the host's wasm stack limit is what must stop it.
+// Frames stay small (one spilled u64) so the wasm stack, not Rust's shadow
+// stack in linear memory, runs out first; the rotate keeps LLVM from turning
+// the recursion into a loop.
+#[allow(unconditional_recursion)]
+fn recurse(depth: u64) -> u64 {
+    black_box(depth).wrapping_add(recurse(depth + 1)).rotate_left(1)
+}
+
+fn attack(ctx: &TriggerContext) -> Result<RunOutput, ConnectorError> {
+    let config: Config = ctx.config()?;
+    let events = match ctx.trigger_name.as_str() {
+        "spin" => spin(),
+        "memory_bomb" => vec![Event::json("never", &memory_bomb())],
+        "deep_recursion" => vec![Event::json("never", &recurse(0))],
+        "many_events" => (0..config.events).map(|i| Event::json("item", &i).dedupe_key(i.to_string())).collect(),
+        "huge_payload" => vec![Event::raw("big", format!("\"{}\"", "x".repeat(config.payload_bytes)))],
+        "panic" => panic!("hostile connector panicked on purpose"),
+        "log_flood" => {
+            let line = "flood ".repeat(100);
+            for _ in 0..2000 {
+                println!("{line}");
+                eprintln!("{line}");
+                log::info(&line);
+            }
+            vec![Event::json("flooded", &true)]
+        }
+        "sleep" => {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+            vec![]
+        }
+        _ => vec![Event::json("echo", &ctx.trigger_name)],
+    };
+    Ok(RunOutput::from_events(events))
+}
+
+impl Connector for Hostile {
+    fn describe() -> Manifest {
+        TRIGGERS
+            .iter()
+            .fold(ManifestBuilder::new("hostile", "Hostile", "0.1.0"), |m, name| {
+                m.trigger(TriggerBuilder::webhook(name, name))
+            })
+            .build()
+    }
+
+    fn verify(_ctx: TriggerContext, _request: WebhookRequest) -> Result<Verdict, ConnectorError> {
+        Ok(Verdict::Accept)
+    }
+
+    fn run(ctx: TriggerContext, _input: RunInput) -> Result<RunOutput, ConnectorError> {
+        attack(&ctx)
+    }
+
+    fn on_enable(ctx: TriggerContext) -> Result<EnableInfo, ConnectorError> {
+        attack(&ctx).map(|_| EnableInfo { expires_at_ms: None })
+    }
+}
+
+export_connector!(Hostile);
