@@ -122,6 +122,18 @@ impl HttpResponse {
     }
 }
 
+/// The outcome of a webhook delivery: `verify`, then `run` if accepted, on
+/// one instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// `verify` rejected it, with the connector's reason.
+    Rejected(String),
+    /// `verify` answered the sender itself (a handshake); `run` was not called.
+    Responded(HttpResponse),
+    /// `verify` accepted it and `run` produced this.
+    Accepted(RunOutput),
+}
+
 /// What `on-enable` reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct EnableInfo {

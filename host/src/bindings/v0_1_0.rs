@@ -55,6 +55,22 @@ impl ConnectorPre {
                     .map(Into::into)
                     .map_err(Into::into),
             ),
+            Call::Deliver(ctx, request) => {
+                // Converted once and lent to both calls: the body is not copied.
+                let ctx = ctx.into();
+                let request: wit::WebhookRequest = request.into();
+                let verdict = instance.call_verify(&mut *store, &ctx, &request).await?;
+                Reply::Deliver(match verdict {
+                    Err(error) => Err(error.into()),
+                    Ok(wit::Verdict::Reject(reason)) => Ok(contract::Delivery::Rejected(reason)),
+                    Ok(wit::Verdict::Respond(response)) => Ok(contract::Delivery::Responded(response.into())),
+                    Ok(wit::Verdict::Accept) => {
+                        let input = wit::RunInput::Webhook(request);
+                        let output = instance.call_run(&mut *store, &ctx, &input).await?;
+                        output.map(|o| contract::Delivery::Accepted(o.into())).map_err(Into::into)
+                    }
+                })
+            }
         })
     }
 }

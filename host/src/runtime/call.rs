@@ -12,7 +12,7 @@ use super::Runtime;
 use crate::bindings::ConnectorPre;
 use crate::capabilities::log::{CallLog, LogOutput};
 use crate::contract::{
-    ConnectorError, EnableInfo, Manifest, RunInput, RunOutput, TriggerContext, Verdict, WebhookRequest,
+    ConnectorError, Delivery, EnableInfo, HttpResponse, Manifest, RunInput, RunOutput, TriggerContext, Verdict, WebhookRequest,
 };
 
 /// Bytes of lifting overhead allowed beyond `max_output_bytes`: list and
@@ -28,16 +28,19 @@ pub(crate) enum Call {
     OnDisable(TriggerContext),
     Verify(TriggerContext, WebhookRequest),
     Run(TriggerContext, RunInput),
+    /// `verify`, then `run` if accepted, on the same instance.
+    Deliver(TriggerContext, WebhookRequest),
 }
 
 impl Call {
-    fn export(&self) -> &'static str {
+    pub(crate) fn export(&self) -> &'static str {
         match self {
             Call::Describe => "describe",
             Call::OnEnable(_) => "on-enable",
             Call::OnDisable(_) => "on-disable",
             Call::Verify(..) => "verify",
             Call::Run(..) => "run",
+            Call::Deliver(..) => "deliver",
         }
     }
 }
@@ -50,6 +53,7 @@ pub(crate) enum Reply {
     OnDisable(Result<(), ConnectorError>),
     Verify(Result<Verdict, ConnectorError>),
     Run(Result<RunOutput, ConnectorError>),
+    Deliver(Result<Delivery, ConnectorError>),
 }
 
 /// A call that completed, with what it cost and logged.
@@ -166,7 +170,7 @@ fn classify(error: &wasmtime::Error, state: &HostState, limits: &Limits, max_sta
     // wasmtime's hostcall-fuel error type is private; its text is stable.
     if message.contains("fuel allocated for hostcalls has been exhausted") {
         return CallErrorKind::OutputTooLarge {
-            detail: format!("the guest returned more than {} bytes", limits.max_output_bytes),
+            detail: format!("the guest passed more than {} bytes to the host in one crossing", limits.max_output_bytes),
         };
     }
     // Anything else the guest caused while being lifted or lowered (an
@@ -176,21 +180,36 @@ fn classify(error: &wasmtime::Error, state: &HostState, limits: &Limits, max_sta
 
 /// Bounds what a completed call returned.
 fn check_output(reply: &Reply, limits: &Limits) -> Result<(), CallErrorKind> {
-    let too_large = |detail: String| Err(CallErrorKind::OutputTooLarge { detail });
     match reply {
-        Reply::Run(Ok(output)) => {
-            if output.events.len() > limits.max_events {
-                return too_large(format!("{} events, limit {}", output.events.len(), limits.max_events));
-            }
-            let bytes = output.size_bytes();
-            if bytes > limits.max_output_bytes {
-                return too_large(format!("{bytes} bytes of output, limit {}", limits.max_output_bytes));
-            }
-            Ok(())
-        }
-        Reply::Verify(Ok(Verdict::Respond(response))) if response.size_bytes() > limits.max_output_bytes => {
-            too_large(format!("{} bytes of response, limit {}", response.size_bytes(), limits.max_output_bytes))
+        Reply::Run(Ok(output)) | Reply::Deliver(Ok(Delivery::Accepted(output))) => check_run_output(output, limits),
+        Reply::Verify(Ok(Verdict::Respond(response))) | Reply::Deliver(Ok(Delivery::Responded(response))) => {
+            check_response(response, limits)
         }
         _ => Ok(()),
     }
+}
+
+fn check_run_output(output: &RunOutput, limits: &Limits) -> Result<(), CallErrorKind> {
+    if output.events.len() > limits.max_events {
+        return Err(CallErrorKind::OutputTooLarge {
+            detail: format!("{} events, limit {}", output.events.len(), limits.max_events),
+        });
+    }
+    let bytes = output.size_bytes();
+    if bytes > limits.max_output_bytes {
+        return Err(CallErrorKind::OutputTooLarge {
+            detail: format!("{bytes} bytes of output, limit {}", limits.max_output_bytes),
+        });
+    }
+    Ok(())
+}
+
+fn check_response(response: &HttpResponse, limits: &Limits) -> Result<(), CallErrorKind> {
+    let bytes = response.size_bytes();
+    if bytes > limits.max_output_bytes {
+        return Err(CallErrorKind::OutputTooLarge {
+            detail: format!("{bytes} bytes of response, limit {}", limits.max_output_bytes),
+        });
+    }
+    Ok(())
 }

@@ -52,7 +52,7 @@ fn pool_config(config: &RuntimeConfig) -> PoolingAllocationConfig {
         .total_tables(instances.saturating_mul(4))
         .total_stacks(instances)
         .max_memories_per_component(4)
-        .max_memory_size(config.default_limits.memory_bytes.max(1 << 16))
+        .max_memory_size(config.max_memory_bytes)
         // Keep the pages a freed slot used mapped, so the next call does not
         // fault them in again.
         .linear_memory_keep_resident(1 << 20)

@@ -11,7 +11,8 @@ pub struct Limits {
     pub fuel: u64,
     /// Wall-clock time per call, instantiation and host I/O included.
     pub wall_clock: Duration,
-    /// Bytes one linear memory may grow to.
+    /// Bytes one linear memory may grow to (at most
+    /// [`RuntimeConfig::max_memory_bytes`]).
     pub memory_bytes: usize,
     /// Events one `run` may return.
     pub max_events: usize,
@@ -39,6 +40,9 @@ impl Default for Limits {
 pub struct RuntimeConfig {
     /// Limits used when a call names none.
     pub default_limits: Limits,
+    /// The largest memory limit any plugin may be given: the size of a
+    /// pooling-allocator slot. Costs address space, not memory.
+    pub max_memory_bytes: usize,
     /// Wasm stack per call (`Config::max_wasm_stack`).
     pub max_wasm_stack: usize,
     /// Largest component accepted for loading.
@@ -59,6 +63,7 @@ impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
             default_limits: Limits::default(),
+            max_memory_bytes: 1 << 30,
             max_wasm_stack: 512 << 10,
             max_component_bytes: 64 << 20,
             max_concurrent_calls: 128,

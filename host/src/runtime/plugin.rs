@@ -13,7 +13,7 @@ use super::limits::Limits;
 use super::Runtime;
 use crate::bindings::{ConnectorPre, LinkError};
 use crate::contract::{
-    ConnectorError, EnableInfo, Manifest, RunInput, RunOutput, TriggerContext, Verdict, WebhookRequest,
+    ConnectorError, Delivery, EnableInfo, Manifest, RunInput, RunOutput, TriggerContext, Verdict, WebhookRequest,
 };
 
 const WASM_MAGIC: &[u8; 4] = b"\0asm";
@@ -157,7 +157,7 @@ impl Plugin {
             let kind = CallErrorKind::Overloaded(format!("plugin {} is at its concurrency cap", self.inner.label));
             return Err(CallError {
                 plugin: self.inner.label.clone(),
-                export: "call",
+                export: call.export(),
                 kind,
                 log: Default::default(),
                 fuel_used: 0,
@@ -202,5 +202,16 @@ impl Plugin {
         limits: &Limits,
     ) -> Result<CallOutput<Result<RunOutput, ConnectorError>>, CallError> {
         expect_reply!(self.call(Call::Run(ctx, input), limits).await, self, "run", Reply::Run)
+    }
+
+    /// Handles a webhook delivery: `verify`, then `run` if it was accepted,
+    /// both on one fresh instance and under one set of limits.
+    pub async fn deliver(
+        &self,
+        ctx: TriggerContext,
+        request: WebhookRequest,
+        limits: &Limits,
+    ) -> Result<CallOutput<Result<Delivery, ConnectorError>>, CallError> {
+        expect_reply!(self.call(Call::Deliver(ctx, request), limits).await, self, "deliver", Reply::Deliver)
     }
 }

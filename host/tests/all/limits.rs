@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use triggerhost::contract::{RunInput, Verdict};
-use triggerhost::{CallError, CallErrorKind, Limits, Plugin};
+use triggerhost::{CallError, CallErrorKind, Limits, Plugin, Runtime, RuntimeConfig};
 use triggerhost_sdk::signature::{hmac_sha256_base64, now_secs};
 
-use crate::helpers::{context, load, post, runtime};
+use crate::helpers::{component_bytes, context, load, post, runtime};
 
 const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
@@ -167,4 +167,57 @@ async fn a_spinning_guest_does_not_starve_other_calls() {
     healthy_call_succeeds().await;
     assert!(!spinner.is_finished(), "the healthy call finished first, while the spinner still runs");
     spinner.abort();
+}
+
+/// Starts a call that sleeps until its 2 s deadline, holding a call slot.
+fn occupy(plugin: &Plugin) -> tokio::task::JoinHandle<CallError> {
+    let plugin = plugin.clone();
+    tokio::spawn(async move {
+        let limits = Limits { wall_clock: Duration::from_secs(2), ..Limits::default() };
+        attack(&plugin, "sleep", "{}", &limits).await
+    })
+}
+
+async fn wait_until_running(sleeper: &tokio::task::JoinHandle<CallError>) {
+    // The sleeper is in its call once it has parked; yielding a few times
+    // on this single thread gets it there.
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    assert!(!sleeper.is_finished());
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn calls_past_the_runtime_cap_are_shed_as_overloaded() {
+    let config = RuntimeConfig { max_concurrent_calls: 1, pooling: false, ..RuntimeConfig::default() };
+    let small = Runtime::new(config).expect("runtime");
+    let plugin = small.load(&component_bytes("hostile")).await.expect("loads");
+    let sleeper = occupy(&plugin);
+    wait_until_running(&sleeper).await;
+
+    let error = attack(&plugin, "echo_never_reached", "{}", &Limits::default()).await;
+    let CallErrorKind::Overloaded(why) = &error.kind else { panic!("{:?}", error.kind) };
+    assert!(why.contains("1 calls already running"), "{why}");
+    assert!(error.kind.is_retryable());
+    sleeper.abort();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn one_plugin_cannot_take_every_slot() {
+    let config = RuntimeConfig { max_concurrent_calls_per_plugin: 1, pooling: false, ..RuntimeConfig::default() };
+    let small = Runtime::new(config).expect("runtime");
+    let hostile = small.load(&component_bytes("hostile")).await.expect("loads");
+    let sleeper = occupy(&hostile);
+    wait_until_running(&sleeper).await;
+
+    let error = attack(&hostile, "echo_never_reached", "{}", &Limits::default()).await;
+    assert_eq!(error.export, "run");
+    let CallErrorKind::Overloaded(why) = &error.kind else { panic!("{:?}", error.kind) };
+    assert!(why.contains("concurrency cap"), "{why}");
+
+    // Another plugin on the same runtime still gets a slot.
+    let healthy = small.load(&component_bytes("standard_webhooks")).await.expect("loads");
+    let out = healthy.on_disable(context("message_received", "{}", None), &Limits::default()).await;
+    assert!(out.expect("healthy plugin is served").value.is_ok());
+    sleeper.abort();
 }

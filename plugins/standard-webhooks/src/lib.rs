@@ -68,12 +68,17 @@ impl Connector for StandardWebhooks {
             return Err(ConnectorError::new(ErrorCode::BadRequest, "this connector is not polled"));
         };
         let payload: Value = request.json()?;
-        let event_type = payload.get("type").and_then(Value::as_str).unwrap_or("message").to_owned();
-        let mut event = Event::raw(&event_type, payload.to_string());
-        if let Some(id) = request.header("webhook-id") {
+        let event_type = scheme::event_type(&payload);
+        let id = request.header("webhook-id").map(str::to_owned);
+        let occurred_at = request.header("webhook-timestamp").and_then(|t| t.parse::<u64>().ok());
+        // Store the sender's JSON exactly as received (it parsed, so it is UTF-8).
+        let body = String::from_utf8(request.body)
+            .map_err(|_| ConnectorError::new(ErrorCode::BadRequest, "body is not UTF-8"))?;
+        let mut event = Event::raw(event_type, body);
+        if let Some(id) = id {
             event = event.dedupe_key(id);
         }
-        if let Some(ts) = request.header("webhook-timestamp").and_then(|t| t.parse::<u64>().ok()) {
+        if let Some(ts) = occurred_at {
             event = event.occurred_at_ms(ts.saturating_mul(1000));
         }
         Ok(RunOutput::from_events(vec![event]))

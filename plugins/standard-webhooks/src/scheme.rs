@@ -78,6 +78,12 @@ pub fn verify(
     if matched { Ok(ts) } else { Err(Rejection::BadSignature) }
 }
 
+/// The event type of a payload: its `type` field, as the spec's examples use,
+/// or `message` when there is none.
+pub fn event_type(payload: &serde_json::Value) -> &str {
+    payload.get("type").and_then(serde_json::Value::as_str).unwrap_or("message")
+}
+
 /// Signs a delivery: the `webhook-signature` header value for one key.
 pub fn sign(key: &[u8], id: &str, timestamp: u64, body: &[u8]) -> String {
     let ts = timestamp.to_string();

@@ -1,0 +1,135 @@
+//! Per-call cost of the sandbox: the standard-webhooks connector handling a
+//! signed delivery (fresh instance + `verify` + `run`) against the same
+//! connector code compiled natively, in one run.
+//!
+//! `cargo xtask bench` builds the component first. Figures are medians of
+//! batch means; compare them as ratios within one run, the machine is shared.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use triggerhost::contract::{Delivery, TriggerContext, WebhookRequest};
+use triggerhost::{Limits, Plugin, Runtime, RuntimeConfig};
+use triggerhost_sdk::signature::{base64_decode, hmac_sha256_base64, now_secs};
+
+// The connector's signature scheme, compiled natively: the same source the
+// component is built from.
+#[path = "../../plugins/standard-webhooks/src/scheme.rs"]
+#[allow(dead_code)]
+mod scheme;
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const BODY: &[u8] = br#"{"type":"invoice.paid","data":{"id":"inv_42","amount":1200,"currency":"eur"}}"#;
+const BATCHES: usize = 15;
+const PER_BATCH: usize = 400;
+
+fn main() {
+    let component = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/wasm32-wasip2/release/standard_webhooks.wasm"))
+        .unwrap_or_else(|e| panic!("standard_webhooks.wasm: {e}; run `cargo xtask build-plugins`"));
+    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    let request = signed_request();
+    let ctx = context();
+
+    println!("per call, median of {BATCHES} batches x {PER_BATCH} calls:\n");
+    let native = measure(|| {
+        black_box(native_delivery(black_box(&ctx), black_box(request.clone())));
+    });
+    report("native: verify + parse + event", native, None);
+
+    for pooling in [true, false] {
+        let runtime = Runtime::new(RuntimeConfig { pooling, ..RuntimeConfig::default() }).expect("runtime");
+        let plugin = tokio.block_on(runtime.load(&component)).expect("component loads");
+        let mode = format!("{:?}", runtime.allocation()).to_lowercase();
+        let limits = Limits::default();
+
+        let empty = measure(|| {
+            let out = tokio.block_on(plugin.on_disable(ctx.clone(), &limits)).expect("on-disable");
+            assert!(out.value.is_ok());
+        });
+        report(&format!("sandbox ({mode}): instantiate + empty call"), empty, None);
+
+        let deliver = measure(|| deliver_once(&tokio, &plugin, &ctx, &request, &limits));
+        report(&format!("sandbox ({mode}): instantiate + verify + run"), deliver, Some(native));
+    }
+}
+
+fn deliver_once(tokio: &tokio::runtime::Runtime, plugin: &Plugin, ctx: &TriggerContext, request: &WebhookRequest, limits: &Limits) {
+    let out = tokio.block_on(plugin.deliver(ctx.clone(), request.clone(), limits)).expect("deliver");
+    match out.value {
+        Ok(Delivery::Accepted(run)) => assert_eq!(run.events.len(), 1),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// What the component does for a delivery, natively: verify, parse, build
+/// the event.
+fn native_delivery(ctx: &TriggerContext, request: WebhookRequest) -> Option<(String, String, String)> {
+    let header = |name: &str| request.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let key = scheme::signing_key(ctx.secret.as_deref()?)?;
+    let headers = scheme::SignedHeaders {
+        id: header("webhook-id"),
+        timestamp: header("webhook-timestamp"),
+        signature: header("webhook-signature"),
+    };
+    let _config: serde_json::Value = serde_json::from_str(&ctx.config).ok()?;
+    scheme::verify(&key, headers, &request.body, now_secs(), scheme::DEFAULT_TOLERANCE_SECS).ok()?;
+    let payload: serde_json::Value = serde_json::from_slice(&request.body).ok()?;
+    let event_type = scheme::event_type(&payload).to_owned();
+    let id = header("webhook-id")?.to_owned();
+    Some((event_type, id, String::from_utf8(request.body).ok()?))
+}
+
+fn measure(mut call: impl FnMut()) -> Duration {
+    for _ in 0..PER_BATCH {
+        call();
+    }
+    let mut batches: Vec<Duration> = (0..BATCHES)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..PER_BATCH {
+                call();
+            }
+            start.elapsed() / PER_BATCH as u32
+        })
+        .collect();
+    batches.sort();
+    batches[BATCHES / 2]
+}
+
+fn report(what: &str, per_call: Duration, native: Option<Duration>) {
+    let us = per_call.as_secs_f64() * 1e6;
+    match native {
+        Some(native) => {
+            let overhead = us - native.as_secs_f64() * 1e6;
+            println!("{what:<52} {us:>9.2} µs   (+{overhead:.2} µs over native)");
+        }
+        None => println!("{what:<52} {us:>9.2} µs"),
+    }
+}
+
+fn context() -> TriggerContext {
+    TriggerContext {
+        trigger_id: "trg_bench".into(),
+        trigger_name: "message_received".into(),
+        config: "{}".into(),
+        secret: Some(SECRET.into()),
+        webhook_url: "http://127.0.0.1:8080/hooks/trg_bench".into(),
+    }
+}
+
+fn signed_request() -> WebhookRequest {
+    // Valid for the tolerance window: the bench finishes well within 5 minutes.
+    let ts = now_secs().to_string();
+    let key = base64_decode(&SECRET["whsec_".len()..]).expect("base64 secret");
+    let sig = hmac_sha256_base64(&key, &[b"msg_bench.", ts.as_bytes(), b".", BODY]);
+    WebhookRequest {
+        method: "POST".into(),
+        query: String::new(),
+        headers: vec![
+            ("webhook-id".into(), "msg_bench".into()),
+            ("webhook-timestamp".into(), ts),
+            ("webhook-signature".into(), format!("v1,{sig}")),
+        ],
+        body: BODY.to_vec(),
+    }
+}

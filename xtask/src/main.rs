@@ -1,0 +1,130 @@
+//! `cargo xtask <command>`: the project's build, test, bench and demo steps,
+//! so a fresh clone needs nothing installed by hand beyond rustup.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+const WASM_TARGET: &str = "wasm32-wasip2";
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  build-plugins  install the wasm32-wasip2 target if missing, build every connector
+                 (plugins/) and test plugin (tests/plugins/) into
+                 target/wasm32-wasip2/release/<crate_name>.wasm
+  test           build-plugins, then run every test in the workspace
+  lint           clippy on the whole workspace, warnings denied
+  bench          build-plugins, then the per-call cost benchmark (release build)
+  demo           build-plugins, then load the standard-webhooks connector and
+                 deliver a signed and a tampered webhook to it";
+
+fn main() -> Result<()> {
+    let command = std::env::args().nth(1).unwrap_or_default();
+    match command.as_str() {
+        "build-plugins" => build_plugins(),
+        "test" => {
+            build_plugins()?;
+            // Not --all-targets: the benchmark is a harness-less binary that
+            // would run in full, unoptimised, as a "test". Lint compiles it.
+            cargo(&["test", "--workspace", "--lib", "--bins", "--tests"])?;
+            cargo(&["test", "--workspace", "--doc"])
+        }
+        "lint" => cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
+        "bench" => {
+            build_plugins()?;
+            cargo(&["bench", "-p", "triggerhost", "--bench", "call"])
+        }
+        "demo" => {
+            build_plugins()?;
+            cargo(&["run", "--quiet", "-p", "triggerhost-examples", "--bin", "deliver"])
+        }
+        "" | "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => bail!("unknown command {other:?}\n\n{USAGE}"),
+    }
+}
+
+fn build_plugins() -> Result<()> {
+    ensure_wasm_target()?;
+    let plugins = plugin_packages()?;
+    let mut args = vec!["build", "--release", "--target", WASM_TARGET];
+    for name in &plugins {
+        args.extend(["--package", name.as_str()]);
+    }
+    cargo(&args)?;
+    let out = workspace_root().join("target").join(WASM_TARGET).join("release");
+    for name in &plugins {
+        let file = out.join(format!("{}.wasm", name.replace('-', "_")));
+        if !file.is_file() {
+            bail!("{name} built, but {} is missing", file.display());
+        }
+        eprintln!("built {}", file.display());
+    }
+    Ok(())
+}
+
+/// Workspace members under `plugins/` and `tests/plugins/`.
+fn plugin_packages() -> Result<Vec<String>> {
+    let output = Command::new(cargo_bin())
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .current_dir(workspace_root())
+        .output()
+        .context("running cargo metadata")?;
+    if !output.status.success() {
+        bail!("cargo metadata failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).context("parsing cargo metadata")?;
+    let root = workspace_root();
+    let plugin_dirs = [root.join("plugins"), root.join("tests").join("plugins")];
+    let mut names: Vec<String> = metadata["packages"]
+        .as_array()
+        .context("cargo metadata has no packages")?
+        .iter()
+        .filter(|package| {
+            let manifest = Path::new(package["manifest_path"].as_str().unwrap_or_default());
+            plugin_dirs.iter().any(|dir| manifest.starts_with(dir))
+        })
+        .filter_map(|package| package["name"].as_str().map(str::to_owned))
+        .collect();
+    names.sort();
+    if names.is_empty() {
+        bail!("no plugin crates found under plugins/ or tests/plugins/");
+    }
+    Ok(names)
+}
+
+fn ensure_wasm_target() -> Result<()> {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .context("running rustup (needed to install the wasm32-wasip2 target)")?;
+    if String::from_utf8_lossy(&installed.stdout).lines().any(|line| line.trim() == WASM_TARGET) {
+        return Ok(());
+    }
+    eprintln!("installing the {WASM_TARGET} target with rustup");
+    run(Command::new("rustup").args(["target", "add", WASM_TARGET]))
+}
+
+fn cargo(args: &[&str]) -> Result<()> {
+    run(Command::new(cargo_bin()).args(args).current_dir(workspace_root()))
+}
+
+fn run(command: &mut Command) -> Result<()> {
+    let status = command.status().with_context(|| format!("starting {command:?}"))?;
+    if !status.success() {
+        bail!("{command:?} failed ({status})");
+    }
+    Ok(())
+}
+
+fn cargo_bin() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
