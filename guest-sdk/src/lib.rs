@@ -5,7 +5,7 @@
 //! produces a component the host can load. See `plugins/standard-webhooks`
 //! for a complete connector.
 //!
-//! ```ignore
+//! ```no_run
 //! use triggerhost_sdk::*;
 //!
 //! struct Hello;
@@ -25,6 +25,7 @@
 //! }
 //!
 //! export_connector!(Hello);
+//! # fn main() {}
 //! ```
 //!
 //! Without the default `guest` feature only the pure helpers are built:
@@ -43,6 +44,7 @@ mod manifest;
 
 #[cfg(feature = "guest")]
 #[doc(hidden)]
+#[allow(clippy::too_many_arguments)] // generated lowering of wide records
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit/0.1.0",
@@ -77,3 +79,8 @@ macro_rules! export_connector {
         $crate::bindings::__export_connector_world!($connector with_types_in $crate::bindings);
     };
 }
+
+/// The README's connector example, compiled as a doc test so it cannot rot.
+#[cfg(all(doctest, feature = "guest"))]
+#[doc = include_str!("../../README.md")]
+struct ReadmeExample;

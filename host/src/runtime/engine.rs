@@ -4,7 +4,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// Bytes of a freed memory slot kept mapped between calls (with PAGEMAP_SCAN):
+/// enough for a Rust connector's shadow stack, data and first heap pages.
+const KEEP_RESIDENT_BYTES: usize = 2 << 20;
 
 use super::limits::RuntimeConfig;
 
@@ -52,11 +56,16 @@ fn pool_config(config: &RuntimeConfig) -> PoolingAllocationConfig {
         .total_tables(instances.saturating_mul(4))
         .total_stacks(instances)
         .max_memories_per_component(4)
-        .max_memory_size(config.max_memory_bytes)
-        // Keep the pages a freed slot used mapped, so the next call does not
-        // fault them in again.
-        .linear_memory_keep_resident(1 << 20)
-        .table_keep_resident(64 << 10);
+        .max_memory_size(config.max_memory_bytes);
+    // Resetting a freed slot with madvise makes the next call fault its pages
+    // in again; with Linux's PAGEMAP_SCAN (6.7+) wasmtime resets only the
+    // dirty pages and keeps them mapped. Measured by the bench: 20.7 -> 16.0
+    // us per delivery. Without the ioctl, keeping pages resident means
+    // zeroing them all on every release, which measured slower (29.9 us), so
+    // it is enabled only together.
+    if PoolingAllocationConfig::is_pagemap_scan_available() {
+        pool.pagemap_scan(Enabled::Yes).linear_memory_keep_resident(KEEP_RESIDENT_BYTES);
+    }
     pool
 }
 
