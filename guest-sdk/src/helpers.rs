@@ -50,16 +50,12 @@ impl ConnectorError {
 }
 
 impl Event {
-    /// An event of type `event_type` with `payload` serialized as JSON.
-    pub fn json(event_type: &str, payload: &impl Serialize) -> Self {
-        Event {
-            dedupe_key: None,
-            event_type: event_type.into(),
-            occurred_at_ms: None,
-            // Serializing a value already in memory only fails for maps with
-            // non-string keys; an empty object is the honest fallback.
-            payload: serde_json::to_string(payload).unwrap_or_else(|_| "{}".into()),
-        }
+    /// An event of type `event_type` with `payload` serialized as JSON; an
+    /// `internal` error if it does not serialize (e.g. a map with non-string keys).
+    pub fn json(event_type: &str, payload: &impl Serialize) -> Result<Self, ConnectorError> {
+        let payload = serde_json::to_string(payload)
+            .map_err(|e| ConnectorError::new(ErrorCode::Internal, format!("event payload: {e}")))?;
+        Ok(Event::raw(event_type, payload))
     }
 
     /// An event whose payload is already JSON text (e.g. a webhook body).

@@ -20,7 +20,7 @@
 //!         Ok(Verdict::Accept)
 //!     }
 //!     fn run(_ctx: TriggerContext, _input: RunInput) -> Result<RunOutput, ConnectorError> {
-//!         Ok(RunOutput::from_events(vec![Event::json("ping", &serde_json::json!({}))]))
+//!         Ok(RunOutput::from_events(vec![Event::json("ping", &serde_json::json!({}))?]))
 //!     }
 //! }
 //!

@@ -161,9 +161,30 @@ pub enum ErrorCode {
     Internal,
 }
 
+impl ErrorCode {
+    /// The WIT name, e.g. `invalid-config`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidConfig => "invalid-config",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::BadRequest => "bad-request",
+            ErrorCode::Upstream => "upstream",
+            ErrorCode::RateLimited => "rate-limited",
+            ErrorCode::CapabilityDenied => "capability-denied",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// An error a connector returned on purpose.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[error("{code:?}: {message}")]
+#[error("{code}: {message}")]
 pub struct ConnectorError {
     /// The kind.
     pub code: ErrorCode,
@@ -171,4 +192,19 @@ pub struct ConnectorError {
     pub message: String,
     /// Whether a retry may succeed.
     pub retryable: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_display_and_serialize_as_in_the_wit() {
+        let error = ConnectorError { code: ErrorCode::InvalidConfig, message: "no secret".into(), retryable: false };
+        assert_eq!(error.to_string(), "invalid-config: no secret");
+        for code in [ErrorCode::RateLimited, ErrorCode::CapabilityDenied, ErrorCode::BadRequest] {
+            let json = serde_json::to_value(code).unwrap_or_default();
+            assert_eq!(json, code.as_str());
+        }
+    }
 }

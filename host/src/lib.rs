@@ -1,11 +1,11 @@
 //! triggerhost: runs trigger connectors as sandboxed WebAssembly components.
 //!
 //! - [`contract`]: the host's version-independent view of the WIT contract.
-//! - [`bindings`]: every `bindgen!`, converting into `contract` at the boundary.
+//! - `bindings`: every `bindgen!`, converting into `contract` at the boundary.
 //! - [`runtime`]: the engine, per-call limits, loading and calling plugins.
 //! - [`capabilities`]: what a connector may import (log, kv, outbound HTTP).
 
-pub mod bindings;
+pub(crate) mod bindings;
 pub mod capabilities;
 pub mod contract;
 pub mod runtime;

@@ -20,7 +20,7 @@ pub use engine::Allocation;
 pub use error::{CallError, CallErrorKind, LoadError};
 pub use limits::{Limits, RuntimeConfig};
 pub use plugin::Plugin;
-pub use state::HostState;
+pub(crate) use state::HostState;
 
 /// The runtime. Cheap to clone; create one per process.
 #[derive(Clone)]

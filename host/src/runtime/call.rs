@@ -107,6 +107,9 @@ impl Runtime {
         };
 
         let deadline = started + limits.wall_clock;
+        // A limit above the pool's slot size could not be honoured: the pool
+        // would refuse the growth without the limiter knowing why.
+        let limits = &Limits { memory_bytes: limits.memory_bytes.min(self.inner.config.max_memory_bytes), ..limits.clone() };
         let mut store = Store::new(&self.inner.engine, HostState::new(log.clone(), limits.memory_bytes, deadline));
         store.limiter(|state| &mut state.limiter);
         store.set_hostcall_fuel(limits.max_output_bytes.saturating_add(HOSTCALL_FUEL_SLACK));

@@ -6,6 +6,10 @@ use std::thread::JoinHandle;
 
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+/// Fiber stack beyond `max_wasm_stack`, for host frames (wasmtime's default
+/// async stack is 2 MiB for a 512 KiB wasm stack).
+const ASYNC_STACK_HEADROOM: usize = 1 << 20;
+
 /// Bytes of a freed memory slot kept mapped between calls (with PAGEMAP_SCAN):
 /// enough for a Rust connector's shadow stack, data and first heap pages.
 const KEEP_RESIDENT_BYTES: usize = 2 << 20;
@@ -41,6 +45,9 @@ fn base_config(config: &RuntimeConfig) -> Config {
     c.consume_fuel(true);
     c.epoch_interruption(true);
     c.max_wasm_stack(config.max_wasm_stack);
+    // Guests run on fibers whose stack must hold the wasm stack plus the
+    // host frames below it.
+    c.async_stack_size(config.max_wasm_stack.saturating_add(ASYNC_STACK_HEADROOM).max(2 << 20));
     c
 }
 

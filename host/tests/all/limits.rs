@@ -221,3 +221,29 @@ async fn one_plugin_cannot_take_every_slot() {
     assert!(out.expect("healthy plugin is served").value.is_ok());
     sleeper.abort();
 }
+
+#[tokio::test]
+async fn a_guest_cannot_reach_files_env_network_or_ungranted_capabilities() {
+    let plugin = load("hostile").await;
+    let ctx = context("escape", "{}", None);
+    let output = plugin.run(ctx, RunInput::Webhook(post(&[], b"")), &Limits::default()).await.expect("call succeeds");
+    let events = output.value.expect("run succeeds").events;
+    let report: serde_json::Value = serde_json::from_str(&events[0].payload).expect("JSON report");
+    assert_eq!(report["file"], "denied", "{report}");
+    assert_eq!(report["dir"], "denied", "{report}");
+    assert_eq!(report["env_vars"], 0, "{report}");
+    assert_eq!(report["tcp"], "denied", "{report}");
+    let http = report["http"].as_str().unwrap_or_default();
+    assert!(http.starts_with("denied: outbound HTTP is not granted"), "{report}");
+    assert_eq!(report["kv"], "KvError::Denied", "{report}");
+}
+
+#[tokio::test]
+async fn a_memory_limit_above_the_runtime_ceiling_is_clamped_to_it() {
+    let config = RuntimeConfig { max_memory_bytes: 16 << 20, pooling: false, ..RuntimeConfig::default() };
+    let small = Runtime::new(config).expect("runtime");
+    let plugin = small.load(&component_bytes("hostile")).await.expect("loads");
+    let limits = Limits { memory_bytes: 1 << 30, ..Limits::default() };
+    let error = attack(&plugin, "memory_bomb", "{}", &limits).await;
+    assert_eq!(error.kind, CallErrorKind::Memory { limit: 16 << 20 });
+}

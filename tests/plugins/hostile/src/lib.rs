@@ -25,6 +25,7 @@ const TRIGGERS: &[&str] = &[
     "panic",
     "log_flood",
     "sleep",
+    "escape",
     "echo",
 ];
 
@@ -53,13 +54,40 @@ fn recurse(depth: u64) -> u64 {
     black_box(depth).wrapping_add(recurse(depth + 1)).rotate_left(1)
 }
 
+/// Tries every way out of the sandbox and reports what each attempt got.
+fn escape() -> serde_json::Value {
+    let file = std::fs::read_to_string("/etc/passwd").map(|_| "read").unwrap_or_else(|_| "denied");
+    let dir = std::fs::read_dir("/").map(|_| "listed").unwrap_or_else(|_| "denied");
+    let env = std::env::vars().count();
+    let tcp = std::net::TcpStream::connect("127.0.0.1:22").map(|_| "connected").unwrap_or_else(|_| "denied");
+    let http = outbound_http::send(&outbound_http::Request {
+        method: "GET".into(),
+        url: "http://169.254.169.254/latest/meta-data/".into(),
+        headers: vec![],
+        body: vec![],
+        timeout_ms: None,
+    });
+    let http = match http {
+        Ok(response) => format!("status {}", response.status),
+        Err(outbound_http::HttpError::Denied(why)) => format!("denied: {why}"),
+        Err(other) => format!("failed: {other:?}"),
+    };
+    let kv = match kv::set("stolen", b"secrets") {
+        Ok(()) => "stored".to_owned(),
+        Err(error) => format!("{error:?}"),
+    };
+    serde_json::json!({ "file": file, "dir": dir, "env_vars": env, "tcp": tcp, "http": http, "kv": kv })
+}
+
 fn attack(ctx: &TriggerContext) -> Result<RunOutput, ConnectorError> {
     let config: Config = ctx.config()?;
     let events = match ctx.trigger_name.as_str() {
         "spin" => spin(),
-        "memory_bomb" => vec![Event::json("never", &memory_bomb())],
-        "deep_recursion" => vec![Event::json("never", &recurse(0))],
-        "many_events" => (0..config.events).map(|i| Event::json("item", &i).dedupe_key(i.to_string())).collect(),
+        "memory_bomb" => vec![Event::json("never", &memory_bomb())?],
+        "deep_recursion" => vec![Event::json("never", &recurse(0))?],
+        "many_events" => (0..config.events)
+            .map(|i| Event::json("item", &i).map(|e| e.dedupe_key(i.to_string())))
+            .collect::<Result<_, _>>()?,
         "huge_payload" => vec![Event::raw("big", format!("\"{}\"", "x".repeat(config.payload_bytes)))],
         "panic" => panic!("hostile connector panicked on purpose"),
         "log_flood" => {
@@ -69,13 +97,14 @@ fn attack(ctx: &TriggerContext) -> Result<RunOutput, ConnectorError> {
                 eprintln!("{line}");
                 log::info(&line);
             }
-            vec![Event::json("flooded", &true)]
+            vec![Event::json("flooded", &true)?]
         }
         "sleep" => {
             std::thread::sleep(std::time::Duration::from_secs(3600));
             vec![]
         }
-        _ => vec![Event::json("echo", &ctx.trigger_name)],
+        "escape" => vec![Event::json("escape", &escape())?],
+        _ => vec![Event::json("echo", &ctx.trigger_name)?],
     };
     Ok(RunOutput::from_events(events))
 }
