@@ -5,9 +5,18 @@
 //! - [`runtime`]: the engine, per-call limits, loading and calling plugins.
 //! - [`capabilities`]: what a connector may import (log, kv, outbound HTTP).
 
+pub mod api;
 pub(crate) mod bindings;
 pub mod capabilities;
+pub mod cli;
+pub mod config;
 pub mod contract;
+pub mod ids;
+pub mod ingress;
+pub mod registry;
 pub mod runtime;
+pub mod server;
+pub mod store;
+pub mod triggers;
 
 pub use runtime::{CallError, CallErrorKind, CallOutput, Limits, LoadError, Plugin, Runtime, RuntimeConfig};

@@ -19,6 +19,11 @@ use crate::contract::{
 /// record headers of the returned structure are counted too.
 const HOSTCALL_FUEL_SLACK: usize = 256 << 10;
 
+/// Longest event type accepted.
+const MAX_EVENT_TYPE_LEN: usize = 256;
+/// Longest dedupe key accepted.
+const MAX_DEDUPE_KEY_LEN: usize = 512;
+
 /// A request to one export, carrying its arguments by value so they move into
 /// the guest without a copy on the host side.
 #[derive(Debug)]
@@ -203,6 +208,18 @@ fn check_run_output(output: &RunOutput, limits: &Limits) -> Result<(), CallError
         return Err(CallErrorKind::OutputTooLarge {
             detail: format!("{bytes} bytes of output, limit {}", limits.max_output_bytes),
         });
+    }
+    for (i, event) in output.events.iter().enumerate() {
+        let invalid = |detail: String| Err(CallErrorKind::InvalidOutput { detail: format!("events[{i}]: {detail}") });
+        if event.event_type.is_empty() || event.event_type.len() > MAX_EVENT_TYPE_LEN {
+            return invalid(format!("event-type must be 1 to {MAX_EVENT_TYPE_LEN} bytes"));
+        }
+        if event.dedupe_key.as_ref().is_some_and(|k| k.is_empty() || k.len() > MAX_DEDUPE_KEY_LEN) {
+            return invalid(format!("dedupe-key must be 1 to {MAX_DEDUPE_KEY_LEN} bytes"));
+        }
+        if serde_json::from_str::<serde::de::IgnoredAny>(&event.payload).is_err() {
+            return invalid("payload is not JSON".into());
+        }
     }
     Ok(())
 }

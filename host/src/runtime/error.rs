@@ -95,6 +95,13 @@ pub enum CallErrorKind {
         /// Which bound and by how much.
         detail: String,
     },
+    /// The call returned something malformed (a payload that is not JSON,
+    /// an empty event type, ...).
+    #[error("invalid output: {detail}")]
+    InvalidOutput {
+        /// What and where.
+        detail: String,
+    },
     /// The guest trapped (a panic, `unreachable`, a bad memory access, ...).
     #[error("guest trapped: {message}")]
     Trap {
@@ -118,6 +125,7 @@ impl CallErrorKind {
             CallErrorKind::Memory { .. } => "memory",
             CallErrorKind::StackOverflow { .. } => "stack-overflow",
             CallErrorKind::OutputTooLarge { .. } => "output-too-large",
+            CallErrorKind::InvalidOutput { .. } => "invalid-output",
             CallErrorKind::Trap { .. } => "guest-trap",
             CallErrorKind::Overloaded(_) => "overloaded",
             CallErrorKind::Host(_) => "host-error",

@@ -247,3 +247,11 @@ async fn a_memory_limit_above_the_runtime_ceiling_is_clamped_to_it() {
     let error = attack(&plugin, "memory_bomb", "{}", &limits).await;
     assert_eq!(error.kind, CallErrorKind::Memory { limit: 16 << 20 });
 }
+
+#[tokio::test]
+async fn an_event_payload_that_is_not_json_is_invalid_output() {
+    let plugin = load("hostile").await;
+    let error = attack(&plugin, "bad_payload", "{}", &Limits::default()).await;
+    assert_eq!(error.kind, CallErrorKind::InvalidOutput { detail: "events[0]: payload is not JSON".into() });
+    assert_eq!(error.kind.code(), "invalid-output");
+}

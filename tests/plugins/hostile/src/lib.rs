@@ -26,6 +26,7 @@ const TRIGGERS: &[&str] = &[
     "log_flood",
     "sleep",
     "escape",
+    "bad_payload",
     "echo",
 ];
 
@@ -104,6 +105,7 @@ fn attack(ctx: &TriggerContext) -> Result<RunOutput, ConnectorError> {
             vec![]
         }
         "escape" => vec![Event::json("escape", &escape())?],
+        "bad_payload" => vec![Event::raw("bad", "{not json".into())],
         _ => vec![Event::json("echo", &ctx.trigger_name)?],
     };
     Ok(RunOutput::from_events(events))

@@ -1,0 +1,54 @@
+//! The admin API under `/api/v1`: JSON, bearer-token authenticated.
+
+mod error;
+mod plugins;
+mod triggers;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+pub use error::{ApiError, ApiJson};
+
+use crate::server::AppState;
+use triggerhost_sdk::signature::constant_time_eq;
+
+/// The `/api/v1` routes, behind the admin token.
+pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/plugins", post(plugins::upload).get(plugins::list))
+        .route("/plugins/{name}", get(plugins::get))
+        .route("/plugins/{name}/activate", post(plugins::activate))
+        .route("/triggers", post(triggers::create).get(triggers::list))
+        .route("/triggers/{id}", get(triggers::get).patch(triggers::patch).delete(triggers::delete))
+        .route("/triggers/{id}/enable", post(triggers::enable))
+        .route("/triggers/{id}/disable", post(triggers::disable))
+        .route("/triggers/{id}/events", get(triggers::events))
+        .route("/triggers/{id}/stats", get(triggers::stats))
+        .route("/triggers/{id}/failures", get(triggers::failures))
+        .fallback(|| async { ApiError::not_found("no such API route") })
+        .layer(middleware::from_fn_with_state(state, require_admin))
+}
+
+/// Rejects requests without `Authorization: Bearer <admin token>`. The
+/// comparison takes the same time wherever the tokens differ.
+async fn require_admin(State(app): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !constant_time_eq(presented.as_bytes(), app.admin_token.as_bytes()) {
+        let mut response =
+            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong admin token").into_response();
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return response;
+    }
+    next.run(request).await
+}

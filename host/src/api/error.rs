@@ -1,0 +1,131 @@
+//! API errors: a status, a stable code and a message; internals go to the
+//! log, never into a response.
+
+use axum::extract::FromRequest;
+use axum::extract::rejection::JsonRejection;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::registry::RegistryError;
+use crate::runtime::LoadError;
+use crate::store::StoreError;
+use crate::triggers::TriggerError;
+
+/// An error response.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    details: Option<serde_json::Value>,
+}
+
+impl ApiError {
+    /// A response with this status, code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, code, message: message.into(), details: None }
+    }
+
+    /// 400 with a message.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad-request", message)
+    }
+
+    /// 404 with a message.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", message)
+    }
+
+    fn internal(error: &dyn std::fmt::Display) -> Self {
+        tracing::error!(%error, "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+    }
+
+    fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({ "error": { "code": self.code, "message": self.message } });
+        if let Some(details) = self.details {
+            body["error"]["details"] = details;
+        }
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Busy => Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "the database is busy; retry"),
+            StoreError::NotFound => Self::not_found("not found"),
+            StoreError::Database(_) => Self::internal(&error),
+        }
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(error: RegistryError) -> Self {
+        match error {
+            RegistryError::Invalid(LoadError::TooLarge { .. }) => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", error.to_string())
+            }
+            RegistryError::Invalid(LoadError::Manifest(ref manifest)) => {
+                let problems = json!(manifest.problems);
+                Self::new(StatusCode::BAD_REQUEST, "invalid-manifest", error.to_string()).with_details(problems)
+            }
+            RegistryError::Invalid(LoadError::Host(_)) => Self::internal(&error),
+            RegistryError::Invalid(_) | RegistryError::BadSchema { .. } => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid-component", error.to_string())
+            }
+            RegistryError::Conflict { .. } => Self::new(StatusCode::CONFLICT, "conflict", error.to_string()),
+            RegistryError::NotFound(_) => Self::not_found(error.to_string()),
+            RegistryError::Store(store) => store.into(),
+            RegistryError::Blob(_) => Self::internal(&error),
+        }
+    }
+}
+
+impl From<TriggerError> for ApiError {
+    fn from(error: TriggerError) -> Self {
+        match error {
+            TriggerError::NotFound(_) => Self::not_found(error.to_string()),
+            TriggerError::Plugin(RegistryError::NotFound(_)) | TriggerError::UnknownTrigger { .. } => {
+                Self::bad_request(error.to_string())
+            }
+            TriggerError::Plugin(registry) => registry.into(),
+            TriggerError::InvalidConfig(ref problem) => {
+                let details = json!({ "path": problem.path, "message": problem.message });
+                Self::new(StatusCode::BAD_REQUEST, "invalid-config", error.to_string()).with_details(details)
+            }
+            TriggerError::InvalidField { .. } => Self::bad_request(error.to_string()),
+            TriggerError::Store(store) => store.into(),
+            TriggerError::Random(_) => Self::internal(&error),
+        }
+    }
+}
+
+/// `Json<T>` whose rejections (malformed JSON, wrong types, unknown fields,
+/// wrong content type) are API errors with the parser's message.
+#[derive(Debug, FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        let status = match rejection {
+            JsonRejection::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            JsonRejection::BytesRejection(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        Self::new(status, "bad-request", rejection.body_text())
+    }
+}

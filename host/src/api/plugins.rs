@@ -1,0 +1,106 @@
+//! `/api/v1/plugins`: upload, list, inspect, activate.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{ApiError, ApiJson};
+use crate::server::AppState;
+use crate::store::{PluginRow, PluginVersionRow};
+
+/// `POST /api/v1/plugins` with the component as the body.
+pub async fn upload(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|e| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", e.body_text()))?;
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if !content_type.is_empty() && content_type != "application/wasm" && content_type != "application/octet-stream" {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "send the component as application/wasm",
+        ));
+    }
+    let registered = app.registry.register(&body).await?;
+    let status = if registered.created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, axum::Json(registered)).into_response())
+}
+
+#[derive(Debug, Serialize)]
+struct VersionView {
+    version: String,
+    digest: String,
+    size_bytes: i64,
+    created_at_ms: i64,
+    active: bool,
+    triggers: serde_json::Value,
+}
+
+fn version_view(row: PluginVersionRow, active: &str) -> VersionView {
+    let manifest: serde_json::Value = serde_json::from_str(&row.manifest).unwrap_or_default();
+    VersionView {
+        active: row.version == active,
+        triggers: manifest.get("triggers").cloned().unwrap_or_default(),
+        version: row.version,
+        digest: row.digest,
+        size_bytes: row.size_bytes,
+        created_at_ms: row.created_at_ms,
+    }
+}
+
+async fn plugin_view(app: &AppState, plugin: PluginRow) -> Result<serde_json::Value, ApiError> {
+    let versions: Vec<VersionView> = app
+        .store
+        .list_versions(&plugin.name)
+        .await?
+        .into_iter()
+        .map(|row| version_view(row, &plugin.active_version))
+        .collect();
+    Ok(json!({
+        "name": plugin.name,
+        "active_version": plugin.active_version,
+        "created_at_ms": plugin.created_at_ms,
+        "updated_at_ms": plugin.updated_at_ms,
+        "versions": versions,
+    }))
+}
+
+/// `GET /api/v1/plugins`.
+pub async fn list(State(app): State<Arc<AppState>>) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let mut plugins = Vec::new();
+    for plugin in app.store.list_plugins().await? {
+        plugins.push(plugin_view(&app, plugin).await?);
+    }
+    Ok(axum::Json(json!({ "plugins": plugins })))
+}
+
+/// `GET /api/v1/plugins/{name}`.
+pub async fn get(State(app): State<Arc<AppState>>, Path(name): Path<String>) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let plugin = app.store.get_plugin(&name).await.map_err(|_| ApiError::not_found(format!("no plugin {name}")))?;
+    Ok(axum::Json(plugin_view(&app, plugin).await?))
+}
+
+/// `POST /api/v1/plugins/{name}/activate` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Activate {
+    version: String,
+}
+
+/// `POST /api/v1/plugins/{name}/activate`: hot swap or roll back.
+pub async fn activate(
+    State(app): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<Activate>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    app.registry.activate(&name, &body.version).await?;
+    let plugin = app.store.get_plugin(&name).await?;
+    Ok(axum::Json(plugin_view(&app, plugin).await?))
+}

@@ -1,0 +1,171 @@
+//! `/api/v1/triggers`: lifecycle, events, stats and failures.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
+use serde_json::json;
+
+use super::{ApiError, ApiJson};
+use crate::server::AppState;
+use crate::store::{EventRow, TriggerPatch};
+use crate::triggers::CreateTrigger;
+
+/// Events per page by default and at most.
+const DEFAULT_PAGE: i64 = 50;
+const MAX_PAGE: i64 = 500;
+
+type JsonResult = Result<axum::Json<serde_json::Value>, ApiError>;
+
+/// `POST /api/v1/triggers`.
+pub async fn create(State(app): State<Arc<AppState>>, ApiJson(body): ApiJson<CreateTrigger>) -> Result<Response, ApiError> {
+    let row = app.triggers.create(body).await?;
+    Ok((StatusCode::CREATED, axum::Json(app.triggers.view(&row))).into_response())
+}
+
+/// `GET /api/v1/triggers`.
+pub async fn list(State(app): State<Arc<AppState>>) -> JsonResult {
+    let triggers: Vec<_> = app.triggers.list().await?.iter().map(|row| app.triggers.view(row)).collect();
+    Ok(axum::Json(json!({ "triggers": triggers })))
+}
+
+/// `GET /api/v1/triggers/{id}`.
+pub async fn get(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> JsonResult {
+    let row = app.triggers.get(&id).await?;
+    Ok(axum::Json(json!(app.triggers.view(&row))))
+}
+
+/// Present-but-null is `Some(None)`, absent is `None`.
+fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// `PATCH /api/v1/triggers/{id}` body; `null` clears a nullable field.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Patch {
+    #[serde(default)]
+    config: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "nullable")]
+    secret: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    plugin_version: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    poll_interval_s: Option<Option<u32>>,
+}
+
+/// `PATCH /api/v1/triggers/{id}`.
+pub async fn patch(State(app): State<Arc<AppState>>, Path(id): Path<String>, ApiJson(body): ApiJson<Patch>) -> JsonResult {
+    let patch = TriggerPatch {
+        config: body.config.map(|c| c.to_string()),
+        secret: body.secret,
+        plugin_version: body.plugin_version,
+        poll_interval_s: body.poll_interval_s.map(|p| p.map(i64::from)),
+    };
+    let row = app.triggers.patch(&id, patch).await?;
+    Ok(axum::Json(json!(app.triggers.view(&row))))
+}
+
+/// `DELETE /api/v1/triggers/{id}`.
+pub async fn delete(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    app.triggers.delete(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/triggers/{id}/enable`.
+pub async fn enable(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> JsonResult {
+    let row = app.triggers.enable(&id).await?;
+    Ok(axum::Json(json!(app.triggers.view(&row))))
+}
+
+/// `POST /api/v1/triggers/{id}/disable`.
+pub async fn disable(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> JsonResult {
+    let row = app.triggers.disable(&id).await?;
+    Ok(axum::Json(json!(app.triggers.view(&row))))
+}
+
+/// `?limit=&cursor=`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Page {
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+/// `GET /api/v1/triggers/{id}/events`: newest first; `next_cursor` fetches
+/// the next older page.
+pub async fn events(
+    State(app): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    page: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(page) = page.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    app.triggers.get(&id).await?;
+    let limit = page.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(format!("limit must be 1 to {MAX_PAGE}")));
+    }
+    let before = match page.cursor.as_deref() {
+        None | Some("") => None,
+        Some(cursor) => Some(cursor.parse::<i64>().map_err(|_| ApiError::bad_request("invalid cursor"))?),
+    };
+    let rows = app.store.list_events(&id, limit, before).await?;
+    let next_cursor = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.seq.to_string())).flatten();
+    let events = rows.into_iter().map(EventView::from).collect();
+    Ok(axum::Json(EventPage { events, next_cursor }).into_response())
+}
+
+/// One page of events.
+#[derive(Debug, Serialize)]
+struct EventPage {
+    events: Vec<EventView>,
+    next_cursor: Option<String>,
+}
+
+/// An event as the API shows it: the payload is the stored JSON text,
+/// embedded as is (no re-serialization, no key reordering).
+#[derive(Debug, Serialize)]
+struct EventView {
+    id: String,
+    #[serde(rename = "type")]
+    event_type: String,
+    dedupe_key: Option<String>,
+    occurred_at_ms: Option<i64>,
+    received_at_ms: i64,
+    plugin_version: String,
+    payload: Box<RawValue>,
+}
+
+impl From<EventRow> for EventView {
+    fn from(row: EventRow) -> Self {
+        // Payloads are checked to be JSON before they are stored; a row that
+        // is not (written by hand?) is shown as a JSON string.
+        let payload = RawValue::from_string(row.payload.clone()).unwrap_or_else(|_| {
+            RawValue::from_string(serde_json::Value::String(row.payload).to_string()).unwrap_or_default()
+        });
+        EventView {
+            id: row.id,
+            event_type: row.event_type,
+            dedupe_key: row.dedupe_key,
+            occurred_at_ms: row.occurred_at_ms,
+            received_at_ms: row.received_at_ms,
+            plugin_version: row.plugin_version,
+            payload,
+        }
+    }
+}
+
+/// `GET /api/v1/triggers/{id}/stats`.
+pub async fn stats(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> JsonResult {
+    app.triggers.get(&id).await?;
+    Ok(axum::Json(json!(app.store.get_stats(&id).await?)))
+}
+
+/// `GET /api/v1/triggers/{id}/failures`: the most recent failed calls.
+pub async fn failures(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> JsonResult {
+    app.triggers.get(&id).await?;
+    Ok(axum::Json(json!({ "failures": app.store.list_failures(&id, 100).await? })))
+}

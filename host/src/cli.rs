@@ -1,0 +1,321 @@
+//! The command line: `triggerhost serve` and the admin verbs, which talk to
+//! a running server over its admin API.
+
+mod client;
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::config::{ServeArgs, Settings};
+use client::{Body, Client};
+
+/// triggerhost: run trigger connectors as sandboxed WebAssembly components.
+#[derive(Debug, Parser)]
+#[command(name = "triggerhost", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        /// Config file [default: ./triggerhost.toml if present].
+        #[arg(long, env = "TRIGGERHOST_CONFIG")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        args: ServeArgs,
+    },
+    /// Upload, list and activate connector versions.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Create and manage triggers.
+    Trigger {
+        #[command(subcommand)]
+        command: TriggerCommand,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Read a trigger's events.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Load a component as the server would and print its manifest (no server needed).
+    Inspect {
+        /// The component.
+        file: PathBuf,
+    },
+}
+
+/// Where the server is and how to authenticate.
+#[derive(Debug, clap::Args)]
+struct ServerArgs {
+    /// Server base URL.
+    #[arg(long, global = true, env = "TRIGGERHOST_SERVER", default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// Admin token [default: read from <data-dir>/admin_token].
+    #[arg(long, global = true, env = "TRIGGERHOST_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Data dir holding a generated admin token.
+    #[arg(long, global = true, env = "TRIGGERHOST_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+}
+
+impl ServerArgs {
+    fn client(&self) -> anyhow::Result<Client> {
+        let token = match &self.admin_token {
+            Some(token) => token.clone(),
+            None => {
+                let path = self.data_dir.join("admin_token");
+                std::fs::read_to_string(&path)
+                    .with_context(|| format!("no --admin-token given and cannot read {}", path.display()))?
+                    .trim()
+                    .to_owned()
+            }
+        };
+        Ok(Client::new(&self.server, token))
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Upload a component (the first version of a plugin becomes active).
+    Push {
+        /// The `.wasm` component.
+        file: PathBuf,
+    },
+    /// List plugins and their active versions.
+    List,
+    /// List a plugin's versions.
+    Versions {
+        /// Plugin name.
+        name: String,
+    },
+    /// Make a version active (hot swap or roll back).
+    Activate {
+        /// Plugin name.
+        name: String,
+        /// Version.
+        version: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TriggerCommand {
+    /// Create a trigger (disabled until enabled).
+    Create {
+        /// Plugin name.
+        #[arg(long)]
+        plugin: String,
+        /// Trigger name within the plugin.
+        #[arg(long)]
+        trigger: String,
+        /// Config as JSON.
+        #[arg(long, default_value = "{}")]
+        config: String,
+        /// Signing secret shared with the sender.
+        #[arg(long)]
+        secret: Option<String>,
+        /// Enable it right away.
+        #[arg(long)]
+        enable: bool,
+    },
+    /// List triggers.
+    List,
+    /// Enable a trigger (calls the connector's on-enable).
+    Enable {
+        /// Trigger id.
+        id: String,
+    },
+    /// Disable a trigger (calls the connector's on-disable).
+    Disable {
+        /// Trigger id.
+        id: String,
+    },
+    /// Delete a trigger and its events.
+    Delete {
+        /// Trigger id.
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EventsCommand {
+    /// A trigger's events, newest first.
+    List {
+        /// Trigger id.
+        trigger: String,
+        /// Events per page.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Continue from a previous page's cursor.
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+}
+
+/// Runs the parsed command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { config, args } => crate::server::serve(Settings::resolve(config.as_deref(), &args)?).await,
+        Command::Inspect { file } => inspect(&file).await,
+        Command::Plugin { command, server } => plugin(command, &server.client()?).await,
+        Command::Trigger { command, server } => trigger(command, &server.client()?).await,
+        Command::Events { command, server } => events(command, &server.client()?).await,
+    }
+}
+
+async fn inspect(file: &std::path::Path) -> anyhow::Result<()> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let runtime = crate::Runtime::new(crate::RuntimeConfig::default())?;
+    let plugin = runtime.load(&bytes).await?;
+    let report = json!({ "digest": plugin.digest(), "size": plugin.size(), "manifest": plugin.manifest() });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+async fn plugin(command: PluginCommand, client: &Client) -> anyhow::Result<()> {
+    match command {
+        PluginCommand::Push { file } => {
+            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let v = client.send(Method::POST, "/plugins", Some(Body::Wasm(bytes))).await?;
+            let active = if v["active"] == true { " (active)" } else { "" };
+            println!("{}@{}{active}  {}", text(&v["name"]), text(&v["version"]), text(&v["digest"]));
+            println!("triggers: {}", list_of(&v["triggers"]));
+        }
+        PluginCommand::List => {
+            let v = client.send(Method::GET, "/plugins", None).await?;
+            println!("{:<32} {:<12} VERSIONS", "NAME", "ACTIVE");
+            for p in v["plugins"].as_array().into_iter().flatten() {
+                let versions = p["versions"].as_array().map_or(0, Vec::len);
+                println!("{:<32} {:<12} {versions}", text(&p["name"]), text(&p["active_version"]));
+            }
+        }
+        PluginCommand::Versions { name } => {
+            let v = client.send(Method::GET, &format!("/plugins/{name}"), None).await?;
+            println!("{:<12} {:<8} {:<10} DIGEST", "VERSION", "ACTIVE", "SIZE");
+            for version in v["versions"].as_array().into_iter().flatten() {
+                let active = if version["active"] == true { "*" } else { "" };
+                println!(
+                    "{:<12} {:<8} {:<10} {}",
+                    text(&version["version"]),
+                    active,
+                    version["size_bytes"],
+                    text(&version["digest"])
+                );
+            }
+        }
+        PluginCommand::Activate { name, version } => {
+            client.send(Method::POST, &format!("/plugins/{name}/activate"), Some(Body::Json(json!({ "version": version })))).await?;
+            println!("{name}@{version} is active");
+        }
+    }
+    Ok(())
+}
+
+async fn trigger(command: TriggerCommand, client: &Client) -> anyhow::Result<()> {
+    match command {
+        TriggerCommand::Create { plugin, trigger, config, secret, enable } => {
+            let config: Value = serde_json::from_str(&config).context("--config is not valid JSON")?;
+            let body = json!({ "plugin": plugin, "trigger": trigger, "config": config, "secret": secret });
+            let mut v = client.send(Method::POST, "/triggers", Some(Body::Json(body))).await?;
+            if enable {
+                v = client.send(Method::POST, &format!("/triggers/{}/enable", text(&v["id"])), None).await?;
+            }
+            print_trigger(&v);
+        }
+        TriggerCommand::List => {
+            let v = client.send(Method::GET, "/triggers", None).await?;
+            println!("{:<37} {:<9} {:<40} WEBHOOK URL", "ID", "STATUS", "PLUGIN/TRIGGER");
+            for t in v["triggers"].as_array().into_iter().flatten() {
+                let what = format!("{}/{}", text(&t["plugin"]), text(&t["trigger"]));
+                println!("{:<37} {:<9} {what:<40} {}", text(&t["id"]), text(&t["status"]), text(&t["webhook_url"]));
+            }
+        }
+        TriggerCommand::Enable { id } => print_trigger(&client.send(Method::POST, &format!("/triggers/{id}/enable"), None).await?),
+        TriggerCommand::Disable { id } => print_trigger(&client.send(Method::POST, &format!("/triggers/{id}/disable"), None).await?),
+        TriggerCommand::Delete { id } => {
+            client.send(Method::DELETE, &format!("/triggers/{id}"), None).await?;
+            println!("deleted {id}");
+        }
+    }
+    Ok(())
+}
+
+async fn events(command: EventsCommand, client: &Client) -> anyhow::Result<()> {
+    let EventsCommand::List { trigger, limit, cursor } = command;
+    let mut path = format!("/triggers/{trigger}/events?limit={limit}");
+    if let Some(cursor) = cursor {
+        path.push_str(&format!("&cursor={cursor}"));
+    }
+    let v = client.send(Method::GET, &path, None).await?;
+    let events = v["events"].as_array().cloned().unwrap_or_default();
+    if events.is_empty() {
+        println!("no events");
+    }
+    for e in &events {
+        let at = e["received_at_ms"].as_i64().map(utc).unwrap_or_default();
+        println!("{at}  {}  {}  {}", text(&e["type"]), text(&e["id"]), e["payload"]);
+    }
+    if let Some(next) = v["next_cursor"].as_str() {
+        println!("more: --cursor {next}");
+    }
+    Ok(())
+}
+
+fn print_trigger(v: &Value) {
+    println!("id:          {}", text(&v["id"]));
+    println!("trigger:     {}/{}", text(&v["plugin"]), text(&v["trigger"]));
+    println!("status:      {}", text(&v["status"]));
+    println!("webhook url: {}", text(&v["webhook_url"]));
+    if let Some(error) = v["last_error"].as_str() {
+        println!("last error:  {error}");
+    }
+}
+
+fn text(value: &Value) -> &str {
+    value.as_str().unwrap_or("-")
+}
+
+fn list_of(value: &Value) -> String {
+    value.as_array().map(|a| a.iter().map(|v| text(v).to_owned()).collect::<Vec<_>>().join(", ")).unwrap_or_default()
+}
+
+/// Unix milliseconds as `YYYY-MM-DD HH:MM:SS UTC` (days-to-civil from
+/// Howard Hinnant's calendar algorithms), to avoid a date crate for one line.
+fn utc(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_formats_known_instants() {
+        assert_eq!(super::utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(super::utc(1_614_265_330_000), "2021-02-25 15:02:10 UTC");
+        assert_eq!(super::utc(951_825_600_000), "2000-02-29 12:00:00 UTC");
+    }
+}

@@ -1,0 +1,303 @@
+//! Settings of `triggerhost serve`: defaults, then `triggerhost.toml`, then
+//! `TRIGGERHOST_*` environment variables, then flags. Defaults work with no
+//! file at all; an unknown key or variable is an error, not ignored.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::runtime::Limits;
+
+/// The file read when `--config` is not given, if it exists.
+pub const DEFAULT_CONFIG_FILE: &str = "triggerhost.toml";
+
+/// Every `TRIGGERHOST_*` variable the binary reads; any other is a typo.
+const KNOWN_ENV: &[&str] = &[
+    "TRIGGERHOST_CONFIG",
+    "TRIGGERHOST_LISTEN",
+    "TRIGGERHOST_DATA_DIR",
+    "TRIGGERHOST_DATABASE_URL",
+    "TRIGGERHOST_ADMIN_TOKEN",
+    "TRIGGERHOST_PUBLIC_URL",
+    "TRIGGERHOST_SERVER",
+    "TRIGGERHOST_LOG",
+];
+
+/// A configuration problem, naming the file, key or variable at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML or has an unknown or mistyped key.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with the key and line.
+        message: String,
+    },
+    /// A `TRIGGERHOST_*` variable the binary does not know.
+    #[error("unknown environment variable {0} (known: {known})", known = KNOWN_ENV.join(", "))]
+    UnknownEnv(String),
+    /// A value out of range.
+    #[error("invalid setting {key}: {message}")]
+    Invalid {
+        /// The setting.
+        key: &'static str,
+        /// Why.
+        message: String,
+    },
+}
+
+/// `triggerhost.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Address to listen on.
+    pub listen: Option<SocketAddr>,
+    /// Where the database, component blobs and generated admin token live.
+    pub data_dir: Option<PathBuf>,
+    /// `sqlite://...` (PostgreSQL comes with multi-node mode).
+    pub database_url: Option<String>,
+    /// Bearer token of the admin API.
+    pub admin_token: Option<String>,
+    /// Base of webhook URLs.
+    pub public_url: Option<String>,
+    /// Default per-call limits.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// Webhook ingress.
+    #[serde(default)]
+    pub ingress: IngressConfig,
+    /// Database tuning.
+    #[serde(default)]
+    pub database: DatabaseConfig,
+}
+
+/// `[limits]`: the per-call limits every plugin gets by default.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Fuel per call.
+    pub fuel: Option<u64>,
+    /// Wall-clock milliseconds per call.
+    pub wall_clock_ms: Option<u64>,
+    /// Linear memory per instance, MiB.
+    pub memory_mib: Option<usize>,
+    /// Events per call.
+    pub max_events: Option<usize>,
+    /// Output bytes per call.
+    pub max_output_bytes: Option<usize>,
+    /// Log bytes kept per call.
+    pub max_log_bytes: Option<usize>,
+}
+
+/// `[ingress]`: webhook endpoint limits.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngressConfig {
+    /// Largest accepted request body.
+    pub max_body_bytes: Option<usize>,
+    /// Sustained deliveries per second per trigger.
+    pub rate_per_second: Option<u32>,
+    /// Deliveries per trigger allowed in a burst above the rate.
+    pub burst: Option<u32>,
+}
+
+/// `[database]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// How long a write waits for a locked database before the request gets
+    /// 503 with Retry-After.
+    pub busy_timeout_ms: Option<u64>,
+}
+
+/// Values from flags or the environment (clap fills both); they win over the file.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "TRIGGERHOST_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Data directory [default: ./data].
+    #[arg(long, env = "TRIGGERHOST_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL [default: sqlite://<data-dir>/triggerhost.db].
+    #[arg(long, env = "TRIGGERHOST_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Admin API token [default: generated into <data-dir>/admin_token].
+    #[arg(long, env = "TRIGGERHOST_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Base of webhook URLs [default: http://<listen>].
+    #[arg(long, env = "TRIGGERHOST_PUBLIC_URL")]
+    pub public_url: Option<String>,
+}
+
+/// Webhook ingress settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngressSettings {
+    /// Largest body accepted; larger gets 413.
+    pub max_body_bytes: usize,
+    /// Per-trigger sustained rate; above it 429.
+    pub rate_per_second: u32,
+    /// Per-trigger burst.
+    pub burst: u32,
+}
+
+/// The resolved settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Listen address (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Database URL.
+    pub database_url: String,
+    /// Admin token, if configured (else read or generated in the data dir).
+    pub admin_token: Option<String>,
+    /// Public base URL, if configured (else `http://<bound address>`).
+    pub public_url: Option<String>,
+    /// Default per-call limits.
+    pub limits: Limits,
+    /// Webhook ingress.
+    pub ingress: IngressSettings,
+    /// How long a write waits on a locked database.
+    pub busy_timeout: Duration,
+}
+
+impl Settings {
+    /// Resolves settings from an optional file, the environment and flags.
+    /// `config_path` is `--config`; without it `triggerhost.toml` is read if present.
+    pub fn resolve(config_path: Option<&Path>, args: &ServeArgs) -> Result<Settings, ConfigError> {
+        check_env(std::env::vars().map(|(k, _)| k))?;
+        let file = match config_path {
+            Some(path) => read_file(path)?,
+            None if Path::new(DEFAULT_CONFIG_FILE).is_file() => read_file(Path::new(DEFAULT_CONFIG_FILE))?,
+            None => FileConfig::default(),
+        };
+        Settings::merge(file, args)
+    }
+
+    /// Layers `args` over `file` over the defaults.
+    pub fn merge(file: FileConfig, args: &ServeArgs) -> Result<Settings, ConfigError> {
+        let listen = args.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let data_dir = args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("./data"));
+        let database_url = args
+            .database_url
+            .clone()
+            .or(file.database_url)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("triggerhost.db").display()));
+        if !database_url.starts_with("sqlite:") {
+            return Err(ConfigError::Invalid {
+                key: "database_url",
+                message: "only sqlite:// is supported in this version (PostgreSQL comes with multi-node mode)".into(),
+            });
+        }
+        let admin_token = args.admin_token.clone().or(file.admin_token);
+        if admin_token.as_ref().is_some_and(|token| token.len() < 16) {
+            return Err(ConfigError::Invalid { key: "admin_token", message: "must be at least 16 characters".into() });
+        }
+        let public_url = args.public_url.clone().or(file.public_url).map(|url| url.trim_end_matches('/').to_owned());
+        if public_url.as_ref().is_some_and(|url| !(url.starts_with("http://") || url.starts_with("https://"))) {
+            return Err(ConfigError::Invalid { key: "public_url", message: "must start with http:// or https://".into() });
+        }
+
+        let defaults = Limits::default();
+        let l = file.limits;
+        let limits = Limits {
+            fuel: l.fuel.unwrap_or(defaults.fuel),
+            wall_clock: l.wall_clock_ms.map(Duration::from_millis).unwrap_or(defaults.wall_clock),
+            memory_bytes: l.memory_mib.map(|mib| mib.saturating_mul(1 << 20)).unwrap_or(defaults.memory_bytes),
+            max_events: l.max_events.unwrap_or(defaults.max_events),
+            max_output_bytes: l.max_output_bytes.unwrap_or(defaults.max_output_bytes),
+            max_log_bytes: l.max_log_bytes.unwrap_or(defaults.max_log_bytes),
+        };
+        let ingress = IngressSettings {
+            max_body_bytes: file.ingress.max_body_bytes.unwrap_or(1 << 20),
+            rate_per_second: file.ingress.rate_per_second.unwrap_or(200),
+            burst: file.ingress.burst.unwrap_or(400),
+        };
+        if ingress.rate_per_second == 0 {
+            return Err(ConfigError::Invalid { key: "ingress.rate_per_second", message: "must be at least 1".into() });
+        }
+        let busy_timeout = Duration::from_millis(file.database.busy_timeout_ms.unwrap_or(5000));
+        Ok(Settings { listen, data_dir, database_url, admin_token, public_url, limits, ingress, busy_timeout })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })
+}
+
+/// Rejects `TRIGGERHOST_*` variables the binary does not read.
+pub fn check_env(names: impl Iterator<Item = String>) -> Result<(), ConfigError> {
+    for name in names {
+        if name.starts_with("TRIGGERHOST_") && !KNOWN_ENV.contains(&name.as_str()) {
+            return Err(ConfigError::UnknownEnv(name));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<FileConfig, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    #[test]
+    fn defaults_need_no_file() {
+        let s = Settings::merge(FileConfig::default(), &ServeArgs::default()).expect("defaults are valid");
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.data_dir, PathBuf::from("./data"));
+        assert_eq!(s.database_url, "sqlite://./data/triggerhost.db");
+        assert_eq!(s.ingress.max_body_bytes, 1 << 20);
+        assert_eq!(s.limits, Limits::default());
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let file = parse("listen = \"127.0.0.1:9000\"\ndata_dir = \"/srv/th\"\n[limits]\nfuel = 5\n").expect("valid");
+        let args = ServeArgs { listen: Some(SocketAddr::from(([0, 0, 0, 0], 1))), ..ServeArgs::default() };
+        let s = Settings::merge(file, &args).expect("valid");
+        assert_eq!(s.listen.to_string(), "0.0.0.0:1");
+        assert_eq!(s.database_url, "sqlite:///srv/th/triggerhost.db");
+        assert_eq!(s.limits.fuel, 5);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let error = parse("listen = \"127.0.0.1:1\"\nlisten_port = 3\n").expect_err("unknown key");
+        assert!(error.to_string().contains("listen_port"), "{error}");
+        let error = parse("[limits]\nfuell = 3\n").expect_err("unknown nested key");
+        assert!(error.to_string().contains("fuell"), "{error}");
+    }
+
+    #[test]
+    fn unknown_env_vars_are_errors() {
+        let names = ["PATH".to_owned(), "TRIGGERHOST_LISTEN".to_owned()];
+        assert!(check_env(names.into_iter()).is_ok());
+        let error = check_env(["TRIGGERHOST_LISTNE".to_owned()].into_iter()).expect_err("typo");
+        assert!(error.to_string().contains("TRIGGERHOST_LISTNE"));
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let args = ServeArgs { admin_token: Some("short".into()), ..ServeArgs::default() };
+        let error = Settings::merge(FileConfig::default(), &args).expect_err("short token");
+        assert!(error.to_string().contains("admin_token"));
+        let args = ServeArgs { database_url: Some("mysql://x".into()), ..ServeArgs::default() };
+        assert!(Settings::merge(FileConfig::default(), &args).is_err());
+    }
+}

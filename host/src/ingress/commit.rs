@@ -1,0 +1,80 @@
+//! Group commit: deliveries that arrive together are committed in one
+//! transaction, and each is answered only once that transaction is durable.
+//! SQLite takes one writer at a time, so one committer task also means no
+//! writer ever waits on another for the events table.
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::store::{CommitOutcome, DeliveryCommit, Store, StoreError};
+
+/// Deliveries per transaction at most.
+const MAX_BATCH: usize = 256;
+/// Deliveries waiting for the committer at most; past it, senders wait.
+const QUEUE: usize = 4096;
+
+struct Job {
+    commit: DeliveryCommit,
+    done: oneshot::Sender<Result<CommitOutcome, StoreError>>,
+}
+
+/// A handle on the committer task. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Committer {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job").field("trigger", &self.commit.trigger_id).finish()
+    }
+}
+
+impl Committer {
+    /// Starts the committer task on the current tokio runtime.
+    pub fn start(store: Store) -> Committer {
+        let (jobs, queue) = mpsc::channel(QUEUE);
+        tokio::spawn(run(store, queue));
+        Committer { jobs }
+    }
+
+    /// Commits one delivery; returns once it is durable (or failed).
+    pub async fn commit(&self, commit: DeliveryCommit) -> Result<CommitOutcome, StoreError> {
+        let (done, outcome) = oneshot::channel();
+        self.jobs
+            .send(Job { commit, done })
+            .await
+            .map_err(|_| StoreError::Database("the committer has stopped".into()))?;
+        outcome.await.map_err(|_| StoreError::Database("the committer dropped a delivery".into()))?
+    }
+}
+
+async fn run(store: Store, mut queue: mpsc::Receiver<Job>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = queue.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let (commits, replies): (Vec<_>, Vec<_>) = batch.drain(..).map(|job| (job.commit, job.done)).unzip();
+        match store.commit_deliveries(&commits).await {
+            Ok(outcomes) => {
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    let _ = reply.send(outcome);
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, deliveries = replies.len(), "group commit failed");
+                for reply in replies {
+                    let _ = reply.send(Err(match &error {
+                        StoreError::Busy => StoreError::Busy,
+                        StoreError::NotFound => StoreError::NotFound,
+                        StoreError::Database(message) => StoreError::Database(message.clone()),
+                    }));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! The plugin registry: uploaded versions (blobs + rows), the loaded plugin
+//! of each version, and which version is active. Activation swaps the active
+//! version for new calls while calls in flight finish on the one they hold:
+//! hot swap and roll back with no restart and no failed request.
+
+mod blobs;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use serde::Serialize;
+
+pub use blobs::BlobStore;
+
+use crate::contract::Manifest;
+use crate::runtime::{LoadError, Plugin, Runtime};
+use crate::store::{PluginVersionRow, Store, StoreError, VersionInsert, now_ms};
+
+/// Why an upload or a lookup failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The bytes are not a valid connector component.
+    #[error(transparent)]
+    Invalid(#[from] LoadError),
+    /// A trigger's config schema is not a usable JSON Schema.
+    #[error("trigger {trigger}: config-schema is not a valid JSON Schema: {message}")]
+    BadSchema {
+        /// The trigger.
+        trigger: String,
+        /// The schema compiler's message.
+        message: String,
+    },
+    /// The same name and version were uploaded with other bytes.
+    #[error("{name}@{version} already exists with digest {existing_digest}; bump the version")]
+    Conflict {
+        /// Plugin.
+        name: String,
+        /// Version.
+        version: String,
+        /// The digest registered first.
+        existing_digest: String,
+    },
+    /// No such plugin or version.
+    #[error("no plugin {0}")]
+    NotFound(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Blob I/O failed.
+    #[error("component storage: {0}")]
+    Blob(#[from] std::io::Error),
+}
+
+/// A loaded version with its compiled config validators.
+#[derive(Clone)]
+pub struct LoadedPlugin {
+    /// The callable plugin.
+    pub plugin: Plugin,
+    schemas: Arc<HashMap<String, jsonschema::Validator>>,
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin").field("plugin", &self.plugin).finish_non_exhaustive()
+    }
+}
+
+impl LoadedPlugin {
+    fn new(plugin: Plugin) -> Result<Self, RegistryError> {
+        let mut schemas = HashMap::new();
+        for trigger in &plugin.manifest().triggers {
+            let bad = |message: String| RegistryError::BadSchema { trigger: trigger.name.clone(), message };
+            let schema: serde_json::Value = serde_json::from_str(&trigger.config_schema).map_err(|e| bad(e.to_string()))?;
+            let validator = jsonschema::validator_for(&schema).map_err(|e| bad(e.to_string()))?;
+            schemas.insert(trigger.name.clone(), validator);
+        }
+        Ok(LoadedPlugin { plugin, schemas: Arc::new(schemas) })
+    }
+
+    /// Checks `config` against the trigger's schema; the error names the
+    /// failing field's JSON pointer.
+    pub fn validate_config(&self, trigger: &str, config: &serde_json::Value) -> Result<(), ConfigProblem> {
+        let Some(validator) = self.schemas.get(trigger) else {
+            return Err(ConfigProblem { path: String::new(), message: format!("no trigger named {trigger}") });
+        };
+        match validator.iter_errors(config).next() {
+            None => Ok(()),
+            Some(error) => Err(ConfigProblem { path: error.instance_path().to_string(), message: error.to_string() }),
+        }
+    }
+}
+
+/// Why a config does not fit a trigger's schema.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConfigProblem {
+    /// JSON pointer of the failing field (empty for the whole config).
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// What an upload registered.
+#[derive(Debug, Clone, Serialize)]
+pub struct Registered {
+    /// Plugin name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// `sha256:<hex>`.
+    pub digest: String,
+    /// Trigger names.
+    pub triggers: Vec<String>,
+    /// Whether this version is now active.
+    pub active: bool,
+    /// False when the same bytes were already registered.
+    #[serde(skip)]
+    pub created: bool,
+}
+
+/// The registry.
+pub struct Registry {
+    runtime: Runtime,
+    store: Store,
+    blobs: BlobStore,
+    /// `(name, version)` to its loaded plugin.
+    loaded: RwLock<HashMap<(String, String), LoadedPlugin>>,
+    /// Plugin name to its active version.
+    active: RwLock<HashMap<String, String>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").finish_non_exhaustive()
+    }
+}
+
+impl Registry {
+    /// Opens the registry and loads every stored version. A version whose
+    /// blob is missing or corrupt is logged and left unloaded: its triggers
+    /// answer 503 rather than the host refusing to start.
+    pub async fn open(runtime: Runtime, store: Store, data_dir: &Path) -> Result<Registry, RegistryError> {
+        let registry = Registry {
+            runtime,
+            blobs: BlobStore::open(data_dir)?,
+            store,
+            loaded: RwLock::default(),
+            active: RwLock::default(),
+        };
+        for row in registry.store.all_versions().await? {
+            match registry.load_stored(&row).await {
+                Ok(loaded) => {
+                    write(&registry.loaded).insert((row.name.clone(), row.version.clone()), loaded);
+                }
+                Err(error) => tracing::error!(plugin = %row.name, version = %row.version, %error, "cannot load stored plugin"),
+            }
+        }
+        for plugin in registry.store.list_plugins().await? {
+            write(&registry.active).insert(plugin.name, plugin.active_version);
+        }
+        Ok(registry)
+    }
+
+    async fn load_stored(&self, row: &PluginVersionRow) -> Result<LoadedPlugin, RegistryError> {
+        let bytes = self.blobs.get(&row.digest)?;
+        LoadedPlugin::new(self.runtime.load(&bytes).await?)
+    }
+
+    /// Validates and registers an upload. The first version of a plugin
+    /// becomes active; re-uploading identical bytes is a no-op.
+    pub async fn register(&self, bytes: &[u8]) -> Result<Registered, RegistryError> {
+        let loaded = LoadedPlugin::new(self.runtime.load(bytes).await?)?;
+        let manifest = loaded.plugin.manifest().clone();
+        let digest = loaded.plugin.digest().to_owned();
+        self.blobs.put(&digest, bytes)?;
+        let row = PluginVersionRow {
+            name: manifest.name.clone(),
+            version: manifest.version.clone(),
+            digest: digest.clone(),
+            size_bytes: i64::try_from(bytes.len()).unwrap_or(i64::MAX),
+            manifest: serde_json::to_string(&manifest).map_err(|e| StoreError::Database(e.to_string()))?,
+            created_at_ms: now_ms(),
+        };
+        let created = match self.store.insert_plugin_version(&row).await? {
+            VersionInsert::Created { first } => {
+                write(&self.loaded).insert((manifest.name.clone(), manifest.version.clone()), loaded);
+                if first {
+                    write(&self.active).insert(manifest.name.clone(), manifest.version.clone());
+                }
+                true
+            }
+            VersionInsert::AlreadyPresent => false,
+            VersionInsert::Conflict { existing_digest } => {
+                return Err(RegistryError::Conflict { name: manifest.name, version: manifest.version, existing_digest });
+            }
+        };
+        let active = read(&self.active).get(&manifest.name) == Some(&manifest.version);
+        Ok(Registered {
+            triggers: manifest.triggers.iter().map(|t| t.name.clone()).collect(),
+            name: manifest.name,
+            version: manifest.version,
+            digest,
+            active,
+            created,
+        })
+    }
+
+    /// Makes `version` the active one for new calls.
+    pub async fn activate(&self, name: &str, version: &str) -> Result<(), RegistryError> {
+        if !read(&self.loaded).contains_key(&(name.to_owned(), version.to_owned())) {
+            return Err(RegistryError::NotFound(format!("{name}@{version}")));
+        }
+        self.store.set_active_version(name, version).await.map_err(|e| match e {
+            StoreError::NotFound => RegistryError::NotFound(format!("{name}@{version}")),
+            other => other.into(),
+        })?;
+        write(&self.active).insert(name.to_owned(), version.to_owned());
+        Ok(())
+    }
+
+    /// The plugin serving `name`: the pinned version if given, else the active one.
+    pub fn resolve(&self, name: &str, pinned: Option<&str>) -> Result<LoadedPlugin, RegistryError> {
+        let version = match pinned {
+            Some(version) => version.to_owned(),
+            None => read(&self.active).get(name).cloned().ok_or_else(|| RegistryError::NotFound(name.to_owned()))?,
+        };
+        read(&self.loaded)
+            .get(&(name.to_owned(), version.clone()))
+            .cloned()
+            .ok_or_else(|| RegistryError::NotFound(format!("{name}@{version}")))
+    }
+
+    /// The manifest of a loaded version.
+    pub fn manifest(&self, name: &str, version: &str) -> Option<Manifest> {
+        read(&self.loaded).get(&(name.to_owned(), version.to_owned())).map(|l| l.plugin.manifest().clone())
+    }
+
+    /// The store behind the registry.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+// The maps are only ever held for a clone or an insert, so a poisoned lock
+// (a panic elsewhere mid-insert) still holds consistent data.
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -1,0 +1,101 @@
+//! Durable state in SQLite (WAL, one file under the data dir) via sqlx.
+//! Multi-row changes run in transactions; migrations are embedded and run
+//! at start.
+
+mod events;
+mod plugins;
+mod stats;
+mod triggers;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+pub use events::{CommitOutcome, DeliveryCommit, EventRow, NewEvent};
+pub use plugins::{PluginRow, PluginVersionRow, VersionInsert};
+pub use stats::{FailureRow, StatsRow, Tally};
+pub use triggers::{TriggerPatch, TriggerRow};
+
+/// A storage failure. `Busy` means try again later (503 with Retry-After).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database stayed locked past the busy timeout.
+    #[error("the database is busy")]
+    Busy,
+    /// No such row.
+    #[error("not found")]
+    NotFound,
+    /// Anything else; the message is for logs, not for API responses.
+    #[error("database error: {0}")]
+    Database(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::RowNotFound => StoreError::NotFound,
+            sqlx::Error::PoolTimedOut => StoreError::Busy,
+            // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with extended codes.
+            sqlx::Error::Database(db)
+                if db.code().is_some_and(|c| matches!(c.parse::<i32>().map(|c| c & 0xff), Ok(5 | 6))) =>
+            {
+                StoreError::Busy
+            }
+            _ => StoreError::Database(error.to_string()),
+        }
+    }
+}
+
+/// The store: a connection pool on the database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> i64 {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
+impl Store {
+    /// Opens (creating if missing) the database at `url` and runs migrations.
+    pub async fn open(url: &str, busy_timeout: Duration) -> Result<Store, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit is on disk before the 2xx that acknowledges it,
+            // so an acknowledged event survives a crash or power loss.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(busy_timeout);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(busy_timeout.max(Duration::from_secs(1)))
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("../migrations")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Database(format!("migrations: {e}")))?;
+        Ok(Store { pool })
+    }
+
+    /// The pool, for the modules of this store.
+    fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Closes every connection (used at shutdown).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,165 @@
+//! Events: committed in groups, read newest first with a cursor.
+
+use serde::Serialize;
+
+use super::{Store, StoreError, to_i64};
+
+/// An event about to be stored.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// `evt_<hex>`.
+    pub id: String,
+    /// Unique per trigger when set.
+    pub dedupe_key: Option<String>,
+    /// Event type.
+    pub event_type: String,
+    /// When it happened at the source.
+    pub occurred_at_ms: Option<i64>,
+    /// JSON payload.
+    pub payload: String,
+    /// When the host received it.
+    pub received_at_ms: i64,
+}
+
+/// One accepted delivery's events and cost, to commit atomically.
+#[derive(Debug, Clone)]
+pub struct DeliveryCommit {
+    /// The trigger.
+    pub trigger_id: String,
+    /// `name@version` of the plugin that produced the events.
+    pub plugin_version: String,
+    /// The events, in order.
+    pub events: Vec<NewEvent>,
+    /// Fuel the delivery used.
+    pub fuel_used: u64,
+}
+
+/// What committing one delivery stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct CommitOutcome {
+    /// New events stored.
+    pub stored: usize,
+    /// Events dropped because their dedupe key was already stored.
+    pub duplicates: usize,
+}
+
+/// A stored event.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize)]
+pub struct EventRow {
+    /// Position in the store, the cursor of the events API.
+    #[serde(skip)]
+    pub seq: i64,
+    /// Event id.
+    pub id: String,
+    /// Trigger id.
+    pub trigger_id: String,
+    /// Dedupe key.
+    pub dedupe_key: Option<String>,
+    /// Event type.
+    pub event_type: String,
+    /// When it happened at the source.
+    pub occurred_at_ms: Option<i64>,
+    /// JSON payload text.
+    pub payload: String,
+    /// `name@version` that produced it.
+    pub plugin_version: String,
+    /// When the host received it.
+    pub received_at_ms: i64,
+}
+
+impl Store {
+    /// Commits many deliveries in one transaction, each inside its own
+    /// savepoint: one delivery's failure (say its trigger was just deleted)
+    /// does not fail the others. The outer result fails only if the
+    /// transaction itself cannot commit.
+    pub async fn commit_deliveries(
+        &self,
+        batch: &[DeliveryCommit],
+    ) -> Result<Vec<Result<CommitOutcome, StoreError>>, StoreError> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for delivery in batch {
+            let mut savepoint = sqlx::Acquire::begin(&mut *tx).await?;
+            match commit_one(&mut savepoint, delivery).await {
+                Ok(outcome) => {
+                    savepoint.commit().await?;
+                    outcomes.push(Ok(outcome));
+                }
+                Err(StoreError::Busy) => return Err(StoreError::Busy),
+                Err(error) => {
+                    savepoint.rollback().await?;
+                    outcomes.push(Err(error));
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    /// Up to `limit` events of a trigger, newest first, older than `before_seq`.
+    pub async fn list_events(
+        &self,
+        trigger_id: &str,
+        limit: i64,
+        before_seq: Option<i64>,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        Ok(sqlx::query_as("SELECT * FROM events WHERE trigger_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?")
+            .bind(trigger_id)
+            .bind(before_seq.unwrap_or(i64::MAX))
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?)
+    }
+
+    /// How many events a trigger has.
+    pub async fn count_events(&self, trigger_id: &str) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE trigger_id = ?")
+            .bind(trigger_id)
+            .fetch_one(self.pool())
+            .await?)
+    }
+}
+
+async fn commit_one(
+    conn: &mut sqlx::SqliteConnection,
+    delivery: &DeliveryCommit,
+) -> Result<CommitOutcome, StoreError> {
+    let mut outcome = CommitOutcome::default();
+    for event in &delivery.events {
+        let inserted = sqlx::query(
+            "INSERT INTO events (id, trigger_id, dedupe_key, event_type, occurred_at_ms, payload, plugin_version,
+                                 received_at_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (trigger_id, dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING",
+        )
+        .bind(&event.id)
+        .bind(&delivery.trigger_id)
+        .bind(&event.dedupe_key)
+        .bind(&event.event_type)
+        .bind(event.occurred_at_ms)
+        .bind(&event.payload)
+        .bind(&delivery.plugin_version)
+        .bind(event.received_at_ms)
+        .execute(&mut *conn)
+        .await?;
+        if inserted.rows_affected() == 1 {
+            outcome.stored += 1;
+        } else {
+            outcome.duplicates += 1;
+        }
+    }
+    let updated = sqlx::query(
+        "UPDATE trigger_stats SET received = received + 1, accepted = accepted + 1,
+                duplicates = duplicates + ?, fuel_used = fuel_used + ?
+         WHERE trigger_id = ?",
+    )
+    .bind(to_i64(outcome.duplicates as u64))
+    .bind(to_i64(delivery.fuel_used))
+    .bind(&delivery.trigger_id)
+    .execute(&mut *conn)
+    .await?;
+    if updated.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(outcome)
+}

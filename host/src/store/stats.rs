@@ -1,0 +1,149 @@
+//! Per-trigger counters and the record of failed calls.
+
+use serde::Serialize;
+
+use super::{Store, StoreError, now_ms, to_i64};
+
+/// Failures kept per trigger; older ones are pruned.
+const FAILURES_KEPT: i64 = 100;
+
+/// A trigger's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, sqlx::FromRow, Serialize)]
+pub struct StatsRow {
+    /// Deliveries received.
+    pub received: i64,
+    /// Deliveries verified and committed.
+    pub accepted: i64,
+    /// Deliveries `verify` rejected.
+    pub rejected: i64,
+    /// Events dropped as redeliveries.
+    pub duplicates: i64,
+    /// Calls that failed (limit hit, trap, connector error).
+    pub errors: i64,
+    /// Fuel consumed by all calls.
+    pub fuel_used: i64,
+}
+
+/// A recorded failure.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize)]
+pub struct FailureRow {
+    /// Which export failed.
+    pub export: String,
+    /// `out-of-fuel`, `guest-trap`, a connector error code, ...
+    pub code: String,
+    /// What happened, without host internals.
+    pub message: String,
+    /// The guest's log up to the failure.
+    pub log: String,
+    /// When.
+    pub at_ms: i64,
+}
+
+/// What a non-committing delivery adds to the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tally {
+    /// `verify` rejected it.
+    Rejected,
+    /// `verify` answered it (a handshake).
+    Answered,
+}
+
+impl Store {
+    /// Counts a delivery that stored nothing.
+    pub async fn tally(&self, trigger_id: &str, tally: Tally, fuel_used: u64) -> Result<(), StoreError> {
+        let rejected = i64::from(tally == Tally::Rejected);
+        sqlx::query(
+            "UPDATE trigger_stats SET received = received + 1, rejected = rejected + ?, fuel_used = fuel_used + ?
+             WHERE trigger_id = ?",
+        )
+        .bind(rejected)
+        .bind(to_i64(fuel_used))
+        .bind(trigger_id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Records a failed call: counters, the failure itself and the
+    /// trigger's last error, in one transaction.
+    pub async fn record_failure(
+        &self,
+        trigger_id: &str,
+        failure: &FailureRow,
+        fuel_used: u64,
+        counts_as_delivery: bool,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(
+            "UPDATE trigger_stats SET received = received + ?, errors = errors + 1, fuel_used = fuel_used + ?
+             WHERE trigger_id = ?",
+        )
+        .bind(i64::from(counts_as_delivery))
+        .bind(to_i64(fuel_used))
+        .bind(trigger_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO trigger_failures (trigger_id, export, code, message, log, at_ms) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(trigger_id)
+        .bind(&failure.export)
+        .bind(&failure.code)
+        .bind(&failure.message)
+        .bind(&failure.log)
+        .bind(failure.at_ms)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM trigger_failures WHERE trigger_id = ? AND seq <=
+                (SELECT seq FROM trigger_failures WHERE trigger_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+        )
+        .bind(trigger_id)
+        .bind(trigger_id)
+        .bind(FAILURES_KEPT)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE triggers SET last_error = ?, updated_at_ms = ? WHERE id = ?")
+            .bind(format!("{}: {}", failure.code, failure.message))
+            .bind(now_ms())
+            .bind(trigger_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A trigger's counters.
+    pub async fn get_stats(&self, trigger_id: &str) -> Result<StatsRow, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT received, accepted, rejected, duplicates, errors, fuel_used FROM trigger_stats WHERE trigger_id = ?",
+        )
+        .bind(trigger_id)
+        .fetch_one(self.pool())
+        .await?)
+    }
+
+    /// Counters summed over every trigger.
+    pub async fn stats_totals(&self) -> Result<StatsRow, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT COALESCE(SUM(received), 0) AS received, COALESCE(SUM(accepted), 0) AS accepted,
+                    COALESCE(SUM(rejected), 0) AS rejected, COALESCE(SUM(duplicates), 0) AS duplicates,
+                    COALESCE(SUM(errors), 0) AS errors, COALESCE(SUM(fuel_used), 0) AS fuel_used
+             FROM trigger_stats",
+        )
+        .fetch_one(self.pool())
+        .await?)
+    }
+
+    /// A trigger's most recent failures, newest first.
+    pub async fn list_failures(&self, trigger_id: &str, limit: i64) -> Result<Vec<FailureRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT export, code, message, log, at_ms FROM trigger_failures WHERE trigger_id = ?
+             ORDER BY seq DESC LIMIT ?",
+        )
+        .bind(trigger_id)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?)
+    }
+}

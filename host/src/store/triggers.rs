@@ -1,0 +1,146 @@
+//! Triggers: a plugin's trigger with an integrator's config and secret.
+
+use super::{Store, StoreError, now_ms};
+
+/// A stored trigger.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct TriggerRow {
+    /// Unguessable id, also the webhook path.
+    pub id: String,
+    /// Plugin name.
+    pub plugin: String,
+    /// Pinned version; `None` follows the active one.
+    pub plugin_version: Option<String>,
+    /// Which of the manifest's triggers.
+    pub trigger_name: String,
+    /// Config JSON, validated against the trigger's schema.
+    pub config: String,
+    /// Signing secret.
+    pub secret: Option<String>,
+    /// Poll interval for polling triggers.
+    pub poll_interval_s: Option<i64>,
+    /// `created`, `enabled`, `disabled` or `error`.
+    pub status: String,
+    /// The connector's message when enabling failed, or the last failure.
+    pub last_error: Option<String>,
+    /// When a provider subscription expires.
+    pub expires_at_ms: Option<i64>,
+    /// Creation time.
+    pub created_at_ms: i64,
+    /// Last change.
+    pub updated_at_ms: i64,
+}
+
+/// Fields a PATCH may change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct TriggerPatch {
+    /// New config (already validated).
+    pub config: Option<String>,
+    /// New secret (`Some(None)` clears it).
+    pub secret: Option<Option<String>>,
+    /// New pin (`Some(None)` follows the active version).
+    pub plugin_version: Option<Option<String>>,
+    /// New poll interval.
+    pub poll_interval_s: Option<Option<i64>>,
+}
+
+impl Store {
+    /// Stores a new trigger with its zeroed stats, in one transaction.
+    pub async fn insert_trigger(&self, row: &TriggerRow) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(
+            "INSERT INTO triggers (id, plugin, plugin_version, trigger_name, config, secret, poll_interval_s,
+                                   status, last_error, expires_at_ms, created_at_ms, updated_at_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&row.id)
+        .bind(&row.plugin)
+        .bind(&row.plugin_version)
+        .bind(&row.trigger_name)
+        .bind(&row.config)
+        .bind(&row.secret)
+        .bind(row.poll_interval_s)
+        .bind(&row.status)
+        .bind(&row.last_error)
+        .bind(row.expires_at_ms)
+        .bind(row.created_at_ms)
+        .bind(row.updated_at_ms)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO trigger_stats (trigger_id) VALUES (?)").bind(&row.id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// One trigger.
+    pub async fn get_trigger(&self, id: &str) -> Result<TriggerRow, StoreError> {
+        Ok(sqlx::query_as("SELECT * FROM triggers WHERE id = ?").bind(id).fetch_one(self.pool()).await?)
+    }
+
+    /// Every trigger, oldest first.
+    pub async fn list_triggers(&self) -> Result<Vec<TriggerRow>, StoreError> {
+        Ok(sqlx::query_as("SELECT * FROM triggers ORDER BY created_at_ms, id").fetch_all(self.pool()).await?)
+    }
+
+    /// Applies a patch and returns the updated trigger.
+    pub async fn patch_trigger(&self, id: &str, patch: &TriggerPatch) -> Result<TriggerRow, StoreError> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut row: TriggerRow =
+            sqlx::query_as("SELECT * FROM triggers WHERE id = ?").bind(id).fetch_one(&mut *tx).await?;
+        if let Some(config) = &patch.config {
+            row.config = config.clone();
+        }
+        if let Some(secret) = &patch.secret {
+            row.secret = secret.clone();
+        }
+        if let Some(version) = &patch.plugin_version {
+            row.plugin_version = version.clone();
+        }
+        if let Some(interval) = patch.poll_interval_s {
+            row.poll_interval_s = interval;
+        }
+        row.updated_at_ms = now_ms();
+        sqlx::query(
+            "UPDATE triggers SET config = ?, secret = ?, plugin_version = ?, poll_interval_s = ?, updated_at_ms = ?
+             WHERE id = ?",
+        )
+        .bind(&row.config)
+        .bind(&row.secret)
+        .bind(&row.plugin_version)
+        .bind(row.poll_interval_s)
+        .bind(row.updated_at_ms)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// Records a lifecycle transition.
+    pub async fn set_trigger_status(
+        &self,
+        id: &str,
+        status: &str,
+        last_error: Option<&str>,
+        expires_at_ms: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE triggers SET status = ?, last_error = ?, expires_at_ms = ?, updated_at_ms = ? WHERE id = ?",
+        )
+        .bind(status)
+        .bind(last_error)
+        .bind(expires_at_ms)
+        .bind(now_ms())
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+    }
+
+    /// Deletes a trigger with its events, stats, failures and kv entries.
+    pub async fn delete_trigger(&self, id: &str) -> Result<(), StoreError> {
+        // Foreign keys cascade the rest within the statement's transaction.
+        let done = sqlx::query("DELETE FROM triggers WHERE id = ?").bind(id).execute(self.pool()).await?;
+        if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+    }
+}

@@ -1,0 +1,415 @@
+//! Trigger lifecycle: create (config validated against the trigger's JSON
+//! Schema), enable and disable (calling `on-enable` / `on-disable`), patch,
+//! delete; and the in-memory table of enabled triggers that ingress reads.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::contract::{Strategy, TriggerContext};
+use crate::registry::{ConfigProblem, LoadedPlugin, Registry, RegistryError};
+use crate::runtime::{CallError, Limits};
+use crate::store::{FailureRow, Store, StoreError, TriggerPatch, TriggerRow, now_ms};
+
+/// Trigger statuses.
+pub mod status {
+    /// Created or disabled: deliveries get 404.
+    pub const DISABLED: &str = "disabled";
+    /// Receiving deliveries.
+    pub const ENABLED: &str = "enabled";
+    /// `on-enable` failed; see `last_error`.
+    pub const ERROR: &str = "error";
+}
+
+/// Why a trigger operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TriggerError {
+    /// No such trigger.
+    #[error("no trigger {0}")]
+    NotFound(String),
+    /// The plugin or version does not exist.
+    #[error(transparent)]
+    Plugin(#[from] RegistryError),
+    /// The plugin has no trigger of that name.
+    #[error("plugin {plugin} has no trigger {trigger}")]
+    UnknownTrigger {
+        /// Plugin.
+        plugin: String,
+        /// Requested trigger.
+        trigger: String,
+    },
+    /// The config does not match the trigger's schema.
+    #[error("config{} {}", if .0.path.is_empty() { String::new() } else { format!(" at {}", .0.path) }, .0.message)]
+    InvalidConfig(ConfigProblem),
+    /// Another field is invalid.
+    #[error("{field}: {message}")]
+    InvalidField {
+        /// The field.
+        field: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// Storage failed.
+    #[error(transparent)]
+    Store(StoreError),
+    /// No randomness for an id.
+    #[error("cannot generate an id: {0}")]
+    Random(#[from] getrandom::Error),
+}
+
+impl From<StoreError> for TriggerError {
+    fn from(error: StoreError) -> Self {
+        TriggerError::Store(error)
+    }
+}
+
+/// `POST /api/v1/triggers`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTrigger {
+    /// Plugin name.
+    pub plugin: String,
+    /// Trigger name within the plugin.
+    pub trigger: String,
+    /// Config (default `{}`).
+    #[serde(default)]
+    pub config: Option<serde_json::Value>,
+    /// Signing secret.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// Poll interval, for polling triggers.
+    #[serde(default)]
+    pub poll_interval_s: Option<u32>,
+    /// Pin a version instead of following the active one.
+    #[serde(default)]
+    pub plugin_version: Option<String>,
+}
+
+/// A trigger as the API shows it: never the secret itself.
+#[derive(Debug, Clone, Serialize)]
+pub struct TriggerView {
+    /// Id.
+    pub id: String,
+    /// Plugin name.
+    pub plugin: String,
+    /// Pinned version, or null when following the active one.
+    pub plugin_version: Option<String>,
+    /// Trigger name.
+    pub trigger: String,
+    /// Config.
+    pub config: serde_json::Value,
+    /// Whether a secret is set.
+    pub has_secret: bool,
+    /// Poll interval.
+    pub poll_interval_s: Option<i64>,
+    /// `disabled`, `enabled` or `error`.
+    pub status: String,
+    /// Last failure or enable error.
+    pub last_error: Option<String>,
+    /// Where to deliver.
+    pub webhook_url: String,
+    /// Creation time (Unix ms).
+    pub created_at_ms: i64,
+    /// Last change (Unix ms).
+    pub updated_at_ms: i64,
+}
+
+/// An enabled trigger, as ingress sees it.
+#[derive(Debug)]
+pub struct LiveTrigger {
+    /// The stored row.
+    pub row: TriggerRow,
+    /// The call context handed to the connector.
+    pub context: TriggerContext,
+    bucket: Mutex<TokenBucket>,
+}
+
+#[derive(Debug)]
+struct TokenBucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl LiveTrigger {
+    /// Takes one delivery's token from the trigger's rate limit.
+    pub fn admit(&self, rate_per_second: u32, burst: u32) -> bool {
+        let mut bucket = self.bucket.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let refill = now.duration_since(bucket.at).as_secs_f64() * f64::from(rate_per_second);
+        bucket.tokens = (bucket.tokens + refill).min(f64::from(burst.max(1)));
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The trigger service.
+#[derive(Debug)]
+pub struct Triggers {
+    store: Store,
+    registry: Arc<Registry>,
+    public_url: String,
+    limits: Limits,
+    live: RwLock<HashMap<String, Arc<LiveTrigger>>>,
+}
+
+impl Triggers {
+    /// Loads every enabled trigger into the live table.
+    pub async fn open(
+        store: Store,
+        registry: Arc<Registry>,
+        public_url: String,
+        limits: Limits,
+    ) -> Result<Triggers, TriggerError> {
+        let triggers = Triggers { store, registry, public_url, limits, live: RwLock::default() };
+        for row in triggers.store.list_triggers().await? {
+            if row.status == status::ENABLED {
+                triggers.go_live(row);
+            }
+        }
+        Ok(triggers)
+    }
+
+    /// The webhook URL of a trigger.
+    pub fn webhook_url(&self, id: &str) -> String {
+        format!("{}/hooks/{id}", self.public_url)
+    }
+
+    /// The per-call limits of the trigger's plugin.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// An enabled trigger by id.
+    pub fn live(&self, id: &str) -> Option<Arc<LiveTrigger>> {
+        self.live.read().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
+    }
+
+    fn go_live(&self, row: TriggerRow) {
+        let live = LiveTrigger {
+            context: self.context(&row),
+            row,
+            bucket: Mutex::new(TokenBucket { tokens: f64::MAX, at: Instant::now() }),
+        };
+        self.live.write().unwrap_or_else(|p| p.into_inner()).insert(live.row.id.clone(), Arc::new(live));
+    }
+
+    fn go_dark(&self, id: &str) {
+        self.live.write().unwrap_or_else(|p| p.into_inner()).remove(id);
+    }
+
+    fn context(&self, row: &TriggerRow) -> TriggerContext {
+        TriggerContext {
+            trigger_id: row.id.clone(),
+            trigger_name: row.trigger_name.clone(),
+            config: row.config.clone(),
+            secret: row.secret.clone(),
+            webhook_url: self.webhook_url(&row.id),
+        }
+    }
+
+    /// The API view of a row.
+    pub fn view(&self, row: &TriggerRow) -> TriggerView {
+        TriggerView {
+            id: row.id.clone(),
+            plugin: row.plugin.clone(),
+            plugin_version: row.plugin_version.clone(),
+            trigger: row.trigger_name.clone(),
+            config: serde_json::from_str(&row.config).unwrap_or(serde_json::Value::Null),
+            has_secret: row.secret.is_some(),
+            poll_interval_s: row.poll_interval_s,
+            status: row.status.clone(),
+            last_error: row.last_error.clone(),
+            webhook_url: self.webhook_url(&row.id),
+            created_at_ms: row.created_at_ms,
+            updated_at_ms: row.updated_at_ms,
+        }
+    }
+
+    fn check(&self, loaded: &LoadedPlugin, trigger: &str, config: &serde_json::Value) -> Result<(), TriggerError> {
+        if loaded.plugin.manifest().trigger(trigger).is_none() {
+            return Err(TriggerError::UnknownTrigger {
+                plugin: loaded.plugin.manifest().name.clone(),
+                trigger: trigger.to_owned(),
+            });
+        }
+        loaded.validate_config(trigger, config).map_err(TriggerError::InvalidConfig)
+    }
+
+    /// Creates a trigger, disabled until enabled.
+    pub async fn create(&self, request: CreateTrigger) -> Result<TriggerRow, TriggerError> {
+        let loaded = self.registry.resolve(&request.plugin, request.plugin_version.as_deref())?;
+        let config = request.config.unwrap_or_else(|| serde_json::json!({}));
+        self.check(&loaded, &request.trigger, &config)?;
+        let strategy = loaded.plugin.manifest().trigger(&request.trigger).map(|t| t.strategy);
+        let poll_interval_s = match (strategy, request.poll_interval_s) {
+            (Some(Strategy::Polling), None) => Some(60),
+            (Some(Strategy::Polling), Some(0)) => {
+                return Err(TriggerError::InvalidField { field: "poll_interval_s", message: "must be at least 1".into() });
+            }
+            (Some(Strategy::Polling), Some(s)) => Some(i64::from(s)),
+            (_, Some(_)) => {
+                return Err(TriggerError::InvalidField {
+                    field: "poll_interval_s",
+                    message: "only polling triggers take a poll interval".into(),
+                });
+            }
+            (_, None) => None,
+        };
+        let now = now_ms();
+        let row = TriggerRow {
+            id: crate::ids::new_id("trg")?,
+            plugin: request.plugin,
+            plugin_version: request.plugin_version,
+            trigger_name: request.trigger,
+            config: config.to_string(),
+            secret: request.secret,
+            poll_interval_s,
+            status: status::DISABLED.into(),
+            last_error: None,
+            expires_at_ms: None,
+            created_at_ms: now,
+            updated_at_ms: now,
+        };
+        self.store.insert_trigger(&row).await?;
+        Ok(row)
+    }
+
+    /// One trigger.
+    pub async fn get(&self, id: &str) -> Result<TriggerRow, TriggerError> {
+        self.store.get_trigger(id).await.map_err(|e| not_found(e, id))
+    }
+
+    /// Every trigger.
+    pub async fn list(&self) -> Result<Vec<TriggerRow>, TriggerError> {
+        Ok(self.store.list_triggers().await?)
+    }
+
+    /// Changes config, secret, pin or poll interval; a live trigger picks
+    /// the change up for its next delivery.
+    pub async fn patch(&self, id: &str, patch: TriggerPatch) -> Result<TriggerRow, TriggerError> {
+        let current = self.get(id).await?;
+        let pin = patch.plugin_version.clone().unwrap_or(current.plugin_version.clone());
+        let loaded = self.registry.resolve(&current.plugin, pin.as_deref())?;
+        let config = match &patch.config {
+            Some(text) => serde_json::from_str(text)
+                .map_err(|e| TriggerError::InvalidField { field: "config", message: e.to_string() })?,
+            None => serde_json::from_str(&current.config).unwrap_or(serde_json::Value::Null),
+        };
+        self.check(&loaded, &current.trigger_name, &config)?;
+        let row = self.store.patch_trigger(id, &patch).await.map_err(|e| not_found(e, id))?;
+        if row.status == status::ENABLED {
+            self.go_live(row.clone());
+        }
+        Ok(row)
+    }
+
+    /// Calls `on-enable`; the trigger becomes `enabled`, or `error` with the
+    /// connector's message.
+    pub async fn enable(&self, id: &str) -> Result<TriggerRow, TriggerError> {
+        let row = self.get(id).await?;
+        let loaded = self.registry.resolve(&row.plugin, row.plugin_version.as_deref())?;
+        match loaded.plugin.on_enable(self.context(&row), &self.limits).await {
+            Ok(output) => match output.value {
+                Ok(info) => {
+                    let expires = info.expires_at_ms.and_then(|ms| i64::try_from(ms).ok());
+                    self.store.set_trigger_status(id, status::ENABLED, None, expires).await?;
+                    let row = self.get(id).await?;
+                    self.go_live(row.clone());
+                    return Ok(row);
+                }
+                Err(error) => {
+                    let message = format!("on-enable: {error}");
+                    self.record(id, "on-enable", error.code.as_str(), &error.message, &output.log.text, output.fuel_used)
+                        .await?;
+                    self.store.set_trigger_status(id, status::ERROR, Some(&message), None).await?;
+                }
+            },
+            Err(error) => {
+                self.record_call_error(id, &error).await?;
+                let message = format!("on-enable: {}", error.kind);
+                self.store.set_trigger_status(id, status::ERROR, Some(&message), None).await?;
+            }
+        }
+        self.go_dark(id);
+        self.get(id).await
+    }
+
+    /// Calls `on-disable` and stops deliveries. The trigger is disabled even
+    /// if `on-disable` fails; the failure is recorded.
+    pub async fn disable(&self, id: &str) -> Result<TriggerRow, TriggerError> {
+        let row = self.get(id).await?;
+        self.go_dark(id);
+        let mut last_error = None;
+        if row.status == status::ENABLED {
+            last_error = self.call_on_disable(&row).await?;
+        }
+        self.store.set_trigger_status(id, status::DISABLED, last_error.as_deref(), None).await?;
+        self.get(id).await
+    }
+
+    /// Disables (calling `on-disable` if enabled) and deletes a trigger.
+    pub async fn delete(&self, id: &str) -> Result<(), TriggerError> {
+        let row = self.get(id).await?;
+        self.go_dark(id);
+        if row.status == status::ENABLED {
+            self.call_on_disable(&row).await?;
+        }
+        self.store.delete_trigger(id).await.map_err(|e| not_found(e, id))
+    }
+
+    /// Returns the failure message, if `on-disable` failed.
+    async fn call_on_disable(&self, row: &TriggerRow) -> Result<Option<String>, TriggerError> {
+        let Ok(loaded) = self.registry.resolve(&row.plugin, row.plugin_version.as_deref()) else {
+            return Ok(Some("on-disable skipped: plugin version not loaded".into()));
+        };
+        match loaded.plugin.on_disable(self.context(row), &self.limits).await {
+            Ok(output) => match output.value {
+                Ok(()) => Ok(None),
+                Err(error) => {
+                    self.record(&row.id, "on-disable", error.code.as_str(), &error.message, &output.log.text, output.fuel_used)
+                        .await?;
+                    Ok(Some(format!("on-disable: {error}")))
+                }
+            },
+            Err(error) => {
+                self.record_call_error(&row.id, &error).await?;
+                Ok(Some(format!("on-disable: {}", error.kind)))
+            }
+        }
+    }
+
+    async fn record(&self, id: &str, export: &str, code: &str, message: &str, log: &str, fuel: u64) -> Result<(), StoreError> {
+        let failure = FailureRow {
+            export: export.into(),
+            code: code.into(),
+            message: message.into(),
+            log: log.into(),
+            at_ms: now_ms(),
+        };
+        self.store.record_failure(id, &failure, fuel, false).await
+    }
+
+    async fn record_call_error(&self, id: &str, error: &CallError) -> Result<(), StoreError> {
+        let message = error.kind.to_string();
+        self.record(id, error.export, error.kind.code(), &message, &error.log.text, error.fuel_used).await
+    }
+}
+
+fn not_found(error: StoreError, id: &str) -> TriggerError {
+    match error {
+        StoreError::NotFound => TriggerError::NotFound(id.to_owned()),
+        other => TriggerError::Store(other),
+    }
+}
