@@ -23,6 +23,30 @@ use crate::server::AppState;
 use crate::store::{DeliveryCommit, FailureRow, NewEvent, StoreError, Tally, now_ms};
 use crate::triggers::LiveTrigger;
 
+/// Bytes past the body cap still read (and dropped) before answering 413:
+/// a server that answers without reading the body closes the connection,
+/// and the sender then often sees a broken pipe instead of the 413.
+const DRAIN_BYTES: usize = 4 << 20;
+
+/// The body if it fits in `cap` bytes; `None` (after draining at most
+/// [`DRAIN_BYTES`] more) if it does not or the connection fails.
+async fn read_capped(mut body: Body, cap: usize) -> Option<Vec<u8>> {
+    use http_body_util::BodyExt as _;
+    let mut bytes = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.ok()?.into_data() else { continue };
+        seen = seen.saturating_add(data.len());
+        if seen > cap.saturating_add(DRAIN_BYTES) {
+            return None;
+        }
+        if seen <= cap {
+            bytes.extend_from_slice(&data);
+        }
+    }
+    (seen <= cap).then_some(bytes)
+}
+
 /// Seconds a sender is asked to wait before retrying a 503 or 429.
 const RETRY_AFTER_SECS: &str = "1";
 
@@ -36,11 +60,10 @@ pub async fn hook(State(app): State<Arc<AppState>>, Path(id): Path<String>, requ
     }
     let (parts, body) = request.into_parts();
     let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > app.ingress.max_body_bytes) {
+    if declared.is_some_and(|len| len > app.ingress.max_body_bytes.saturating_add(DRAIN_BYTES)) {
         return status_json(StatusCode::PAYLOAD_TOO_LARGE, "body too large");
     }
-    // Read at most the cap, whatever Content-Length claimed.
-    let Ok(body) = axum::body::to_bytes(body, app.ingress.max_body_bytes).await else {
+    let Some(body) = read_capped(body, app.ingress.max_body_bytes).await else {
         return status_json(StatusCode::PAYLOAD_TOO_LARGE, "body too large");
     };
     let Ok(loaded) = app.triggers.registry().resolve(&trigger.row.plugin, trigger.row.plugin_version.as_deref())
@@ -56,7 +79,7 @@ pub async fn hook(State(app): State<Arc<AppState>>, Path(id): Path<String>, requ
             .iter()
             .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
             .collect(),
-        body: body.to_vec(),
+        body,
     };
     let plugin = &loaded.plugin;
     let output = match plugin.deliver(trigger.context.clone(), delivery, app.triggers.limits()).await {

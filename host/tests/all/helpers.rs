@@ -39,12 +39,38 @@ pub fn context(trigger_name: &str, config: &str, secret: Option<&str>) -> Trigge
     }
 }
 
+/// A delivery without headers.
+pub const NO_HEADERS: &[(&str, &str)] = &[];
+
 /// A POST delivery with these headers and body.
-pub fn post(headers: &[(&str, &str)], body: &[u8]) -> WebhookRequest {
+pub fn post<K: AsRef<str>, V: AsRef<str>>(headers: &[(K, V)], body: &[u8]) -> WebhookRequest {
     WebhookRequest {
         method: "POST".into(),
         query: String::new(),
-        headers: headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        headers: headers.iter().map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned())).collect(),
         body: body.to_vec(),
     }
+}
+
+/// The Standard Webhooks example secret (../shared/vectors/standard-webhooks.md).
+pub const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// Standard Webhooks headers signing `body` as delivery `id` at `timestamp`
+/// (Unix seconds, as text) under [`WHSEC`].
+pub fn signed_headers(id: &str, timestamp: &str, body: &[u8]) -> Vec<(String, String)> {
+    let key = triggerhost_sdk::signature::base64_decode(&WHSEC["whsec_".len()..]).expect("base64 secret");
+    let mac = triggerhost_sdk::signature::hmac_sha256_base64(
+        &key,
+        &[id.as_bytes(), b".", timestamp.as_bytes(), b".", body],
+    );
+    vec![
+        ("webhook-id".into(), id.into()),
+        ("webhook-timestamp".into(), timestamp.into()),
+        ("webhook-signature".into(), format!("v1,{mac}")),
+    ]
+}
+
+/// [`signed_headers`] timestamped now.
+pub fn signed_now(id: &str, body: &[u8]) -> Vec<(String, String)> {
+    signed_headers(id, &triggerhost_sdk::signature::now_secs().to_string(), body)
 }

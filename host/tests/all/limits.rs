@@ -5,16 +5,12 @@ use std::time::Duration;
 
 use triggerhost::contract::{RunInput, Verdict};
 use triggerhost::{CallError, CallErrorKind, Limits, Plugin, Runtime, RuntimeConfig};
-use triggerhost_sdk::signature::{hmac_sha256_base64, now_secs};
-
-use crate::helpers::{component_bytes, context, load, post, runtime};
-
-const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+use crate::helpers::{NO_HEADERS, WHSEC, component_bytes, context, load, post, runtime, signed_now};
 
 /// Runs one hostile trigger and returns the call's error.
 async fn attack(plugin: &Plugin, trigger: &str, config: &str, limits: &Limits) -> CallError {
     let ctx = context(trigger, config, None);
-    match plugin.run(ctx, RunInput::Webhook(post(&[], b"")), limits).await {
+    match plugin.run(ctx, RunInput::Webhook(post(NO_HEADERS, b"")), limits).await {
         Ok(output) => panic!("{trigger} was not stopped: {:?}", output.value.map(|o| o.events.len())),
         Err(error) => error,
     }
@@ -23,10 +19,7 @@ async fn attack(plugin: &Plugin, trigger: &str, config: &str, limits: &Limits) -
 /// A signed Standard Webhooks delivery goes through verify and run.
 async fn healthy_call_succeeds() {
     let plugin = load("standard_webhooks").await;
-    let ts = now_secs().to_string();
-    let key = triggerhost_sdk::signature::base64_decode(&WHSEC[6..]).expect("base64");
-    let sig = format!("v1,{}", hmac_sha256_base64(&key, &[b"msg_ok.", ts.as_bytes(), b".{}"]));
-    let request = post(&[("webhook-id", "msg_ok"), ("webhook-timestamp", &ts), ("webhook-signature", &sig)], b"{}");
+    let request = post(&signed_now("msg_ok", b"{}"), b"{}");
     let ctx = context("message_received", "{}", Some(WHSEC));
     let limits = Limits::default();
     let verdict = plugin.verify(ctx.clone(), request.clone(), &limits).await.expect("healthy verify");
@@ -97,7 +90,7 @@ async fn too_many_events_are_refused() {
 
     // At the limit it is fine.
     let ctx = context("many_events", r#"{"events": 100}"#, None);
-    let output = plugin.run(ctx, RunInput::Webhook(post(&[], b"")), &limits).await.expect("100 events pass");
+    let output = plugin.run(ctx, RunInput::Webhook(post(NO_HEADERS, b"")), &limits).await.expect("100 events pass");
     assert_eq!(output.value.expect("events").events.len(), 100);
 }
 
@@ -136,7 +129,7 @@ async fn a_log_flood_is_truncated_not_fatal() {
     let plugin = load("hostile").await;
     let limits = Limits { max_log_bytes: 16 << 10, ..Limits::default() };
     let ctx = context("log_flood", "{}", None);
-    let output = plugin.run(ctx, RunInput::Webhook(post(&[], b"")), &limits).await.expect("flood is not fatal");
+    let output = plugin.run(ctx, RunInput::Webhook(post(NO_HEADERS, b"")), &limits).await.expect("flood is not fatal");
     assert_eq!(output.value.expect("events").events.len(), 1);
     assert!(output.log.text.len() <= 16 << 10, "kept {}", output.log.text.len());
     assert!(output.log.text.len() > 15 << 10, "kept {}", output.log.text.len());
@@ -148,7 +141,7 @@ async fn a_log_flood_is_truncated_not_fatal() {
 async fn limits_trip_in_on_enable_too() {
     let plugin = load("hostile").await;
     let error = plugin
-        .on_enable(context("spin", "{}", None), &Limits { fuel: 5_000_000, ..Limits::default() })
+        .on_enable(context("spin", r#"{"on_enable": true}"#, None), &Limits { fuel: 5_000_000, ..Limits::default() })
         .await
         .expect_err("spin is stopped");
     assert_eq!(error.export, "on-enable");
@@ -226,7 +219,7 @@ async fn one_plugin_cannot_take_every_slot() {
 async fn a_guest_cannot_reach_files_env_network_or_ungranted_capabilities() {
     let plugin = load("hostile").await;
     let ctx = context("escape", "{}", None);
-    let output = plugin.run(ctx, RunInput::Webhook(post(&[], b"")), &Limits::default()).await.expect("call succeeds");
+    let output = plugin.run(ctx, RunInput::Webhook(post(NO_HEADERS, b"")), &Limits::default()).await.expect("call succeeds");
     let events = output.value.expect("run succeeds").events;
     let report: serde_json::Value = serde_json::from_str(&events[0].payload).expect("JSON report");
     assert_eq!(report["file"], "denied", "{report}");

@@ -5,6 +5,8 @@
 //! `cargo xtask build-plugins` (which `cargo xtask test` runs first).
 
 mod helpers;
+mod host;
 mod limits;
 mod load;
+mod server;
 mod standard_webhooks;

@@ -2,21 +2,19 @@
 
 use triggerhost::Limits;
 use triggerhost::contract::{ErrorCode, RunInput, Strategy, Verdict};
-use triggerhost_sdk::signature::{hmac_sha256_base64, now_secs};
+use triggerhost_sdk::signature::now_secs;
 
-use crate::helpers::{context, load, post};
+use crate::helpers::{NO_HEADERS, WHSEC as SECRET, context, load, post, signed_headers};
 
 // The published example from ../shared/vectors/standard-webhooks.md.
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const VECTOR_ID: &str = "msg_p5jXN8AQM9LWM0D4loKWxJek";
 const VECTOR_TIMESTAMP: &str = "1614265330";
 const VECTOR_BODY: &[u8] = br#"{"test": 2432232314}"#;
 const VECTOR_SIGNATURE: &str = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
 
-/// Signs a delivery as a Standard Webhooks sender would.
+/// The `webhook-signature` value a Standard Webhooks sender would send.
 fn signature(id: &str, timestamp: &str, body: &[u8]) -> String {
-    let key = triggerhost_sdk::signature::base64_decode(&SECRET["whsec_".len()..]).expect("base64 secret");
-    format!("v1,{}", hmac_sha256_base64(&key, &[id.as_bytes(), b".", timestamp.as_bytes(), b".", body]))
+    signed_headers(id, timestamp, body).swap_remove(2).1
 }
 
 #[tokio::test]
@@ -96,7 +94,7 @@ async fn tampered_and_unsigned_deliveries_are_rejected() {
 async fn a_missing_secret_or_bad_config_is_a_connector_error() {
     let plugin = load("standard_webhooks").await;
     let limits = Limits::default();
-    let request = post(&[], b"{}");
+    let request = post(NO_HEADERS, b"{}");
 
     let no_secret = context("message_received", "{}", None);
     let error = plugin.verify(no_secret, request.clone(), &limits).await.expect("call succeeds").value;

@@ -3,6 +3,7 @@
 
 use std::hint::black_box;
 
+use triggerhost_sdk::schema::{ConfigSchema, Prop};
 use triggerhost_sdk::*;
 
 struct Hostile;
@@ -14,6 +15,9 @@ struct Config {
     events: usize,
     #[serde(default)]
     payload_bytes: usize,
+    /// Attack in `on-enable` too (off, so ingress tests can enable triggers).
+    #[serde(default)]
+    on_enable: bool,
 }
 
 const TRIGGERS: &[&str] = &[
@@ -113,10 +117,16 @@ fn attack(ctx: &TriggerContext) -> Result<RunOutput, ConnectorError> {
 
 impl Connector for Hostile {
     fn describe() -> Manifest {
+        let config = || {
+            ConfigSchema::new()
+                .prop("events", Prop::integer("Events to return").minimum(0))
+                .prop("payload_bytes", Prop::integer("Payload size").minimum(0))
+                .prop("on_enable", Prop::boolean("Attack in on-enable too"))
+        };
         TRIGGERS
             .iter()
             .fold(ManifestBuilder::new("hostile", "Hostile", "0.1.0"), |m, name| {
-                m.trigger(TriggerBuilder::webhook(name, name))
+                m.trigger(TriggerBuilder::webhook(name, name).config(config()))
             })
             .build()
     }
@@ -130,7 +140,11 @@ impl Connector for Hostile {
     }
 
     fn on_enable(ctx: TriggerContext) -> Result<EnableInfo, ConnectorError> {
-        attack(&ctx).map(|_| EnableInfo { expires_at_ms: None })
+        let config: Config = ctx.config()?;
+        if config.on_enable {
+            attack(&ctx)?;
+        }
+        Ok(EnableInfo { expires_at_ms: None })
     }
 }
 

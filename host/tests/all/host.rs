@@ -1,0 +1,175 @@
+//! `spawn_host()`: the real `triggerhost serve` binary on 127.0.0.1, port 0,
+//! with a temporary data dir; killed when dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::helpers::component_bytes;
+
+pub const TOKEN: &str = "test-admin-token-0123456789";
+
+/// A running server.
+pub struct Host {
+    child: Child,
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    /// The data dir (kept across restarts).
+    pub data_dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+    config: Option<PathBuf>,
+    pub http: reqwest::Client,
+}
+
+/// Starts a server on a fresh data dir.
+pub async fn spawn_host() -> Host {
+    spawn_host_with_config("").await
+}
+
+/// Starts a server on a fresh data dir with `toml` as its config file.
+pub async fn spawn_host_with_config(toml: &str) -> Host {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let data_dir = temp.path().join("data");
+    let config = (!toml.is_empty()).then(|| {
+        let path = temp.path().join("triggerhost.toml");
+        std::fs::write(&path, toml).expect("write config");
+        path
+    });
+    let mut host = start(&data_dir, config.as_deref()).await;
+    host._temp = Some(temp);
+    host
+}
+
+async fn start(data_dir: &Path, config: Option<&Path>) -> Host {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_triggerhost"));
+    command.args(["serve", "--listen", "127.0.0.1:0", "--admin-token", TOKEN, "--data-dir"]).arg(data_dir);
+    if let Some(config) = config {
+        command.arg("--config").arg(config);
+    }
+    for (name, _) in std::env::vars().filter(|(k, _)| k.starts_with("TRIGGERHOST_")) {
+        command.env_remove(name);
+    }
+    std::fs::create_dir_all(data_dir).expect("data dir");
+    let log = std::fs::File::create(data_dir.with_extension("log")).expect("log file");
+    let mut child = command
+        .env("TRIGGERHOST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start triggerhost");
+    let stdout = child.stdout.take().expect("stdout piped");
+    let mut lines = BufReader::new(stdout).lines();
+    let url = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(rest) = line.strip_prefix("triggerhost listening on ") {
+                return rest.split_whitespace().next().map(str::to_owned);
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| panic!("server did not start; see {}", data_dir.with_extension("log").display()));
+    // Keep draining stdout so the server never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Host {
+        child,
+        url,
+        data_dir: data_dir.to_owned(),
+        _temp: None,
+        config: config.map(Path::to_owned),
+        http: reqwest::Client::new(),
+    }
+}
+
+impl Host {
+    /// SIGKILL, no chance to flush anything.
+    pub async fn kill9(&mut self) {
+        self.child.kill().await.expect("kill -9");
+    }
+
+    /// Kills the server and starts a new one on the same data dir.
+    pub async fn restart(mut self) -> Host {
+        self.kill9().await;
+        let mut next = start(&self.data_dir, self.config.as_deref()).await;
+        next._temp = self._temp.take();
+        next
+    }
+
+    /// An admin API call with the token; returns status and JSON body.
+    pub async fn api(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, format!("{}/api/v1{path}", self.url)).bearer_auth(TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status();
+        let text = response.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// Uploads raw bytes as a component.
+    pub async fn upload(&self, bytes: Vec<u8>) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .post(format!("{}/api/v1/plugins", self.url))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/wasm")
+            .body(bytes)
+            .send()
+            .await
+            .expect("upload");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Uploads a built test component, which must succeed.
+    pub async fn upload_plugin(&self, crate_name: &str) -> Value {
+        let (status, body) = self.upload(component_bytes(crate_name)).await;
+        assert!(status.is_success(), "upload {crate_name}: {status} {body}");
+        body
+    }
+
+    /// Creates and enables a trigger; returns its id.
+    pub async fn enabled_trigger(&self, plugin: &str, trigger: &str, secret: Option<&str>) -> String {
+        let body = serde_json::json!({ "plugin": plugin, "trigger": trigger, "secret": secret });
+        let (status, created) = self.api(Method::POST, "/triggers", Some(body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        let id = created["id"].as_str().expect("id").to_owned();
+        let (status, enabled) = self.api(Method::POST, &format!("/triggers/{id}/enable"), None).await;
+        assert_eq!((status, enabled["status"].as_str()), (StatusCode::OK, Some("enabled")), "{enabled}");
+        id
+    }
+
+    /// Posts a webhook delivery.
+    pub async fn deliver(&self, trigger_id: &str, headers: &[(String, String)], body: &[u8]) -> reqwest::Response {
+        let mut request = self.http.post(format!("{}/hooks/{trigger_id}", self.url)).body(body.to_vec());
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        request.send().await.expect("delivery")
+    }
+
+    /// Every event of a trigger, following cursors.
+    pub async fn all_events(&self, trigger_id: &str) -> Vec<Value> {
+        let mut events = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let path = format!("/triggers/{trigger_id}/events?limit=500&cursor={cursor}");
+            let (status, page) = self.api(Method::GET, &path, None).await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            events.extend(page["events"].as_array().cloned().unwrap_or_default());
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = next.to_owned(),
+                None => return events,
+            }
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! The server over real HTTP: the binary on port 0 with a temp data dir.
+
+mod bad_input;
+mod crash;
+mod failures;
+mod lifecycle;
