@@ -6,6 +6,8 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
+mod demo;
+
 const WASM_TARGET: &str = "wasm32-wasip2";
 
 const USAGE: &str = "usage: cargo xtask <command>
@@ -17,8 +19,9 @@ commands:
   test           build-plugins, then run every test in the workspace
   lint           clippy on the whole workspace, warnings denied
   bench          build-plugins, then the per-call cost benchmark (release build)
-  demo           build-plugins, then load the standard-webhooks connector and
-                 deliver a signed and a tampered webhook to it";
+  demo           build everything, start the server on 127.0.0.1:8080 with ./data,
+                 upload the bundled connectors, create a sample trigger and print
+                 the commands that send it a signed webhook and list its events";
 
 fn main() -> Result<()> {
     let command = std::env::args().nth(1).unwrap_or_default();
@@ -36,10 +39,7 @@ fn main() -> Result<()> {
             build_plugins()?;
             cargo(&["bench", "-p", "triggerhost", "--bench", "call"])
         }
-        "demo" => {
-            build_plugins()?;
-            cargo(&["run", "--quiet", "-p", "triggerhost-examples", "--bin", "deliver"])
-        }
+        "demo" => demo::run(),
         "" | "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())
@@ -48,7 +48,7 @@ fn main() -> Result<()> {
     }
 }
 
-fn build_plugins() -> Result<()> {
+pub(crate) fn build_plugins() -> Result<()> {
     ensure_wasm_target()?;
     let plugins = plugin_packages()?;
     let mut args = vec!["build", "--release", "--target", WASM_TARGET];
@@ -109,11 +109,11 @@ fn ensure_wasm_target() -> Result<()> {
     run(Command::new("rustup").args(["target", "add", WASM_TARGET]))
 }
 
-fn cargo(args: &[&str]) -> Result<()> {
+pub(crate) fn cargo(args: &[&str]) -> Result<()> {
     run(Command::new(cargo_bin()).args(args).current_dir(workspace_root()))
 }
 
-fn run(command: &mut Command) -> Result<()> {
+pub(crate) fn run(command: &mut Command) -> Result<()> {
     let status = command.status().with_context(|| format!("starting {command:?}"))?;
     if !status.success() {
         bail!("{command:?} failed ({status})");
@@ -125,6 +125,6 @@ fn cargo_bin() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }
