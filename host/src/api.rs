@@ -7,7 +7,7 @@ mod triggers;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -18,10 +18,20 @@ pub use error::{ApiError, ApiJson};
 use crate::server::AppState;
 use triggerhost_sdk::signature::constant_time_eq;
 
+/// Largest JSON body the API reads.
+pub const JSON_LIMIT: usize = 1 << 20;
+/// Largest upload read: one byte over the runtime's component cap, so an
+/// oversize component gets the runtime's clear 413.
+const UPLOAD_LIMIT: usize = crate::runtime::MAX_COMPONENT_BYTES + 1;
+
 /// The `/api/v1` routes, behind the admin token.
 pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
     Router::new()
-        .route("/plugins", post(plugins::upload).get(plugins::list))
+        // Components may be large; every other body is small JSON.
+        .route(
+            "/plugins",
+            post(plugins::upload).layer(DefaultBodyLimit::max(UPLOAD_LIMIT)).get(plugins::list),
+        )
         .route("/plugins/{name}", get(plugins::get))
         .route("/plugins/{name}/activate", post(plugins::activate))
         .route("/triggers", post(triggers::create).get(triggers::list))

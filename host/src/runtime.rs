@@ -18,7 +18,7 @@ use wasmtime::component::Linker;
 pub use call::CallOutput;
 pub use engine::Allocation;
 pub use error::{CallError, CallErrorKind, LoadError};
-pub use limits::{Limits, RuntimeConfig};
+pub use limits::{Limits, MAX_COMPONENT_BYTES, RuntimeConfig};
 pub use plugin::Plugin;
 pub(crate) use state::HostState;
 

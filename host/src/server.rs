@@ -62,15 +62,14 @@ impl AppState {
 
 /// The whole HTTP surface, separate from any socket so tests can drive it.
 pub fn app(state: Arc<AppState>) -> Router {
-    // Uploads are capped by the runtime's component limit (a clear 413);
-    // ingress reads bodies itself under its own cap.
-    let upload_limit = RuntimeConfig::default().max_component_bytes + 1;
+    // Ingress reads bodies itself under its own cap; uploads have their own
+    // limit on their route.
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .route("/hooks/{id}", get(ingress::hook).post(ingress::hook))
         .nest("/api/v1", api::routes(Arc::clone(&state)))
-        .layer(DefaultBodyLimit::max(upload_limit))
+        .layer(DefaultBodyLimit::max(api::JSON_LIMIT))
         .with_state(state)
 }
 

@@ -35,6 +35,9 @@ impl Default for Limits {
     }
 }
 
+/// The default cap on a component's size.
+pub const MAX_COMPONENT_BYTES: usize = 64 << 20;
+
 /// Settings fixed for the life of a [`Runtime`](super::Runtime).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeConfig {
@@ -65,7 +68,7 @@ impl Default for RuntimeConfig {
             default_limits: Limits::default(),
             max_memory_bytes: 1 << 30,
             max_wasm_stack: 512 << 10,
-            max_component_bytes: 64 << 20,
+            max_component_bytes: MAX_COMPONENT_BYTES,
             max_concurrent_calls: 128,
             max_concurrent_calls_per_plugin: 32,
             epoch_tick: Duration::from_millis(10),

@@ -60,6 +60,14 @@ async fn an_upload_over_the_size_cap_is_413() {
 }
 
 #[tokio::test]
+async fn a_json_body_over_1_mib_is_413() {
+    let host = spawn_host().await;
+    let big = json!({ "plugin": "x", "trigger": "y", "config": { "blob": "z".repeat(1 << 20) } });
+    let (status, body) = host.api(Method::POST, "/triggers", Some(big)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+}
+
+#[tokio::test]
 async fn malformed_requests_are_400_or_404_with_a_message() {
     let host = spawn_host().await;
     host.upload_plugin("standard_webhooks").await;
