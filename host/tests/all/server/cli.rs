@@ -1,0 +1,71 @@
+//! The admin verbs of the CLI against a running server.
+
+use std::process::Output;
+
+use crate::helpers::{WHSEC, component_bytes, signed_now};
+use crate::host::{Host, TOKEN, spawn_host};
+
+async fn cli(host: &Host, args: &[&str]) -> Output {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_triggerhost"));
+    command.args(args).args(["--server", &host.url, "--admin-token", TOKEN]);
+    for (name, _) in std::env::vars().filter(|(k, _)| k.starts_with("TRIGGERHOST_")) {
+        command.env_remove(name);
+    }
+    command.output().await.expect("run the CLI")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn push_create_and_list_events_from_the_command_line() {
+    let host = spawn_host().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let component = dir.path().join("standard_webhooks.wasm");
+    std::fs::write(&component, component_bytes("standard_webhooks")).expect("write component");
+
+    let pushed = cli(&host, &["plugin", "push", component.to_str().expect("utf-8 path")]).await;
+    assert!(pushed.status.success(), "{pushed:?}");
+    assert!(stdout(&pushed).starts_with("standard-webhooks@0.1.0 (active)  sha256:"), "{}", stdout(&pushed));
+
+    let listed = cli(&host, &["plugin", "list"]).await;
+    assert!(stdout(&listed).lines().any(|l| l.starts_with("standard-webhooks") && l.contains("0.1.0")), "{}", stdout(&listed));
+
+    let args = ["trigger", "create", "--plugin", "standard-webhooks", "--trigger", "message_received"];
+    let created = cli(&host, &[&args[..], &["--secret", WHSEC, "--enable"]].concat()).await;
+    assert!(created.status.success(), "{created:?}");
+    let text = stdout(&created);
+    assert!(text.contains("status:      enabled"), "{text}");
+    let id = text.lines().find_map(|l| l.strip_prefix("id:")).map(str::trim).expect("id line").to_owned();
+
+    let payload = br#"{"type":"order.created"}"#;
+    assert!(host.deliver(&id, &signed_now("msg_cli", payload), payload).await.status().is_success());
+    let events = cli(&host, &["events", "list", &id]).await;
+    let text = stdout(&events);
+    assert!(text.contains(" UTC  order.created  evt_"), "{text}");
+
+    let disabled = cli(&host, &["trigger", "disable", &id]).await;
+    assert!(stdout(&disabled).contains("status:      disabled"));
+}
+
+#[tokio::test]
+async fn errors_exit_non_zero_with_the_servers_reason() {
+    let host = spawn_host().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bad = dir.path().join("bad.wasm");
+    std::fs::write(&bad, component_bytes("bad_manifest")).expect("write component");
+
+    let pushed = cli(&host, &["plugin", "push", bad.to_str().expect("utf-8 path")]).await;
+    assert_eq!(pushed.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&pushed.stderr);
+    assert!(stderr.contains("400 Bad Request: invalid-manifest") && stderr.contains("kebab-case"), "{stderr}");
+
+    let missing = cli(&host, &["trigger", "enable", "trg_nope"]).await;
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("404"), "{missing:?}");
+
+    let config = cli(&host, &["trigger", "create", "--plugin", "x", "--trigger", "y", "--config", "{oops"]).await;
+    assert_eq!(config.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&config.stderr).contains("--config is not valid JSON"), "{config:?}");
+}
