@@ -21,7 +21,7 @@ use crate::contract::{ConnectorError, Delivery, ErrorCode, HttpResponse, Webhook
 use crate::runtime::{CallError, CallErrorKind};
 use crate::server::AppState;
 use crate::store::{DeliveryCommit, FailureRow, NewEvent, StoreError, Tally, now_ms};
-use crate::triggers::LiveTrigger;
+use crate::triggers::{LiveTrigger, call_failure, connector_failure};
 
 /// Bytes past the body cap still read (and dropped) before answering 413:
 /// a server that answers without reading the body closes the connection,
@@ -151,14 +151,7 @@ async fn record(app: &AppState, trigger: &LiveTrigger, failure: FailureRow, fuel
 /// A sandbox failure: recorded, answered with a clean status.
 async fn call_failed(app: &AppState, trigger: &LiveTrigger, error: &CallError) -> Response {
     tracing::warn!(trigger = %trigger.row.id, %error, "delivery failed in the connector");
-    let failure = FailureRow {
-        export: error.export.into(),
-        code: error.kind.code().into(),
-        message: error.kind.to_string(),
-        log: error.log.text.clone(),
-        at_ms: now_ms(),
-    };
-    record(app, trigger, failure, error.fuel_used).await;
+    record(app, trigger, call_failure(error), error.fuel_used).await;
     match error.kind {
         CallErrorKind::Overloaded(_) | CallErrorKind::Host(_) => retry_later(StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
         _ => status_json(StatusCode::BAD_GATEWAY, "connector failed"),
@@ -167,14 +160,7 @@ async fn call_failed(app: &AppState, trigger: &LiveTrigger, error: &CallError) -
 
 /// A connector error returned on purpose.
 async fn connector_failed(app: &AppState, trigger: &LiveTrigger, error: &ConnectorError, log: &str, fuel: u64) -> Response {
-    let failure = FailureRow {
-        export: "deliver".into(),
-        code: error.code.as_str().into(),
-        message: error.message.clone(),
-        log: log.into(),
-        at_ms: now_ms(),
-    };
-    record(app, trigger, failure, fuel).await;
+    record(app, trigger, connector_failure("deliver", error, log), fuel).await;
     match error.code {
         _ if error.retryable => retry_later(StatusCode::SERVICE_UNAVAILABLE, "connector asked for a retry"),
         ErrorCode::BadRequest => status_json(StatusCode::BAD_REQUEST, "bad request"),

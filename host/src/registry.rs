@@ -13,7 +13,6 @@ use serde::Serialize;
 
 pub use blobs::BlobStore;
 
-use crate::contract::Manifest;
 use crate::runtime::{LoadError, Plugin, Runtime};
 use crate::store::{PluginVersionRow, Store, StoreError, VersionInsert, now_ms};
 
@@ -228,16 +227,6 @@ impl Registry {
             .get(&(name.to_owned(), version.clone()))
             .cloned()
             .ok_or_else(|| RegistryError::NotFound(format!("{name}@{version}")))
-    }
-
-    /// The manifest of a loaded version.
-    pub fn manifest(&self, name: &str, version: &str) -> Option<Manifest> {
-        read(&self.loaded).get(&(name.to_owned(), version.to_owned())).map(|l| l.plugin.manifest().clone())
-    }
-
-    /// The store behind the registry.
-    pub fn store(&self) -> &Store {
-        &self.store
     }
 }
 

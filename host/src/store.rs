@@ -18,7 +18,7 @@ pub use stats::{FailureRow, StatsRow, Tally};
 pub use triggers::{TriggerPatch, TriggerRow};
 
 /// A storage failure. `Busy` means try again later (503 with Retry-After).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The database stayed locked past the busy timeout.
     #[error("the database is busy")]

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::contract::{Strategy, TriggerContext};
+use crate::contract::{ConnectorError, Strategy, TriggerContext};
 use crate::registry::{ConfigProblem, LoadedPlugin, Registry, RegistryError};
 use crate::runtime::{CallError, Limits};
 use crate::store::{FailureRow, Store, StoreError, TriggerPatch, TriggerRow, now_ms};
@@ -331,13 +331,12 @@ impl Triggers {
                 }
                 Err(error) => {
                     let message = format!("on-enable: {error}");
-                    self.record(id, "on-enable", error.code.as_str(), &error.message, &output.log.text, output.fuel_used)
-                        .await?;
+                    self.record(id, connector_failure("on-enable", &error, &output.log.text), output.fuel_used).await?;
                     self.store.set_trigger_status(id, status::ERROR, Some(&message), None).await?;
                 }
             },
             Err(error) => {
-                self.record_call_error(id, &error).await?;
+                self.record(id, call_failure(&error), error.fuel_used).await?;
                 let message = format!("on-enable: {}", error.kind);
                 self.store.set_trigger_status(id, status::ERROR, Some(&message), None).await?;
             }
@@ -378,32 +377,42 @@ impl Triggers {
             Ok(output) => match output.value {
                 Ok(()) => Ok(None),
                 Err(error) => {
-                    self.record(&row.id, "on-disable", error.code.as_str(), &error.message, &output.log.text, output.fuel_used)
+                    self.record(&row.id, connector_failure("on-disable", &error, &output.log.text), output.fuel_used)
                         .await?;
                     Ok(Some(format!("on-disable: {error}")))
                 }
             },
             Err(error) => {
-                self.record_call_error(&row.id, &error).await?;
+                self.record(&row.id, call_failure(&error), error.fuel_used).await?;
                 Ok(Some(format!("on-disable: {}", error.kind)))
             }
         }
     }
 
-    async fn record(&self, id: &str, export: &str, code: &str, message: &str, log: &str, fuel: u64) -> Result<(), StoreError> {
-        let failure = FailureRow {
-            export: export.into(),
-            code: code.into(),
-            message: message.into(),
-            log: log.into(),
-            at_ms: now_ms(),
-        };
+    async fn record(&self, id: &str, failure: FailureRow, fuel: u64) -> Result<(), StoreError> {
         self.store.record_failure(id, &failure, fuel, false).await
     }
+}
 
-    async fn record_call_error(&self, id: &str, error: &CallError) -> Result<(), StoreError> {
-        let message = error.kind.to_string();
-        self.record(id, error.export, error.kind.code(), &message, &error.log.text, error.fuel_used).await
+/// The record of a call the sandbox stopped (a trap, a limit hit, overload).
+pub fn call_failure(error: &CallError) -> FailureRow {
+    FailureRow {
+        export: error.export.into(),
+        code: error.kind.code().into(),
+        message: error.kind.to_string(),
+        log: error.log.text.clone(),
+        at_ms: now_ms(),
+    }
+}
+
+/// The record of an error a connector returned from `export`.
+pub fn connector_failure(export: &str, error: &ConnectorError, log: &str) -> FailureRow {
+    FailureRow {
+        export: export.into(),
+        code: error.code.as_str().into(),
+        message: error.message.clone(),
+        log: log.into(),
+        at_ms: now_ms(),
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::{build_plugins, cargo, run as run_command, workspace_root};
+use crate::{build_plugins, cargo, component_path, packages_under, run as run_command, workspace_root};
 
 const ADDRESS: &str = "127.0.0.1:8080";
 /// The Standard Webhooks spec's example secret; the demo signs with it.
@@ -82,15 +82,9 @@ pub fn run() -> Result<()> {
     Ok(())
 }
 
-/// The built components of `plugins/`.
+/// The built components of the connectors under `plugins/`.
 fn connectors(root: &Path) -> Result<Vec<std::path::PathBuf>> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(root.join("plugins")).context("reading plugins/")? {
-        let name = entry?.file_name().to_string_lossy().replace('-', "_");
-        found.push(root.join("target/wasm32-wasip2/release").join(format!("{name}.wasm")));
-    }
-    found.sort();
-    Ok(found)
+    Ok(packages_under(&[root.join("plugins")])?.iter().map(|name| component_path(name)).collect())
 }
 
 fn wait_until_healthy(server: &mut Child) -> Result<()> {

@@ -56,9 +56,8 @@ pub(crate) fn build_plugins() -> Result<()> {
         args.extend(["--package", name.as_str()]);
     }
     cargo(&args)?;
-    let out = workspace_root().join("target").join(WASM_TARGET).join("release");
     for name in &plugins {
-        let file = out.join(format!("{}.wasm", name.replace('-', "_")));
+        let file = component_path(name);
         if !file.is_file() {
             bail!("{name} built, but {} is missing", file.display());
         }
@@ -67,8 +66,19 @@ pub(crate) fn build_plugins() -> Result<()> {
     Ok(())
 }
 
+/// Where `cargo build --target wasm32-wasip2 --release` puts a package's component.
+pub(crate) fn component_path(package: &str) -> PathBuf {
+    workspace_root().join("target").join(WASM_TARGET).join("release").join(format!("{}.wasm", package.replace('-', "_")))
+}
+
 /// Workspace members under `plugins/` and `tests/plugins/`.
 fn plugin_packages() -> Result<Vec<String>> {
+    let root = workspace_root();
+    packages_under(&[root.join("plugins"), root.join("tests").join("plugins")])
+}
+
+/// Workspace members whose manifest is under one of `dirs`, sorted.
+pub(crate) fn packages_under(dirs: &[PathBuf]) -> Result<Vec<String>> {
     let output = Command::new(cargo_bin())
         .args(["metadata", "--no-deps", "--format-version", "1"])
         .current_dir(workspace_root())
@@ -78,21 +88,19 @@ fn plugin_packages() -> Result<Vec<String>> {
         bail!("cargo metadata failed: {}", String::from_utf8_lossy(&output.stderr));
     }
     let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).context("parsing cargo metadata")?;
-    let root = workspace_root();
-    let plugin_dirs = [root.join("plugins"), root.join("tests").join("plugins")];
     let mut names: Vec<String> = metadata["packages"]
         .as_array()
         .context("cargo metadata has no packages")?
         .iter()
         .filter(|package| {
             let manifest = Path::new(package["manifest_path"].as_str().unwrap_or_default());
-            plugin_dirs.iter().any(|dir| manifest.starts_with(dir))
+            dirs.iter().any(|dir| manifest.starts_with(dir))
         })
         .filter_map(|package| package["name"].as_str().map(str::to_owned))
         .collect();
     names.sort();
     if names.is_empty() {
-        bail!("no plugin crates found under plugins/ or tests/plugins/");
+        bail!("no workspace crates found under {dirs:?}");
     }
     Ok(names)
 }

@@ -68,11 +68,7 @@ async fn run(store: Store, mut queue: mpsc::Receiver<Job>) {
             Err(error) => {
                 tracing::warn!(%error, deliveries = replies.len(), "group commit failed");
                 for reply in replies {
-                    let _ = reply.send(Err(match &error {
-                        StoreError::Busy => StoreError::Busy,
-                        StoreError::NotFound => StoreError::NotFound,
-                        StoreError::Database(message) => StoreError::Database(message.clone()),
-                    }));
+                    let _ = reply.send(Err(error.clone()));
                 }
             }
         }

@@ -1,7 +1,5 @@
 //! Events: committed in groups, read newest first with a cursor.
 
-use serde::Serialize;
-
 use super::{Store, StoreError, to_i64};
 
 /// An event about to be stored.
@@ -35,7 +33,7 @@ pub struct DeliveryCommit {
 }
 
 /// What committing one delivery stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CommitOutcome {
     /// New events stored.
     pub stored: usize,
@@ -44,10 +42,9 @@ pub struct CommitOutcome {
 }
 
 /// A stored event.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct EventRow {
     /// Position in the store, the cursor of the events API.
-    #[serde(skip)]
     pub seq: i64,
     /// Event id.
     pub id: String,
@@ -108,14 +105,6 @@ impl Store {
             .bind(before_seq.unwrap_or(i64::MAX))
             .bind(limit)
             .fetch_all(self.pool())
-            .await?)
-    }
-
-    /// How many events a trigger has.
-    pub async fn count_events(&self, trigger_id: &str) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE trigger_id = ?")
-            .bind(trigger_id)
-            .fetch_one(self.pool())
             .await?)
     }
 }

@@ -1,11 +1,9 @@
 //! Plugins and their versions.
 
-use serde::Serialize;
-
 use super::{Store, StoreError, now_ms};
 
 /// A plugin and its active version.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct PluginRow {
     /// Manifest name.
     pub name: String,
