@@ -16,6 +16,7 @@ use axum::routing::{get, post};
 pub use error::{ApiError, ApiJson};
 
 use crate::server::AppState;
+use sha2::{Digest, Sha256};
 use triggerhost_sdk::signature::constant_time_eq;
 
 /// Largest JSON body the API reads.
@@ -45,8 +46,31 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .layer(middleware::from_fn_with_state(state, require_admin))
 }
 
-/// Rejects requests without `Authorization: Bearer <admin token>`. The
-/// comparison takes the same time wherever the tokens differ.
+/// The admin API's bearer token, kept only as its SHA-256 digest.
+#[derive(Clone)]
+pub struct AdminToken([u8; 32]);
+
+impl AdminToken {
+    /// Keeps the digest of `token`.
+    pub fn new(token: &str) -> Self {
+        AdminToken(Sha256::digest(token.as_bytes()).into())
+    }
+
+    /// Whether `presented` is the token. Digests of equal length are
+    /// compared in constant time, so neither where the tokens differ nor
+    /// how long the real one is shows in the timing.
+    pub fn matches(&self, presented: &str) -> bool {
+        constant_time_eq(&Sha256::digest(presented.as_bytes()), &self.0)
+    }
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(<redacted>)")
+    }
+}
+
+/// Rejects requests without `Authorization: Bearer <admin token>`.
 async fn require_admin(State(app): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let presented = request
         .headers()
@@ -54,7 +78,7 @@ async fn require_admin(State(app): State<Arc<AppState>>, request: Request, next:
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    if !constant_time_eq(presented.as_bytes(), app.admin_token.as_bytes()) {
+    if !app.admin_token.matches(presented) {
         let mut response =
             ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong admin token").into_response();
         response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

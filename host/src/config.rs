@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::runtime::Limits;
+use crate::runtime::{Limits, RuntimeConfig};
 
 /// The file read when `--config` is not given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "triggerhost.toml";
@@ -77,6 +77,9 @@ pub struct FileConfig {
     /// Webhook ingress.
     #[serde(default)]
     pub ingress: IngressConfig,
+    /// Connections to the HTTP listener.
+    #[serde(default)]
+    pub http: HttpConfig,
     /// Database tuning.
     #[serde(default)]
     pub database: DatabaseConfig,
@@ -98,6 +101,10 @@ pub struct LimitsConfig {
     pub max_output_bytes: Option<usize>,
     /// Log bytes kept per call.
     pub max_log_bytes: Option<usize>,
+    /// Calls running at once over all plugins.
+    pub concurrent_calls: Option<usize>,
+    /// Calls running at once for one plugin.
+    pub concurrent_calls_per_plugin: Option<usize>,
 }
 
 /// `[ingress]`: webhook endpoint limits.
@@ -110,6 +117,24 @@ pub struct IngressConfig {
     pub rate_per_second: Option<u32>,
     /// Deliveries per trigger allowed in a burst above the rate.
     pub burst: Option<u32>,
+    /// Milliseconds a sender has to send the whole body.
+    pub body_timeout_ms: Option<u64>,
+    /// Body bytes held in memory across all deliveries at once.
+    pub max_buffered_body_bytes: Option<usize>,
+}
+
+/// `[http]`: what any connection to the listener may cost.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Connections served at once; more wait in the backlog.
+    pub max_connections: Option<usize>,
+    /// Milliseconds a client has to send a request's head.
+    pub header_read_timeout_ms: Option<u64>,
+    /// Headers per request.
+    pub max_headers: Option<usize>,
+    /// Bytes of request line and headers.
+    pub max_header_bytes: Option<usize>,
 }
 
 /// `[database]`.
@@ -150,6 +175,23 @@ pub struct IngressSettings {
     pub rate_per_second: u32,
     /// Per-trigger burst.
     pub burst: u32,
+    /// Time to receive a whole body; past it 408.
+    pub body_timeout: Duration,
+    /// Body bytes buffered at once across all deliveries; past it 503.
+    pub max_buffered_body_bytes: usize,
+}
+
+/// Listener settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// Time to send a request's head; past it the connection is closed.
+    pub header_read_timeout: Duration,
+    /// Headers per request; past it 431.
+    pub max_headers: usize,
+    /// Bytes of request head; past it 431.
+    pub max_header_bytes: usize,
 }
 
 /// The resolved settings.
@@ -167,8 +209,12 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// Default per-call limits.
     pub limits: Limits,
+    /// Calls at once over all plugins, and for one plugin.
+    pub concurrent_calls: (usize, usize),
     /// Webhook ingress.
     pub ingress: IngressSettings,
+    /// The listener.
+    pub http: HttpSettings,
     /// How long a write waits on a locked database.
     pub busy_timeout: Duration,
 }
@@ -220,16 +266,70 @@ impl Settings {
             max_output_bytes: l.max_output_bytes.unwrap_or(defaults.max_output_bytes),
             max_log_bytes: l.max_log_bytes.unwrap_or(defaults.max_log_bytes),
         };
+        let runtime = RuntimeConfig::default();
+        let concurrent_calls = (
+            l.concurrent_calls.unwrap_or(runtime.max_concurrent_calls),
+            l.concurrent_calls_per_plugin.unwrap_or(runtime.max_concurrent_calls_per_plugin),
+        );
+        RuntimeConfig {
+            default_limits: limits.clone(),
+            max_concurrent_calls: concurrent_calls.0,
+            max_concurrent_calls_per_plugin: concurrent_calls.1,
+            ..runtime
+        }
+        .validate()
+        .map_err(|e| ConfigError::Invalid { key: "limits", message: e.to_string() })?;
+
+        let i = file.ingress;
         let ingress = IngressSettings {
-            max_body_bytes: file.ingress.max_body_bytes.unwrap_or(1 << 20),
-            rate_per_second: file.ingress.rate_per_second.unwrap_or(200),
-            burst: file.ingress.burst.unwrap_or(400),
+            max_body_bytes: i.max_body_bytes.unwrap_or(1 << 20),
+            rate_per_second: i.rate_per_second.unwrap_or(200),
+            burst: i.burst.unwrap_or(400),
+            body_timeout: Duration::from_millis(i.body_timeout_ms.unwrap_or(10_000)),
+            max_buffered_body_bytes: i.max_buffered_body_bytes.unwrap_or(256 << 20),
         };
         if ingress.rate_per_second == 0 {
             return Err(ConfigError::Invalid { key: "ingress.rate_per_second", message: "must be at least 1".into() });
         }
+        if ingress.body_timeout.is_zero() {
+            return Err(ConfigError::Invalid { key: "ingress.body_timeout_ms", message: "must be at least 1".into() });
+        }
+        if ingress.max_buffered_body_bytes < ingress.max_body_bytes {
+            return Err(ConfigError::Invalid {
+                key: "ingress.max_buffered_body_bytes",
+                message: format!("must be at least ingress.max_body_bytes ({})", ingress.max_body_bytes),
+            });
+        }
+        let h = file.http;
+        let http = HttpSettings {
+            max_connections: h.max_connections.unwrap_or(1024),
+            header_read_timeout: Duration::from_millis(h.header_read_timeout_ms.unwrap_or(10_000)),
+            max_headers: h.max_headers.unwrap_or(100),
+            max_header_bytes: h.max_header_bytes.unwrap_or(64 << 10),
+        };
+        for (key, zero) in [
+            ("http.max_connections", http.max_connections == 0),
+            ("http.header_read_timeout_ms", http.header_read_timeout.is_zero()),
+            ("http.max_headers", http.max_headers == 0),
+            ("http.max_header_bytes", http.max_header_bytes == 0),
+        ] {
+            if zero {
+                return Err(ConfigError::Invalid { key, message: "must be at least 1".into() });
+            }
+        }
         let busy_timeout = Duration::from_millis(file.database.busy_timeout_ms.unwrap_or(5000));
-        Ok(Settings { listen, data_dir, database_url, admin_token, public_url, limits, ingress, busy_timeout })
+        Ok(Settings {
+            listen,
+            data_dir,
+            database_url,
+            admin_token,
+            public_url,
+            limits,
+            concurrent_calls,
+            ingress,
+            http,
+            busy_timeout,
+        })
     }
 }
 
@@ -299,5 +399,23 @@ mod tests {
         assert!(error.to_string().contains("admin_token"));
         let args = ServeArgs { database_url: Some("mysql://x".into()), ..ServeArgs::default() };
         assert!(Settings::merge(FileConfig::default(), &args).is_err());
+    }
+
+    #[test]
+    fn limits_that_cannot_work_are_refused_at_start() {
+        for (text, expected) in [
+            ("[limits]\nfuel = 0\n", "fuel"),
+            ("[limits]\nwall_clock_ms = 0\n", "wall_clock"),
+            ("[limits]\nmemory_mib = 0\n", "memory"),
+            // Past the pool's slot: refused, not a silent change of allocator.
+            ("[limits]\nmemory_mib = 4096\n", "memory"),
+            ("[limits]\nconcurrent_calls = 0\n", "max_concurrent_calls"),
+            ("[http]\nmax_connections = 0\n", "http.max_connections"),
+            ("[ingress]\nbody_timeout_ms = 0\n", "ingress.body_timeout_ms"),
+        ] {
+            let file = parse(text).expect("parses");
+            let error = Settings::merge(file, &ServeArgs::default()).expect_err(text);
+            assert!(error.to_string().contains(expected), "{text}: {error}");
+        }
     }
 }

@@ -10,6 +10,34 @@ pub use manifest::{CapabilityRequest, Manifest, ManifestError, Strategy, Trigger
 
 use serde::{Deserialize, Serialize};
 
+/// Bytes kept of any free text a guest hands the host (a reject reason, an
+/// error message, one log line): enough to diagnose, too little to bloat a
+/// log or a failure record.
+pub const MAX_GUEST_TEXT: usize = 4 << 10;
+
+/// The longest prefix of `text` of at most `max` bytes that ends on a
+/// character boundary.
+pub fn cut(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// `text` cut to [`MAX_GUEST_TEXT`], marked when something was dropped.
+pub fn cut_guest_text(mut text: String) -> String {
+    if text.len() > MAX_GUEST_TEXT {
+        let dropped = text.len() - cut(&text, MAX_GUEST_TEXT).len();
+        text.truncate(cut(&text, MAX_GUEST_TEXT).len());
+        text.push_str(&format!(" [{dropped} bytes cut]"));
+    }
+    text
+}
+
 /// An HTTP header as a name and a value.
 pub type Header = (String, String);
 
@@ -197,6 +225,17 @@ pub struct ConnectorError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cut_keeps_whole_characters() {
+        assert_eq!(cut("héllo", 2), "h");
+        assert_eq!(cut("héllo", 3), "hé");
+        assert_eq!(cut("short", 100), "short");
+        let long = "é".repeat(MAX_GUEST_TEXT);
+        let kept = cut_guest_text(long);
+        assert!(kept.len() < MAX_GUEST_TEXT + 32, "{}", kept.len());
+        assert!(kept.ends_with(&format!(" [{} bytes cut]", MAX_GUEST_TEXT)), "{}", &kept[kept.len() - 40..]);
+    }
 
     #[test]
     fn error_codes_display_and_serialize_as_in_the_wit() {

@@ -5,6 +5,7 @@
 //! A sender sees a status, never host internals: the details of a failure
 //! are recorded on the trigger for the operator.
 
+mod body;
 mod commit;
 
 use std::sync::Arc;
@@ -17,35 +18,13 @@ use serde_json::json;
 
 pub use commit::Committer;
 
+use body::{BodyError, BodyLimits, BufferedBody};
+
 use crate::contract::{ConnectorError, Delivery, ErrorCode, HttpResponse, WebhookRequest};
 use crate::runtime::{CallError, CallErrorKind};
 use crate::server::AppState;
 use crate::store::{DeliveryCommit, FailureRow, NewEvent, StoreError, Tally, now_ms};
 use crate::triggers::{LiveTrigger, call_failure, connector_failure};
-
-/// Bytes past the body cap still read (and dropped) before answering 413:
-/// a server that answers without reading the body closes the connection,
-/// and the sender then often sees a broken pipe instead of the 413.
-const DRAIN_BYTES: usize = 4 << 20;
-
-/// The body if it fits in `cap` bytes; `None` (after draining at most
-/// [`DRAIN_BYTES`] more) if it does not or the connection fails.
-async fn read_capped(mut body: Body, cap: usize) -> Option<Vec<u8>> {
-    use http_body_util::BodyExt as _;
-    let mut bytes = Vec::new();
-    let mut seen = 0usize;
-    while let Some(frame) = body.frame().await {
-        let Ok(data) = frame.ok()?.into_data() else { continue };
-        seen = seen.saturating_add(data.len());
-        if seen > cap.saturating_add(DRAIN_BYTES) {
-            return None;
-        }
-        if seen <= cap {
-            bytes.extend_from_slice(&data);
-        }
-    }
-    (seen <= cap).then_some(bytes)
-}
 
 /// Seconds a sender is asked to wait before retrying a 503 or 429.
 const RETRY_AFTER_SECS: &str = "1";
@@ -60,12 +39,21 @@ pub async fn hook(State(app): State<Arc<AppState>>, Path(id): Path<String>, requ
     }
     let (parts, body) = request.into_parts();
     let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > app.ingress.max_body_bytes.saturating_add(DRAIN_BYTES)) {
-        return status_json(StatusCode::PAYLOAD_TOO_LARGE, "body too large");
-    }
-    let Some(body) = read_capped(body, app.ingress.max_body_bytes).await else {
-        return status_json(StatusCode::PAYLOAD_TOO_LARGE, "body too large");
+    let limits = BodyLimits {
+        cap: app.ingress.max_body_bytes,
+        timeout: app.ingress.body_timeout,
+        budget: Arc::clone(&app.body_budget),
     };
+    // Held until the response is built: the body's bytes count against the
+    // shared budget for as long as any copy of them may be alive.
+    let body = match body::read(body, declared, &limits).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => return status_json(StatusCode::PAYLOAD_TOO_LARGE, "body too large"),
+        Err(BodyError::TimedOut) => return status_json(StatusCode::REQUEST_TIMEOUT, "body not received in time"),
+        Err(BodyError::OverBudget) => return retry_later(StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+        Err(BodyError::Broken) => return status_json(StatusCode::BAD_REQUEST, "incomplete body"),
+    };
+    let BufferedBody { bytes: body, _budget } = body;
     let Ok(loaded) = app.triggers.registry().resolve(&trigger.row.plugin, trigger.row.plugin_version.as_deref())
     else {
         return retry_later(StatusCode::SERVICE_UNAVAILABLE, "connector unavailable");
@@ -170,23 +158,48 @@ async fn connector_failed(app: &AppState, trigger: &LiveTrigger, error: &Connect
     }
 }
 
-/// The connector's own response (handshakes), checked before use.
+/// Headers a connector's own response may carry. Anything else (cookies,
+/// redirects, CORS, upgrades, framing) would act on the host's origin,
+/// where the operator's dashboard lives, so it is dropped.
+const CONNECTOR_HEADERS: &[&str] = &["content-type", "cache-control"];
+
+/// Content types a connector may answer with: inert text and data, never
+/// markup or script the browser would run on the host's origin.
+const CONNECTOR_CONTENT_TYPES: &[&str] = &["text/plain", "application/json", "application/x-www-form-urlencoded"];
+
+/// The connector's own response (handshakes): its status if it is a final
+/// one, its body, and only the headers in [`CONNECTOR_HEADERS`], marked so
+/// no browser treats it as active content of the host.
 fn connector_response(response: HttpResponse) -> Response {
-    let Ok(status) = StatusCode::from_u16(response.status) else {
-        return status_json(StatusCode::BAD_GATEWAY, "connector failed");
+    let status = match StatusCode::from_u16(response.status) {
+        Ok(status) if (200..600).contains(&status.as_u16()) => status,
+        _ => return status_json(StatusCode::BAD_GATEWAY, "connector failed"),
     };
     let mut headers = HeaderMap::new();
     for (name, value) in &response.headers {
-        let (Ok(name), Ok(value)) = (HeaderName::try_from(name.as_str()), HeaderValue::try_from(value.as_str())) else {
-            continue;
-        };
-        // Framing is the server's business, not the connector's.
-        if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING || name == header::CONNECTION {
+        let name = name.to_ascii_lowercase();
+        if !CONNECTOR_HEADERS.contains(&name.as_str()) {
             continue;
         }
-        headers.append(name, value);
+        if name == "content-type" && !is_inert_content_type(value) {
+            continue;
+        }
+        let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value.as_str())) else {
+            continue;
+        };
+        headers.insert(name, value);
     }
+    if !headers.contains_key(header::CONTENT_TYPE) {
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    }
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; sandbox"));
     (status, headers, response.body).into_response()
+}
+
+fn is_inert_content_type(value: &str) -> bool {
+    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    CONNECTOR_CONTENT_TYPES.contains(&essence.as_str())
 }
 
 fn status_json(status: StatusCode, message: &str) -> Response {
@@ -197,4 +210,63 @@ fn retry_later(status: StatusCode, message: &str) -> Response {
     let mut response = status_json(status, message);
     response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn respond(status: u16, headers: &[(&str, &str)]) -> Response {
+        let headers = headers.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect();
+        connector_response(HttpResponse { status, headers, body: b"challenge".to_vec() })
+    }
+
+    #[test]
+    fn a_connector_response_keeps_only_safe_headers() {
+        let response = respond(
+            200,
+            &[
+                ("Content-Type", "application/json"),
+                ("Cache-Control", "no-store"),
+                ("Set-Cookie", "session=stolen"),
+                ("Location", "https://evil.example"),
+                ("Access-Control-Allow-Origin", "*"),
+                ("Upgrade", "websocket"),
+                ("Connection", "upgrade"),
+                ("Content-Security-Policy", "default-src *"),
+                ("X-Content-Type-Options", "sniff"),
+            ],
+        );
+        assert_eq!(response.status(), StatusCode::OK);
+        let headers = response.headers();
+        assert_eq!(headers.get("content-type").map(HeaderValue::as_bytes), Some(&b"application/json"[..]));
+        assert_eq!(headers.get("cache-control").map(HeaderValue::as_bytes), Some(&b"no-store"[..]));
+        for dropped in ["set-cookie", "location", "access-control-allow-origin", "upgrade", "connection"] {
+            assert!(headers.get(dropped).is_none(), "{dropped} must be dropped");
+        }
+        assert_eq!(headers.get_all("x-content-type-options").iter().count(), 1);
+        assert_eq!(headers.get("x-content-type-options").map(HeaderValue::as_bytes), Some(&b"nosniff"[..]));
+        assert_eq!(
+            headers.get("content-security-policy").map(HeaderValue::as_bytes),
+            Some(&b"default-src 'none'; sandbox"[..])
+        );
+    }
+
+    #[test]
+    fn active_content_types_become_plain_text() {
+        for active in ["text/html", "image/svg+xml", "application/javascript", "text/html; charset=utf-8"] {
+            let response = respond(200, &[("content-type", active)]);
+            let kept = response.headers().get("content-type").map(HeaderValue::as_bytes);
+            assert_eq!(kept, Some(&b"text/plain; charset=utf-8"[..]), "{active}");
+        }
+    }
+
+    #[test]
+    fn informational_and_invalid_statuses_are_refused() {
+        for status in [100, 101, 103, 199, 600, 0] {
+            assert_eq!(respond(status, &[]).status(), StatusCode::BAD_GATEWAY, "{status}");
+        }
+        assert_eq!(respond(302, &[("location", "https://evil.example")]).status(), StatusCode::FOUND);
+        assert!(respond(302, &[("location", "https://evil.example")]).headers().get("location").is_none());
+    }
 }

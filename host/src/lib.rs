@@ -19,4 +19,6 @@ pub mod server;
 pub mod store;
 pub mod triggers;
 
-pub use runtime::{CallError, CallErrorKind, CallOutput, Limits, LoadError, Plugin, Runtime, RuntimeConfig};
+pub use runtime::{
+    CallError, CallErrorKind, CallOutput, ComponentCaps, ComponentShape, Limits, LoadError, Plugin, Runtime, RuntimeConfig,
+};

@@ -171,7 +171,11 @@ impl Registry {
         let loaded = LoadedPlugin::new(self.runtime.load(bytes).await?)?;
         let manifest = loaded.plugin.manifest().clone();
         let digest = loaded.plugin.digest().to_owned();
-        self.blobs.put(&digest, bytes)?;
+        let blobs = self.blobs.clone();
+        let (blob_digest, owned) = (digest.clone(), bytes.to_vec());
+        tokio::task::spawn_blocking(move || blobs.put(&blob_digest, &owned))
+            .await
+            .map_err(|e| RegistryError::Blob(std::io::Error::other(e)))??;
         let row = PluginVersionRow {
             name: manifest.name.clone(),
             version: manifest.version.clone(),
@@ -190,6 +194,11 @@ impl Registry {
             }
             VersionInsert::AlreadyPresent => false,
             VersionInsert::Conflict { existing_digest } => {
+                // No row can name these bytes: any that did would be this
+                // name and version, which has other bytes. Leave nothing behind.
+                if let Err(error) = self.blobs.remove(&digest) {
+                    tracing::warn!(%digest, %error, "cannot remove the blob of a refused upload");
+                }
                 return Err(RegistryError::Conflict { name: manifest.name, version: manifest.version, existing_digest });
             }
         };

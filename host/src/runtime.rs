@@ -7,6 +7,7 @@ mod engine;
 mod error;
 mod limits;
 mod plugin;
+mod shape;
 mod state;
 
 use std::sync::Arc;
@@ -18,8 +19,9 @@ use wasmtime::component::Linker;
 pub use call::CallOutput;
 pub use engine::Allocation;
 pub use error::{CallError, CallErrorKind, LoadError};
-pub use limits::{Limits, MAX_COMPONENT_BYTES, RuntimeConfig};
+pub use limits::{ComponentCaps, Limits, LimitsError, MAX_COMPONENT_BYTES, RuntimeConfig};
 pub use plugin::Plugin;
+pub use shape::{ComponentShape, component_shape};
 pub(crate) use state::HostState;
 
 /// The runtime. Cheap to clone; create one per process.
@@ -34,6 +36,7 @@ struct RuntimeInner {
     config: RuntimeConfig,
     allocation: Allocation,
     call_slots: Semaphore,
+    compile_slots: Arc<Semaphore>,
     _ticker: engine::EpochTicker,
 }
 
@@ -45,6 +48,7 @@ pub struct RuntimeError(String);
 impl Runtime {
     /// Builds the engine and linker and starts the epoch ticker.
     pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
+        config.validate().map_err(|e| RuntimeError(e.to_string()))?;
         let (engine, allocation) = engine::build_engine(&config).map_err(|e| RuntimeError(e.to_string()))?;
         let mut linker = Linker::new(&engine);
         crate::bindings::add_to_linker(&mut linker).map_err(|e| RuntimeError(e.to_string()))?;
@@ -53,6 +57,7 @@ impl Runtime {
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
                 call_slots: Semaphore::new(config.max_concurrent_calls),
+                compile_slots: Arc::new(Semaphore::new(config.max_concurrent_compiles)),
                 engine,
                 linker,
                 config,

@@ -1,6 +1,8 @@
 //! The HTTP server: shared state, the router, and `serve`.
 
-use std::path::Path;
+mod data_dir;
+mod listener;
+
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -10,7 +12,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-use crate::api;
+use crate::api::{self, AdminToken};
 use crate::config::{IngressSettings, Settings};
 use crate::ingress::{self, Committer};
 use crate::registry::Registry;
@@ -30,9 +32,11 @@ pub struct AppState {
     /// Group commit of delivered events.
     pub committer: Committer,
     /// The admin API's bearer token.
-    pub admin_token: String,
+    pub admin_token: AdminToken,
     /// Webhook ingress limits.
     pub ingress: IngressSettings,
+    /// Body bytes ingress may hold at once, across all deliveries.
+    pub body_budget: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -40,7 +44,8 @@ impl AppState {
     pub async fn open(settings: &Settings, public_url: String, admin_token: String) -> anyhow::Result<AppState> {
         let runtime = Runtime::new(RuntimeConfig {
             default_limits: settings.limits.clone(),
-            max_memory_bytes: RuntimeConfig::default().max_memory_bytes.max(settings.limits.memory_bytes),
+            max_concurrent_calls: settings.concurrent_calls.0,
+            max_concurrent_calls_per_plugin: settings.concurrent_calls.1,
             ..RuntimeConfig::default()
         })?;
         let store = Store::open(&settings.database_url, settings.busy_timeout)
@@ -54,7 +59,10 @@ impl AppState {
             store,
             registry,
             triggers,
-            admin_token,
+            admin_token: AdminToken::new(&admin_token),
+            body_budget: Arc::new(tokio::sync::Semaphore::new(
+                settings.ingress.max_buffered_body_bytes.min(tokio::sync::Semaphore::MAX_PERMITS),
+            )),
             ingress: settings.ingress.clone(),
         })
     }
@@ -92,41 +100,15 @@ async fn metrics(State(app): State<Arc<AppState>>) -> Result<impl IntoResponse, 
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }
 
-/// The admin token: configured, else read from the data dir, else generated
-/// there and printed once.
+/// The admin token: configured, else read from the data dir (refused if
+/// other users can read it), else generated there (0600) and printed once.
 pub fn admin_token(settings: &Settings) -> anyhow::Result<String> {
-    if let Some(token) = &settings.admin_token {
-        return Ok(token.clone());
-    }
-    let path = settings.data_dir.join("admin_token");
-    match std::fs::read_to_string(&path) {
-        Ok(token) if token.trim().len() >= 16 => return Ok(token.trim().to_owned()),
-        Ok(_) => anyhow::bail!("{} is too short to be an admin token", path.display()),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-        Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
-    }
-    let token = crate::ids::random_hex(32)?;
-    write_private(&path, &token)?;
-    println!("generated admin token (saved in {}): {token}", path.display());
-    Ok(token)
-}
-
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()?;
-    Ok(())
+    data_dir::admin_token(settings.admin_token.as_deref(), &settings.data_dir)
 }
 
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&settings.data_dir)
-        .with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
+    data_dir::create(&settings.data_dir)?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("listening on {}", settings.listen))?;
@@ -137,7 +119,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let store = state.store.clone();
     // Tests and scripts read this line to find the port.
     println!("triggerhost listening on http://{address} (webhooks at {public_url}/hooks/<trigger-id>)");
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    listener::serve(listener, app(state), settings.http.clone(), shutdown_signal()).await;
     store.close().await;
     Ok(())
 }

@@ -65,7 +65,9 @@ pub fn now_ms() -> i64 {
 impl Store {
     /// Opens (creating if missing) the database at `url` and runs migrations.
     pub async fn open(url: &str, busy_timeout: Duration) -> Result<Store, StoreError> {
-        let options = SqliteConnectOptions::from_str(url)?
+        let options = SqliteConnectOptions::from_str(url)?;
+        create_private(options.get_filename())?;
+        let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             // FULL: a commit is on disk before the 2xx that acknowledges it,
@@ -93,6 +95,23 @@ impl Store {
     /// Closes every connection (used at shutdown).
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// Creates a missing database file readable by its owner only (0600):
+/// SQLite gives its WAL and shared-memory files the same mode.
+fn create_private(path: &std::path::Path) -> Result<(), StoreError> {
+    if path.as_os_str().is_empty() || path == std::path::Path::new(":memory:") || path.exists() {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(StoreError::Database(format!("creating {}: {error}", path.display()))),
     }
 }
 

@@ -123,7 +123,9 @@ pub struct LiveTrigger {
     pub row: TriggerRow,
     /// The call context handed to the connector.
     pub context: TriggerContext,
-    bucket: Mutex<TokenBucket>,
+    /// Shared with the trigger's earlier and later live entries: patching,
+    /// disabling and enabling do not refill it.
+    bucket: Arc<Mutex<TokenBucket>>,
 }
 
 #[derive(Debug)]
@@ -157,6 +159,12 @@ pub struct Triggers {
     public_url: String,
     limits: Limits,
     live: RwLock<HashMap<String, Arc<LiveTrigger>>>,
+    /// Each trigger's rate bucket, kept for as long as the trigger exists.
+    buckets: Mutex<HashMap<String, Arc<Mutex<TokenBucket>>>>,
+    /// One lock per trigger: enable, disable, patch and delete of a trigger
+    /// run one at a time, so a slow `on-enable` cannot finish after a
+    /// disable and bring the trigger back.
+    lifecycle: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Triggers {
@@ -167,7 +175,15 @@ impl Triggers {
         public_url: String,
         limits: Limits,
     ) -> Result<Triggers, TriggerError> {
-        let triggers = Triggers { store, registry, public_url, limits, live: RwLock::default() };
+        let triggers = Triggers {
+            store,
+            registry,
+            public_url,
+            limits,
+            live: RwLock::default(),
+            buckets: Mutex::default(),
+            lifecycle: Mutex::default(),
+        };
         for row in triggers.store.list_triggers().await? {
             if row.status == status::ENABLED {
                 triggers.go_live(row);
@@ -196,12 +212,30 @@ impl Triggers {
         self.live.read().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
     }
 
-    fn go_live(&self, row: TriggerRow) {
-        let live = LiveTrigger {
-            context: self.context(&row),
-            row,
-            bucket: Mutex::new(TokenBucket { tokens: f64::MAX, at: Instant::now() }),
+    /// Waits for the trigger's other lifecycle operations to finish.
+    async fn serialize(&self, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = self.lifecycle.lock().unwrap_or_else(|p| p.into_inner());
+            Arc::clone(locks.entry(id.to_owned()).or_default())
         };
+        lock.lock_owned().await
+    }
+
+    fn bucket(&self, id: &str) -> Arc<Mutex<TokenBucket>> {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let bucket = buckets
+            .entry(id.to_owned())
+            .or_insert_with(|| Arc::new(Mutex::new(TokenBucket { tokens: f64::MAX, at: Instant::now() })));
+        Arc::clone(bucket)
+    }
+
+    fn forget(&self, id: &str) {
+        self.buckets.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        self.lifecycle.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+    }
+
+    fn go_live(&self, row: TriggerRow) {
+        let live = LiveTrigger { context: self.context(&row), bucket: self.bucket(&row.id), row };
         self.live.write().unwrap_or_else(|p| p.into_inner()).insert(live.row.id.clone(), Arc::new(live));
     }
 
@@ -299,6 +333,7 @@ impl Triggers {
     /// Changes config, secret, pin or poll interval; a live trigger picks
     /// the change up for its next delivery.
     pub async fn patch(&self, id: &str, patch: TriggerPatch) -> Result<TriggerRow, TriggerError> {
+        let _serialized = self.serialize(id).await;
         let current = self.get(id).await?;
         let pin = patch.plugin_version.clone().unwrap_or(current.plugin_version.clone());
         let loaded = self.registry.resolve(&current.plugin, pin.as_deref())?;
@@ -318,6 +353,7 @@ impl Triggers {
     /// Calls `on-enable`; the trigger becomes `enabled`, or `error` with the
     /// connector's message.
     pub async fn enable(&self, id: &str) -> Result<TriggerRow, TriggerError> {
+        let _serialized = self.serialize(id).await;
         let row = self.get(id).await?;
         let loaded = self.registry.resolve(&row.plugin, row.plugin_version.as_deref())?;
         match loaded.plugin.on_enable(self.context(&row), &self.limits).await {
@@ -348,6 +384,7 @@ impl Triggers {
     /// Calls `on-disable` and stops deliveries. The trigger is disabled even
     /// if `on-disable` fails; the failure is recorded.
     pub async fn disable(&self, id: &str) -> Result<TriggerRow, TriggerError> {
+        let _serialized = self.serialize(id).await;
         let row = self.get(id).await?;
         self.go_dark(id);
         let mut last_error = None;
@@ -360,12 +397,15 @@ impl Triggers {
 
     /// Disables (calling `on-disable` if enabled) and deletes a trigger.
     pub async fn delete(&self, id: &str) -> Result<(), TriggerError> {
+        let _serialized = self.serialize(id).await;
         let row = self.get(id).await?;
         self.go_dark(id);
         if row.status == status::ENABLED {
             self.call_on_disable(&row).await?;
         }
-        self.store.delete_trigger(id).await.map_err(|e| not_found(e, id))
+        self.store.delete_trigger(id).await.map_err(|e| not_found(e, id))?;
+        self.forget(id);
+        Ok(())
     }
 
     /// Returns the failure message, if `on-disable` failed.
@@ -397,6 +437,7 @@ impl Triggers {
 /// The record of a call the sandbox stopped (a trap, a limit hit, overload).
 pub fn call_failure(error: &CallError) -> FailureRow {
     FailureRow {
+        seq: 0,
         export: error.export.into(),
         code: error.kind.code().into(),
         message: error.kind.to_string(),
@@ -408,6 +449,7 @@ pub fn call_failure(error: &CallError) -> FailureRow {
 /// The record of an error a connector returned from `export`.
 pub fn connector_failure(export: &str, error: &ConnectorError, log: &str) -> FailureRow {
     FailureRow {
+        seq: 0,
         export: export.into(),
         code: error.code.as_str().into(),
         message: error.message.clone(),

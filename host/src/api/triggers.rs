@@ -14,9 +14,12 @@ use crate::server::AppState;
 use crate::store::{EventRow, TriggerPatch};
 use crate::triggers::CreateTrigger;
 
-/// Events per page by default and at most.
+/// Rows per page by default and at most.
 const DEFAULT_PAGE: i64 = 50;
 const MAX_PAGE: i64 = 500;
+/// Bytes of payloads (or failure text) per page: past the first row, a page
+/// ends before it would hold more, and `next_cursor` goes on from there.
+const MAX_PAGE_BYTES: usize = 4 << 20;
 
 type JsonResult = Result<axum::Json<serde_json::Value>, ApiError>;
 
@@ -104,18 +107,26 @@ pub async fn events(
 ) -> Result<Response, ApiError> {
     let Query(page) = page.map_err(|e| ApiError::bad_request(e.body_text()))?;
     app.triggers.get(&id).await?;
-    let limit = page.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::bad_request(format!("limit must be 1 to {MAX_PAGE}")));
-    }
-    let before = match page.cursor.as_deref() {
-        None | Some("") => None,
-        Some(cursor) => Some(cursor.parse::<i64>().map_err(|_| ApiError::bad_request("invalid cursor"))?),
-    };
-    let rows = app.store.list_events(&id, limit, before).await?;
-    let next_cursor = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.seq.to_string())).flatten();
+    let (limit, before) = page.bounds()?;
+    let (rows, more) = app.store.list_events(&id, limit, before, MAX_PAGE_BYTES).await?;
+    let next_cursor = more.then(|| rows.last().map(|row| row.seq.to_string())).flatten();
     let events = rows.into_iter().map(EventView::from).collect();
     Ok(axum::Json(EventPage { events, next_cursor }).into_response())
+}
+
+impl Page {
+    /// The page size and the `seq` to read below, checked.
+    fn bounds(&self) -> Result<(i64, Option<i64>), ApiError> {
+        let limit = self.limit.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(ApiError::bad_request(format!("limit must be 1 to {MAX_PAGE}")));
+        }
+        let before = match self.cursor.as_deref() {
+            None | Some("") => None,
+            Some(cursor) => Some(cursor.parse::<i64>().map_err(|_| ApiError::bad_request("invalid cursor"))?),
+        };
+        Ok((limit, before))
+    }
 }
 
 /// One page of events.
@@ -164,8 +175,17 @@ pub async fn stats(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> 
     Ok(axum::Json(json!(app.store.get_stats(&id).await?)))
 }
 
-/// `GET /api/v1/triggers/{id}/failures`: the most recent failed calls.
-pub async fn failures(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> JsonResult {
+/// `GET /api/v1/triggers/{id}/failures?limit=&cursor=`: failed calls,
+/// newest first, paged like events.
+pub async fn failures(
+    State(app): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    page: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
+) -> JsonResult {
+    let Query(page) = page.map_err(|e| ApiError::bad_request(e.body_text()))?;
     app.triggers.get(&id).await?;
-    Ok(axum::Json(json!({ "failures": app.store.list_failures(&id, 100).await? })))
+    let (limit, before) = page.bounds()?;
+    let (rows, more) = app.store.list_failures(&id, limit, before, MAX_PAGE_BYTES).await?;
+    let next_cursor = more.then(|| rows.last().map(|row| row.seq.to_string())).flatten();
+    Ok(axum::Json(json!({ "failures": rows, "next_cursor": next_cursor })))
 }

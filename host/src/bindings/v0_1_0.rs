@@ -62,7 +62,7 @@ impl ConnectorPre {
                 let verdict = instance.call_verify(&mut *store, &ctx, &request).await?;
                 Reply::Deliver(match verdict {
                     Err(error) => Err(error.into()),
-                    Ok(wit::Verdict::Reject(reason)) => Ok(contract::Delivery::Rejected(reason)),
+                    Ok(wit::Verdict::Reject(reason)) => Ok(contract::Delivery::Rejected(contract::cut_guest_text(reason))),
                     Ok(wit::Verdict::Respond(response)) => Ok(contract::Delivery::Responded(response.into())),
                     Ok(wit::Verdict::Accept) => {
                         let input = wit::RunInput::Webhook(request);
@@ -92,7 +92,7 @@ impl log::Host for HostState {
             log::Level::Warn => Level::Warn,
             log::Level::Error => Level::Error,
         };
-        self.log.write(level, &message);
+        self.log.write(level, contract::cut(&message, contract::MAX_GUEST_TEXT));
         Ok(())
     }
 }
@@ -227,7 +227,7 @@ impl From<wit::Verdict> for contract::Verdict {
     fn from(v: wit::Verdict) -> Self {
         match v {
             wit::Verdict::Accept => contract::Verdict::Accept,
-            wit::Verdict::Reject(reason) => contract::Verdict::Reject(reason),
+            wit::Verdict::Reject(reason) => contract::Verdict::Reject(contract::cut_guest_text(reason)),
             wit::Verdict::Respond(response) => contract::Verdict::Respond(response.into()),
         }
     }
@@ -269,7 +269,7 @@ impl From<wit::ConnectorError> for contract::ConnectorError {
                 wit::ErrorCode::CapabilityDenied => contract::ErrorCode::CapabilityDenied,
                 wit::ErrorCode::Internal => contract::ErrorCode::Internal,
             },
-            message: e.message,
+            message: contract::cut_guest_text(e.message),
             retryable: e.retryable,
         }
     }

@@ -64,13 +64,6 @@ impl OutboundHttp {
 
     /// Sends a request if its host is granted.
     pub async fn send(&mut self, request: OutboundRequest) -> Result<OutboundResponse, HttpError> {
-        Err(HttpError::Denied(format!("outbound HTTP is not granted (requested {})", short(&request.url))))
-    }
-}
-
-fn short(url: &str) -> &str {
-    match url.char_indices().nth(200) {
-        Some((at, _)) => &url[..at],
-        None => url,
+        Err(HttpError::Denied(format!("outbound HTTP is not granted (requested {})", crate::contract::cut(&request.url, 200))))
     }
 }

@@ -190,10 +190,7 @@ fn is_host_pattern(pattern: &str) -> bool {
 
 /// Quoting a guest-chosen string in an error: keep messages short.
 fn truncate(text: &str) -> &str {
-    match text.char_indices().nth(80) {
-        Some((at, _)) => &text[..at],
-        None => text,
-    }
+    super::cut(text, 80)
 }
 
 #[cfg(test)]

@@ -19,6 +19,9 @@ use crate::contract::{
 /// record headers of the returned structure are counted too.
 const HOSTCALL_FUEL_SLACK: usize = 256 << 10;
 
+/// What wasmtime's (private) hostcall-fuel error says.
+const HOSTCALL_FUEL_EXHAUSTED: &str = "fuel allocated for hostcalls has been exhausted";
+
 /// Longest event type accepted.
 const MAX_EVENT_TYPE_LEN: usize = 256;
 /// Longest dedupe key accepted.
@@ -115,7 +118,7 @@ impl Runtime {
         // A limit above the pool's slot size could not be honoured: the pool
         // would refuse the growth without the limiter knowing why.
         let limits = &Limits { memory_bytes: limits.memory_bytes.min(self.inner.config.max_memory_bytes), ..limits.clone() };
-        let mut store = Store::new(&self.inner.engine, HostState::new(log.clone(), limits.memory_bytes, deadline));
+        let mut store = Store::new(&self.inner.engine, HostState::new(log.clone(), limits.memory_bytes, self.inner.config.component_caps, deadline));
         store.limiter(|state| &mut state.limiter);
         store.set_hostcall_fuel(limits.max_output_bytes.saturating_add(HOSTCALL_FUEL_SLACK));
         if let Err(e) = store.set_fuel(limits.fuel) {
@@ -174,16 +177,20 @@ fn classify(error: &wasmtime::Error, state: &HostState, limits: &Limits, max_sta
     if error.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
         return CallErrorKind::Overloaded("instance pool exhausted".into());
     }
-    let message = error.to_string();
-    // wasmtime's hostcall-fuel error type is private; its text is stable.
-    if message.contains("fuel allocated for hostcalls has been exhausted") {
+    // Hostcall fuel runs out while lifting what the guest hands the host,
+    // whether as an export's result or as an import's arguments (then
+    // wasmtime wraps it in a backtrace). Its error type is private to
+    // wasmtime, so the cause is found by its message anywhere in the chain.
+    if error.chain().any(|cause| cause.to_string().contains(HOSTCALL_FUEL_EXHAUSTED)) {
         return CallErrorKind::OutputTooLarge {
             detail: format!("the guest passed more than {} bytes to the host in one crossing", limits.max_output_bytes),
         };
     }
     // Anything else the guest caused while being lifted or lowered (an
-    // out-of-bounds pointer, invalid UTF-8, a bad discriminant) is a guest fault.
-    CallErrorKind::Trap { message }
+    // out-of-bounds pointer, invalid UTF-8, a bad discriminant) is a guest
+    // fault. Its text may quote guest-chosen names: cut it.
+    let message = error.chain().map(ToString::to_string).collect::<Vec<_>>().join(": ");
+    CallErrorKind::Trap { message: crate::contract::cut_guest_text(message) }
 }
 
 /// Bounds what a completed call returned.

@@ -25,15 +25,33 @@ pub enum Allocation {
     OnDemand,
 }
 
-/// Builds the engine, preferring the pooling allocator.
+/// Builds the engine, preferring the pooling allocator. Either way each
+/// call's store applies the same per-component caps (see `StoreLimiter`), so
+/// falling back changes the cost of instantiation, not what a guest may hold.
 pub(crate) fn build_engine(config: &RuntimeConfig) -> wasmtime::Result<(Engine, Allocation)> {
     let base = base_config(config);
+    let caps = config.component_caps;
     if config.pooling {
         let mut pooled = base.clone();
         pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pool_config(config)));
         match Engine::new(&pooled) {
-            Ok(engine) => return Ok((engine, Allocation::Pooling)),
-            Err(error) => tracing::warn!(%error, "pooling allocator unavailable; using on-demand allocation"),
+            Ok(engine) => {
+                tracing::info!(
+                    calls = config.max_concurrent_calls,
+                    core_instances_per_component = caps.core_instances,
+                    memories_per_component = caps.memories,
+                    tables_per_component = caps.tables,
+                    "pooling allocator reserved"
+                );
+                return Ok((engine, Allocation::Pooling));
+            }
+            Err(error) => tracing::warn!(
+                %error,
+                core_instances_per_component = caps.core_instances,
+                memories_per_component = caps.memories,
+                tables_per_component = caps.tables,
+                "pooling allocator unavailable; using on-demand allocation with the same per-call caps"
+            ),
         }
     }
     Ok((Engine::new(&base)?, Allocation::OnDemand))
@@ -52,17 +70,26 @@ fn base_config(config: &RuntimeConfig) -> Config {
 }
 
 fn pool_config(config: &RuntimeConfig) -> PoolingAllocationConfig {
-    // Every call holds one component instance, so the pool is sized by the
-    // concurrency cap; a Rust component has a few core instances and one or
-    // two memories.
-    let instances = u32::try_from(config.max_concurrent_calls).unwrap_or(u32::MAX).max(1);
+    // Every call holds one component instance and no more calls run than
+    // the concurrency cap, so a pool of the per-component caps times that
+    // cap can never run dry: a plugin with heavy components takes at most
+    // its per-plugin share of calls, and never its neighbours' slots.
+    let calls = u32::try_from(config.max_concurrent_calls).unwrap_or(u32::MAX).max(1);
+    let caps = config.component_caps;
+    let per_component = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     let mut pool = PoolingAllocationConfig::new();
-    pool.total_component_instances(instances)
-        .total_core_instances(instances.saturating_mul(16))
-        .total_memories(instances.saturating_mul(2))
-        .total_tables(instances.saturating_mul(4))
-        .total_stacks(instances)
-        .max_memories_per_component(4)
+    pool.total_component_instances(calls)
+        .total_core_instances(calls.saturating_mul(per_component(caps.core_instances)))
+        .total_memories(calls.saturating_mul(per_component(caps.memories)))
+        .total_tables(calls.saturating_mul(per_component(caps.tables)))
+        .total_stacks(calls)
+        .max_core_instances_per_component(per_component(caps.core_instances))
+        .max_memories_per_component(per_component(caps.memories))
+        .max_tables_per_component(per_component(caps.tables))
+        // A multi-memory module may use its component's whole allowance; the
+        // store limiter counts its memories together against the call's limit.
+        .max_memories_per_module(per_component(caps.memories))
+        .max_tables_per_module(per_component(caps.tables))
         .max_memory_size(config.max_memory_bytes);
     // Resetting a freed slot with madvise makes the next call fault its pages
     // in again; with Linux's PAGEMAP_SCAN (6.7+) wasmtime resets only the

@@ -25,6 +25,23 @@ pub enum LoadError {
          or wrap it with `wasm-tools component new`"
     )]
     CoreModule,
+    /// One instance would hold more of the instance pool than a component
+    /// may (see [`ComponentCaps`](super::ComponentCaps)).
+    #[error("component instantiates {count} {what}, over the limit of {limit} per component")]
+    TooComplex {
+        /// `core instances`, `linear memories` or `tables`.
+        what: &'static str,
+        /// How many one instance would hold.
+        count: u64,
+        /// The cap.
+        limit: usize,
+    },
+    /// Compiling took longer than the runtime allows.
+    #[error("component did not compile within {limit:?}")]
+    CompileTimeout {
+        /// The compile timeout.
+        limit: Duration,
+    },
     /// The bytes do not compile.
     #[error("invalid component: {0}")]
     Invalid(String),

@@ -10,6 +10,7 @@ use wasmtime::component::Component;
 use super::call::{Call, CallOutput, Reply};
 use super::error::{CallError, CallErrorKind, LoadError};
 use super::limits::Limits;
+use super::shape::ComponentShape;
 use super::Runtime;
 use crate::bindings::{ConnectorPre, LinkError};
 use crate::contract::{
@@ -34,6 +35,7 @@ struct PluginInner {
     digest: String,
     size: usize,
     label: String,
+    shape: ComponentShape,
     pre: ConnectorPre,
     slots: Semaphore,
 }
@@ -54,16 +56,11 @@ impl Runtime {
             return Err(LoadError::TooLarge { size: bytes.len(), limit });
         }
         check_header(bytes)?;
+        let shape = super::shape::component_shape(bytes)?;
+        shape.check(&self.inner.config.component_caps)?;
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(bytes)));
 
-        // Compiling takes milliseconds to seconds of CPU: keep it off the
-        // async worker threads.
-        let engine = self.inner.engine.clone();
-        let owned = bytes.to_vec();
-        let component = tokio::task::spawn_blocking(move || Component::new(&engine, &owned))
-            .await
-            .map_err(|e| LoadError::Host(e.to_string()))?
-            .map_err(|e| LoadError::Invalid(e.to_string()))?;
+        let component = self.compile(bytes).await?;
 
         let pre = ConnectorPre::new(&self.inner.linker, &component).map_err(|e| match e {
             LinkError::Import(why) => LoadError::UnsupportedImport(why),
@@ -85,10 +82,38 @@ impl Runtime {
                 digest,
                 size: bytes.len(),
                 label,
+                shape,
                 pre,
                 slots: Semaphore::new(self.inner.config.max_concurrent_calls_per_plugin),
             }),
         })
+    }
+}
+
+impl Runtime {
+    /// Compiles off the async workers, a few at a time, within the compile
+    /// timeout. Cranelift cannot be stopped midway: a compile past the
+    /// timeout is refused at once and keeps its slot until it really ends,
+    /// so runaway compiles cannot pile up.
+    async fn compile(&self, bytes: &[u8]) -> Result<Component, LoadError> {
+        let timeout = self.inner.config.compile_timeout;
+        let started = std::time::Instant::now();
+        let slot = tokio::time::timeout(timeout, Arc::clone(&self.inner.compile_slots).acquire_owned())
+            .await
+            .map_err(|_| LoadError::CompileTimeout { limit: timeout })?
+            .map_err(|e| LoadError::Host(e.to_string()))?;
+        let engine = self.inner.engine.clone();
+        let owned = bytes.to_vec();
+        let compiling = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            Component::new(&engine, &owned)
+        });
+        let remaining = timeout.saturating_sub(started.elapsed());
+        tokio::time::timeout(remaining, compiling)
+            .await
+            .map_err(|_| LoadError::CompileTimeout { limit: timeout })?
+            .map_err(|e| LoadError::Host(e.to_string()))?
+            .map_err(|e| LoadError::Invalid(format!("{e:#}")))
     }
 }
 
@@ -145,6 +170,11 @@ impl Plugin {
     /// Size of the component in bytes.
     pub fn size(&self) -> usize {
         self.inner.size
+    }
+
+    /// What one instance holds: core instances, memories, tables.
+    pub fn shape(&self) -> ComponentShape {
+        self.inner.shape
     }
 
     /// `name@version`.

@@ -7,18 +7,26 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use super::limits::ComponentCaps;
 use crate::capabilities::http::OutboundHttp;
 use crate::capabilities::kv::TriggerKv;
 use crate::capabilities::log::CallLog;
 
-/// Tables a guest may grow to (elements); generous for any real component.
+/// Table elements one call may hold across all its tables; generous for any
+/// real component (each element is a pointer on the host).
 const MAX_TABLE_ELEMENTS: usize = 100_000;
+
+/// Bytes one `get-random-bytes` call may ask the host to allocate.
+pub(crate) const MAX_RANDOM_BYTES: u64 = 64 << 10;
+
+/// Host-side resources (streams, pollables, ...) one call may hold open.
+pub(crate) const MAX_HOST_RESOURCES: usize = 1024;
 
 /// The data of one call's `Store`.
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
-    pub(crate) limiter: MemoryLimiter,
+    pub(crate) limiter: StoreLimiter,
     pub(crate) log: CallLog,
     pub(crate) kv: TriggerKv,
     pub(crate) http: OutboundHttp,
@@ -30,7 +38,7 @@ pub struct HostState {
 }
 
 impl HostState {
-    pub(crate) fn new(log: CallLog, memory_limit: usize, deadline: Instant) -> Self {
+    pub(crate) fn new(log: CallLog, memory_limit: usize, caps: ComponentCaps, deadline: Instant) -> Self {
         // No preopens, no env, no args, no network, stdin empty; stdout and
         // stderr go to the bounded call log.
         let wasi = WasiCtxBuilder::new()
@@ -39,11 +47,14 @@ impl HostState {
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
+            .max_random_size(MAX_RANDOM_BYTES)
             .build();
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_HOST_RESOURCES);
         HostState {
             wasi,
-            table: ResourceTable::new(),
-            limiter: MemoryLimiter { limit: memory_limit, denied: None },
+            table,
+            limiter: StoreLimiter::new(memory_limit, caps),
             log,
             kv: TriggerKv::denied(),
             http: OutboundHttp::denied(),
@@ -59,26 +70,136 @@ impl WasiView for HostState {
     }
 }
 
-/// Caps linear memory and remembers a denial: wasmtime reports a refused
-/// `memory.grow` to the guest as -1, not as a trap, so without this record a
-/// guest that then aborts would look like any other trap.
+/// Caps what one call's store may hold, whichever allocator is in use: the
+/// bytes of all its linear memories together, the elements of all its
+/// tables together, and how many instances, memories and tables it creates.
+///
+/// It remembers a denial: wasmtime reports a refused `memory.grow` to the
+/// guest as -1, not as a trap, so without this record a guest that then
+/// aborts would look like any other trap.
 #[derive(Debug)]
-pub(crate) struct MemoryLimiter {
-    pub(crate) limit: usize,
-    /// The size a denied growth asked for.
+pub(crate) struct StoreLimiter {
+    /// Bytes all memories of the call may total.
+    pub(crate) memory_limit: usize,
+    caps: ComponentCaps,
+    memory_bytes: usize,
+    table_elements: usize,
+    /// The last approved growth, undone if the growth then fails.
+    pending_memory: usize,
+    pending_table: usize,
+    /// The total a denied memory growth would have reached.
     pub(crate) denied: Option<usize>,
 }
 
-impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        if desired > self.limit {
-            self.denied = Some(desired);
+impl StoreLimiter {
+    fn new(memory_limit: usize, caps: ComponentCaps) -> Self {
+        StoreLimiter {
+            memory_limit,
+            caps,
+            memory_bytes: 0,
+            table_elements: 0,
+            pending_memory: 0,
+            pending_table: 0,
+            denied: None,
+        }
+    }
+
+    /// Bytes of linear memory the call holds now, over all its memories.
+    #[cfg(test)]
+    fn memory_bytes(&self) -> usize {
+        self.memory_bytes
+    }
+}
+
+impl ResourceLimiter for StoreLimiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        // Called for a memory's initial size too (current = 0), so the total
+        // covers every memory the call ever created.
+        let growth = desired.saturating_sub(current);
+        let total = self.memory_bytes.saturating_add(growth);
+        if total > self.memory_limit {
+            self.denied = Some(total);
             return Ok(false);
         }
+        self.memory_bytes = total;
+        self.pending_memory = growth;
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        Ok(desired <= MAX_TABLE_ELEMENTS)
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.memory_bytes = self.memory_bytes.saturating_sub(std::mem::take(&mut self.pending_memory));
+        Ok(())
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let growth = desired.saturating_sub(current);
+        let total = self.table_elements.saturating_add(growth);
+        if total > MAX_TABLE_ELEMENTS {
+            return Ok(false);
+        }
+        self.table_elements = total;
+        self.pending_table = growth;
+        Ok(true)
+    }
+
+    fn table_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.table_elements = self.table_elements.saturating_sub(std::mem::take(&mut self.pending_table));
+        Ok(())
+    }
+
+    // One call instantiates one component: the store may hold no more than
+    // the per-component caps the pool is sized by, so the on-demand
+    // allocator enforces the same bounds as the pool.
+    fn instances(&self) -> usize {
+        self.caps.core_instances
+    }
+
+    fn memories(&self) -> usize {
+        self.caps.memories
+    }
+
+    fn tables(&self) -> usize {
+        self.caps.tables
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limiter(limit: usize) -> StoreLimiter {
+        StoreLimiter::new(limit, ComponentCaps::default())
+    }
+
+    #[test]
+    fn memories_count_together_against_one_limit() -> wasmtime::Result<()> {
+        let mut l = limiter(100);
+        assert!(l.memory_growing(0, 40, None)?);
+        assert!(l.memory_growing(0, 40, None)?);
+        // Each memory alone is under the limit; together they are not.
+        assert!(!l.memory_growing(0, 40, None)?);
+        assert_eq!(l.denied, Some(120));
+        // Growing one of the first two still counts the other.
+        assert!(l.memory_growing(40, 60, None)?);
+        assert!(!l.memory_growing(60, 61, None)?);
+        assert_eq!(l.memory_bytes(), 100);
+        Ok(())
+    }
+
+    #[test]
+    fn a_failed_growth_gives_its_bytes_back() -> wasmtime::Result<()> {
+        let mut l = limiter(100);
+        assert!(l.memory_growing(0, 90, None)?);
+        l.memory_grow_failed(wasmtime::Error::msg("os refused"))?;
+        assert!(l.memory_growing(0, 90, None)?);
+        Ok(())
+    }
+
+    #[test]
+    fn table_elements_count_together() -> wasmtime::Result<()> {
+        let mut l = limiter(100);
+        assert!(l.table_growing(0, MAX_TABLE_ELEMENTS - 1, None)?);
+        assert!(!l.table_growing(0, 2, None)?);
+        Ok(())
     }
 }

@@ -27,6 +27,10 @@ pub struct StatsRow {
 /// A recorded failure.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize)]
 pub struct FailureRow {
+    /// Position in the store, the cursor of the failures API (0 before it is stored).
+    #[sqlx(default)]
+    #[serde(skip)]
+    pub seq: i64,
     /// Which export failed.
     pub export: String,
     /// `out-of-fuel`, `guest-trap`, a connector error code, ...
@@ -135,15 +139,36 @@ impl Store {
         .await?)
     }
 
-    /// A trigger's most recent failures, newest first.
-    pub async fn list_failures(&self, trigger_id: &str, limit: i64) -> Result<Vec<FailureRow>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT export, code, message, log, at_ms FROM trigger_failures WHERE trigger_id = ?
-             ORDER BY seq DESC LIMIT ?",
+    /// A trigger's failures, newest first, older than `before_seq`: at most
+    /// `limit` and, past the first, no more than `max_bytes` of text. The
+    /// flag says whether older failures may follow.
+    pub async fn list_failures(
+        &self,
+        trigger_id: &str,
+        limit: i64,
+        before_seq: Option<i64>,
+        max_bytes: usize,
+    ) -> Result<(Vec<FailureRow>, bool), StoreError> {
+        let before_seq = before_seq.unwrap_or(i64::MAX);
+        let sizes: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT seq, length(CAST(message AS BLOB)) + length(CAST(log AS BLOB)) FROM trigger_failures
+             WHERE trigger_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
         )
         .bind(trigger_id)
+        .bind(before_seq)
         .bind(limit)
         .fetch_all(self.pool())
-        .await?)
+        .await?;
+        let Some(oldest) = super::events::last_within(&sizes, max_bytes) else { return Ok((Vec::new(), false)) };
+        let rows = sqlx::query_as(
+            "SELECT seq, export, code, message, log, at_ms FROM trigger_failures
+             WHERE trigger_id = ? AND seq < ? AND seq >= ? ORDER BY seq DESC",
+        )
+        .bind(trigger_id)
+        .bind(before_seq)
+        .bind(oldest)
+        .fetch_all(self.pool())
+        .await?;
+        Ok((rows, super::events::more_after(&sizes, limit, oldest)))
     }
 }

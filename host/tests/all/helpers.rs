@@ -74,3 +74,52 @@ pub fn signed_headers(id: &str, timestamp: &str, body: &[u8]) -> Vec<(String, St
 pub fn signed_now(id: &str, body: &[u8]) -> Vec<(String, String)> {
     signed_headers(id, &triggerhost_sdk::signature::now_secs().to_string(), body)
 }
+
+/// `component` with one more core module (`module_wat`) appended and
+/// instantiated `instances` times when the component is: a way to give a
+/// real connector more core instances or memories than its toolchain
+/// emits, as a hostile author could.
+pub fn with_extra_instances(component: &[u8], module_wat: &str, instances: u32) -> Vec<u8> {
+    let module = wat::parse_str(module_wat).expect("module wat");
+    // The appended module takes the next index of the top-level core
+    // module index space, which the component's own definitions fill.
+    let mut depth = 0usize;
+    let mut modules = 0u32;
+    for payload in wasmparser::Parser::new(0).parse_all(component) {
+        match payload.expect("component parses") {
+            wasmparser::Payload::Version { .. } => depth += 1,
+            wasmparser::Payload::End(_) => depth -= 1,
+            wasmparser::Payload::ModuleSection { .. } if depth == 1 => modules += 1,
+            _ => {}
+        }
+    }
+    let mut bytes = component.to_vec();
+    section(&mut bytes, 1, &module);
+    let mut instantiations = leb(instances);
+    for _ in 0..instances {
+        instantiations.push(0x00); // instantiate
+        instantiations.extend(leb(modules));
+        instantiations.push(0x00); // no arguments
+    }
+    section(&mut bytes, 2, &instantiations);
+    bytes
+}
+
+fn section(bytes: &mut Vec<u8>, id: u8, contents: &[u8]) {
+    bytes.push(id);
+    bytes.extend(leb(u32::try_from(contents.len()).expect("section size")));
+    bytes.extend_from_slice(contents);
+}
+
+fn leb(mut n: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return out;
+        }
+        out.push(byte | 0x80);
+    }
+}

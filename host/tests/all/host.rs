@@ -54,7 +54,9 @@ async fn start(data_dir: &Path, config: Option<&Path>) -> Host {
     for (name, _) in std::env::vars().filter(|(k, _)| k.starts_with("TRIGGERHOST_")) {
         command.env_remove(name);
     }
-    std::fs::create_dir_all(data_dir).expect("data dir");
+    // The server creates the data dir itself (private to its user); the
+    // log goes beside it.
+    std::fs::create_dir_all(data_dir.parent().expect("data dir has a parent")).expect("data dir parent");
     let log = std::fs::File::create(data_dir.with_extension("log")).expect("log file");
     let mut child = command
         .env("TRIGGERHOST_LOG", "warn")
@@ -146,6 +148,11 @@ impl Host {
         let (status, enabled) = self.api(Method::POST, &format!("/triggers/{id}/enable"), None).await;
         assert_eq!((status, enabled["status"].as_str()), (StatusCode::OK, Some("enabled")), "{enabled}");
         id
+    }
+
+    /// `host:port` of the listener, for raw TCP.
+    pub fn address(&self) -> String {
+        self.url.trim_start_matches("http://").to_owned()
     }
 
     /// Posts a webhook delivery.

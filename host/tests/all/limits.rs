@@ -233,7 +233,12 @@ async fn a_guest_cannot_reach_files_env_network_or_ungranted_capabilities() {
 
 #[tokio::test]
 async fn a_memory_limit_above_the_runtime_ceiling_is_clamped_to_it() {
-    let config = RuntimeConfig { max_memory_bytes: 16 << 20, pooling: false, ..RuntimeConfig::default() };
+    let config = RuntimeConfig {
+        max_memory_bytes: 16 << 20,
+        default_limits: Limits { memory_bytes: 16 << 20, ..Limits::default() },
+        pooling: false,
+        ..RuntimeConfig::default()
+    };
     let small = Runtime::new(config).expect("runtime");
     let plugin = small.load(&component_bytes("hostile")).await.expect("loads");
     let limits = Limits { memory_bytes: 1 << 30, ..Limits::default() };

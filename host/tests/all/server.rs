@@ -1,7 +1,9 @@
 //! The server over real HTTP: the binary on port 0 with a temp data dir.
 
+mod abuse;
 mod bad_input;
 mod cli;
+mod containment;
 mod crash;
 mod failures;
 mod lifecycle;

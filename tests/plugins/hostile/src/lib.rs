@@ -18,6 +18,12 @@ struct Config {
     /// Attack in `on-enable` too (off, so ingress tests can enable triggers).
     #[serde(default)]
     on_enable: bool,
+    /// The loopback port `escape` tries to reach over TCP.
+    #[serde(default)]
+    port: u16,
+    /// How long `on-enable` of `slow_enable` takes before it succeeds.
+    #[serde(default)]
+    enable_delay_ms: u64,
 }
 
 const TRIGGERS: &[&str] = &[
@@ -31,8 +37,17 @@ const TRIGGERS: &[&str] = &[
     "sleep",
     "escape",
     "bad_payload",
+    "random_flood",
+    "handle_flood",
+    "huge_log_line",
+    "long_error",
+    "long_reject",
+    "slow_enable",
     "echo",
 ];
+
+/// Bytes of the guest-chosen text in `long_error` and `long_reject`.
+const LONG_TEXT: usize = 1 << 20;
 
 fn spin() -> ! {
     let mut x: u64 = 0;
@@ -60,11 +75,11 @@ fn recurse(depth: u64) -> u64 {
 }
 
 /// Tries every way out of the sandbox and reports what each attempt got.
-fn escape() -> serde_json::Value {
+fn escape(port: u16) -> serde_json::Value {
     let file = std::fs::read_to_string("/etc/passwd").map(|_| "read").unwrap_or_else(|_| "denied");
     let dir = std::fs::read_dir("/").map(|_| "listed").unwrap_or_else(|_| "denied");
     let env = std::env::vars().count();
-    let tcp = std::net::TcpStream::connect("127.0.0.1:22").map(|_| "connected").unwrap_or_else(|_| "denied");
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).map(|_| "connected").unwrap_or_else(|_| "denied");
     let http = outbound_http::send(&outbound_http::Request {
         method: "GET".into(),
         url: "http://169.254.169.254/latest/meta-data/".into(),
@@ -108,8 +123,29 @@ fn attack(ctx: &TriggerContext) -> Result<RunOutput, ConnectorError> {
             std::thread::sleep(std::time::Duration::from_secs(3600));
             vec![]
         }
-        "escape" => vec![Event::json("escape", &escape())?],
+        "escape" => vec![Event::json("escape", &escape(config.port))?],
         "bad_payload" => vec![Event::raw("bad", "{not json".into())],
+        // Asks the host to allocate a gigabyte of random bytes.
+        "random_flood" => vec![Event::json("random", &wasip2::random::random::get_random_bytes(1 << 30).len())?],
+        // Opens host-side streams and never drops them.
+        "handle_flood" => {
+            for _ in 0..1_000_000 {
+                std::mem::forget(wasip2::cli::stdout::get_stdout());
+            }
+            vec![]
+        }
+        // One log line far past every cap, handed to a host import.
+        "huge_log_line" => {
+            log::info(&"x".repeat(config.payload_bytes));
+            vec![]
+        }
+        "long_error" => {
+            return Err(ConnectorError {
+                code: ErrorCode::Internal,
+                message: "e".repeat(LONG_TEXT),
+                retryable: false,
+            });
+        }
         _ => vec![Event::json("echo", &ctx.trigger_name)?],
     };
     Ok(RunOutput::from_events(events))
@@ -122,6 +158,8 @@ impl Connector for Hostile {
                 .prop("events", Prop::integer("Events to return").minimum(0))
                 .prop("payload_bytes", Prop::integer("Payload size").minimum(0))
                 .prop("on_enable", Prop::boolean("Attack in on-enable too"))
+                .prop("port", Prop::integer("Loopback port escape dials").minimum(0))
+                .prop("enable_delay_ms", Prop::integer("How long on-enable takes").minimum(0))
         };
         TRIGGERS
             .iter()
@@ -131,7 +169,13 @@ impl Connector for Hostile {
             .build()
     }
 
-    fn verify(_ctx: TriggerContext, _request: WebhookRequest) -> Result<Verdict, ConnectorError> {
+    fn verify(ctx: TriggerContext, _request: WebhookRequest) -> Result<Verdict, ConnectorError> {
+        match ctx.trigger_name.as_str() {
+            // Holds its call slot (and its instance) until the deadline.
+            "sleep" => std::thread::sleep(std::time::Duration::from_secs(3600)),
+            "long_reject" => return Ok(Verdict::Reject("r".repeat(LONG_TEXT))),
+            _ => {}
+        }
         Ok(Verdict::Accept)
     }
 
@@ -141,6 +185,7 @@ impl Connector for Hostile {
 
     fn on_enable(ctx: TriggerContext) -> Result<EnableInfo, ConnectorError> {
         let config: Config = ctx.config()?;
+        std::thread::sleep(std::time::Duration::from_millis(config.enable_delay_ms));
         if config.on_enable {
             attack(&ctx)?;
         }
