@@ -4,6 +4,7 @@
 //! hot swap and roll back with no restart and no failed request.
 
 mod blobs;
+mod schema;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -12,6 +13,7 @@ use std::sync::{Arc, RwLock};
 use serde::Serialize;
 
 pub use blobs::BlobStore;
+pub use schema::{ConfigProblem, compile_config_schema};
 
 use crate::runtime::{LoadError, Plugin, Runtime};
 use crate::store::{PluginVersionRow, Store, StoreError, VersionInsert, now_ms};
@@ -70,8 +72,7 @@ impl LoadedPlugin {
         let mut schemas = HashMap::new();
         for trigger in &plugin.manifest().triggers {
             let bad = |message: String| RegistryError::BadSchema { trigger: trigger.name.clone(), message };
-            let schema: serde_json::Value = serde_json::from_str(&trigger.config_schema).map_err(|e| bad(e.to_string()))?;
-            let validator = jsonschema::validator_for(&schema).map_err(|e| bad(e.to_string()))?;
+            let validator = compile_config_schema(&trigger.config_schema).map_err(bad)?;
             schemas.insert(trigger.name.clone(), validator);
         }
         Ok(LoadedPlugin { plugin, schemas: Arc::new(schemas) })
@@ -83,20 +84,8 @@ impl LoadedPlugin {
         let Some(validator) = self.schemas.get(trigger) else {
             return Err(ConfigProblem { path: String::new(), message: format!("no trigger named {trigger}") });
         };
-        match validator.iter_errors(config).next() {
-            None => Ok(()),
-            Some(error) => Err(ConfigProblem { path: error.instance_path().to_string(), message: error.to_string() }),
-        }
+        schema::check(validator, config)
     }
-}
-
-/// Why a config does not fit a trigger's schema.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ConfigProblem {
-    /// JSON pointer of the failing field (empty for the whole config).
-    pub path: String,
-    /// What is wrong.
-    pub message: String,
 }
 
 /// What an upload registered.

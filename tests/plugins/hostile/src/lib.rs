@@ -125,11 +125,13 @@ fn attack(ctx: &TriggerContext) -> Result<RunOutput, ConnectorError> {
         }
         "escape" => vec![Event::json("escape", &escape(config.port))?],
         "bad_payload" => vec![Event::raw("bad", "{not json".into())],
-        // Asks the host to allocate a gigabyte of random bytes.
-        "random_flood" => vec![Event::json("random", &wasip2::random::random::get_random_bytes(1 << 30).len())?],
-        // Opens host-side streams and never drops them.
+        // Asks the host for 16 MiB of random bytes in one call (under
+        // wasmtime's own 64 MiB default, over the host's cap).
+        "random_flood" => vec![Event::json("random", &wasip2::random::random::get_random_bytes(16 << 20).len())?],
+        // Opens 100 000 host-side streams and never drops them (under
+        // wasmtime's own default table size, over the host's cap).
         "handle_flood" => {
-            for _ in 0..1_000_000 {
+            for _ in 0..100_000 {
                 std::mem::forget(wasip2::cli::stdout::get_stdout());
             }
             vec![]
