@@ -118,3 +118,28 @@ fn create_private(path: &std::path::Path) -> Result<(), StoreError> {
 fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ack-after-commit holds only if every connection the committer may
+    /// use syncs on commit: read the setting on all of them at once.
+    #[tokio::test]
+    async fn every_pooled_connection_commits_with_synchronous_full() -> Result<(), StoreError> {
+        let temp = tempfile::tempdir().map_err(|e| StoreError::Database(e.to_string()))?;
+        let url = format!("sqlite://{}", temp.path().join("t.db").display());
+        let store = Store::open(&url, Duration::from_secs(5)).await?;
+        let mut held = Vec::new();
+        for _ in 0..store.pool().options().get_max_connections() {
+            let mut connection = store.pool().acquire().await?;
+            let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&mut *connection).await?;
+            assert_eq!(synchronous, 2, "FULL is 2");
+            let journal: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut *connection).await?;
+            assert_eq!(journal, "wal");
+            held.push(connection);
+        }
+        assert_eq!(held.len(), 8);
+        Ok(())
+    }
+}

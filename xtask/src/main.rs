@@ -19,6 +19,9 @@ commands:
   test           build-plugins, then run every test in the workspace
   lint           clippy on the whole workspace, warnings denied
   bench          build-plugins, then the per-call cost benchmark (release build)
+  fuzz [SECS]    build-plugins, then each fuzz target (manifest validation, config
+                 schemas, the HTTP request path) for SECS seconds (default 60),
+                 printing executions and failures per target
   demo           build everything, start the server on 127.0.0.1:8080 with ./data,
                  upload the bundled connectors, create a sample trigger and print
                  the commands that send it a signed webhook and list its events";
@@ -38,6 +41,18 @@ fn main() -> Result<()> {
         "bench" => {
             build_plugins()?;
             cargo(&["bench", "-p", "triggerhost", "--bench", "call"])
+        }
+        "fuzz" => {
+            let secs = std::env::args().nth(2).unwrap_or_else(|| "60".into());
+            if secs.parse::<u64>().map_or(true, |s| s == 0) {
+                bail!("fuzz takes a number of seconds per target, got {secs:?}");
+            }
+            build_plugins()?;
+            // One target at a time, so each gets both cores for its budget.
+            run(Command::new(cargo_bin())
+                .args(["test", "-p", "triggerhost", "--test", "all", "fuzz::", "--", "--nocapture", "--test-threads=1"])
+                .env("TRIGGERHOST_FUZZ_SECS", &secs)
+                .current_dir(workspace_root()))
         }
         "demo" => demo::run(),
         "" | "help" | "--help" | "-h" => {

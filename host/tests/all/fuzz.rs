@@ -195,6 +195,11 @@ fn remote_refs_and_catastrophic_patterns_are_refused_or_bounded() {
     let validator = compile_config_schema(&schema.to_string()).expect("compiles");
     let config = serde_json::json!({ "a": format!("{}!", "a".repeat(100_000)) });
     assert!(!validator.is_valid(&config));
+    // Lookaround and backreferences need a backtracking engine: refused.
+    for backtracking in ["^(?=(a+)+$)", "^(a+)\\1$"] {
+        let schema = serde_json::json!({ "type": "object", "properties": { "a": { "pattern": backtracking } } });
+        assert!(compile_config_schema(&schema.to_string()).is_err(), "{backtracking}");
+    }
     // A pattern whose compiled form is huge is refused.
     let schema = serde_json::json!({ "type": "object", "properties": { "a": { "pattern": "(\\w{1000}){1000}" } } });
     assert!(compile_config_schema(&schema.to_string()).is_err());

@@ -41,24 +41,39 @@ async fn an_infinite_loop_runs_out_of_fuel() {
     healthy_call_succeeds().await;
 }
 
+/// Runs `trigger` under a 200 ms deadline and checks it was stopped by the
+/// deadline, not before it and not long after. The call runs on a thread of
+/// its own, so a guest that is never interrupted fails the test at the
+/// bound instead of hanging it.
+async fn stopped_at_the_deadline(trigger: &'static str, limits: Limits) {
+    let plugin = load("hostile").await;
+    let limit = Duration::from_millis(200);
+    let limits = Limits { wall_clock: limit, ..limits };
+    let (done, outcome) = std::sync::mpsc::channel();
+    let started = std::time::Instant::now();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let _ = done.send(runtime.block_on(attack(&plugin, trigger, "{}", &limits)));
+    });
+    let error = outcome
+        .recv_timeout(limit + Duration::from_secs(5))
+        .unwrap_or_else(|_| panic!("{trigger} was not interrupted within 5 s of its deadline"));
+    let elapsed = started.elapsed();
+    assert_eq!(error.kind, CallErrorKind::Deadline { limit });
+    assert!(elapsed >= limit, "stopped after {elapsed:?}, before its deadline");
+    healthy_call_succeeds().await;
+}
+
 #[tokio::test]
 async fn an_infinite_loop_with_fuel_to_spare_hits_the_deadline() {
-    let plugin = load("hostile").await;
-    let limits = Limits { fuel: u64::MAX / 2, wall_clock: Duration::from_millis(200), ..Limits::default() };
-    let error = attack(&plugin, "spin", "{}", &limits).await;
-    assert_eq!(error.kind, CallErrorKind::Deadline { limit: Duration::from_millis(200) });
-    healthy_call_succeeds().await;
+    stopped_at_the_deadline("spin", Limits { fuel: u64::MAX / 2, ..Limits::default() }).await;
 }
 
 #[tokio::test]
 async fn a_guest_parked_in_a_host_call_hits_the_deadline() {
     // `sleep` blocks in wasi:io/poll, where no epoch check runs: the outer
     // wall-clock timeout must stop it.
-    let plugin = load("hostile").await;
-    let limits = Limits { wall_clock: Duration::from_millis(200), ..Limits::default() };
-    let error = attack(&plugin, "sleep", "{}", &limits).await;
-    assert_eq!(error.kind, CallErrorKind::Deadline { limit: Duration::from_millis(200) });
-    healthy_call_succeeds().await;
+    stopped_at_the_deadline("sleep", Limits::default()).await;
 }
 
 #[tokio::test]
@@ -101,7 +116,9 @@ async fn a_huge_payload_is_stopped_while_being_copied_out() {
     let plugin = load("hostile").await;
     let limits = Limits { max_output_bytes: 1 << 20, ..Limits::default() };
     let error = attack(&plugin, "huge_payload", r#"{"payload_bytes": 4194304}"#, &limits).await;
-    assert_eq!(error.kind.code(), "output-too-large", "{:?}", error.kind);
+    // Stopped in the crossing, not by the size check after a full copy.
+    let detail = "the guest passed more than 1048576 bytes to the host in one crossing";
+    assert_eq!(error.kind, CallErrorKind::OutputTooLarge { detail: detail.into() });
 }
 
 #[tokio::test]
@@ -218,7 +235,11 @@ async fn one_plugin_cannot_take_every_slot() {
 #[tokio::test]
 async fn a_guest_cannot_reach_files_env_network_or_ungranted_capabilities() {
     let plugin = load("hostile").await;
-    let ctx = context("escape", "{}", None);
+    // Something listens where the guest dials, so a refused connection
+    // means the sandbox refused it, not that nothing was there.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listen");
+    let port = listener.local_addr().expect("address").port();
+    let ctx = context("escape", &format!(r#"{{"port": {port}}}"#), None);
     let output = plugin.run(ctx, RunInput::Webhook(post(NO_HEADERS, b"")), &Limits::default()).await.expect("call succeeds");
     let events = output.value.expect("run succeeds").events;
     let report: serde_json::Value = serde_json::from_str(&events[0].payload).expect("JSON report");
@@ -229,6 +250,8 @@ async fn a_guest_cannot_reach_files_env_network_or_ungranted_capabilities() {
     let http = report["http"].as_str().unwrap_or_default();
     assert!(http.starts_with("denied: outbound HTTP is not granted"), "{report}");
     assert_eq!(report["kv"], "KvError::Denied", "{report}");
+    let arrived = tokio::time::timeout(Duration::from_millis(200), listener.accept()).await;
+    assert!(arrived.is_err(), "a connection from the guest arrived");
 }
 
 #[tokio::test]

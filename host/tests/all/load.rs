@@ -70,3 +70,15 @@ async fn the_same_bytes_load_to_the_same_digest() {
     assert_eq!(a.digest(), b.digest());
     assert_eq!(a.size(), bytes.len());
 }
+
+#[tokio::test]
+async fn a_component_that_compiles_too_long_is_refused() {
+    let config = RuntimeConfig {
+        compile_timeout: std::time::Duration::from_millis(1),
+        pooling: false,
+        ..RuntimeConfig::default()
+    };
+    let impatient = Runtime::new(config).expect("runtime");
+    let error = impatient.load(&component_bytes("standard_webhooks")).await.expect_err("too slow to compile");
+    assert!(matches!(error, LoadError::CompileTimeout { .. }), "{error}");
+}

@@ -74,12 +74,34 @@ fn recurse(depth: u64) -> u64 {
     black_box(depth).wrapping_add(recurse(depth + 1)).rotate_left(1)
 }
 
+/// Dials 127.0.0.1:`port` with `wasi:sockets` directly (Rust's standard
+/// library has no TCP client on wasm32-wasip2 and would fail on its own).
+fn tcp_connect(port: u16) -> &'static str {
+    use wasip2::sockets::network::{ErrorCode, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress};
+    let network = wasip2::sockets::instance_network::instance_network();
+    let Ok(socket) = wasip2::sockets::tcp_create_socket::create_tcp_socket(IpAddressFamily::Ipv4) else {
+        return "denied";
+    };
+    let address = IpSocketAddress::Ipv4(Ipv4SocketAddress { port, address: (127, 0, 0, 1) });
+    if socket.start_connect(&network, address).is_err() {
+        return "denied";
+    }
+    let ready = socket.subscribe();
+    loop {
+        match socket.finish_connect() {
+            Ok(_) => return "connected",
+            Err(ErrorCode::WouldBlock) => ready.block(),
+            Err(_) => return "denied",
+        }
+    }
+}
+
 /// Tries every way out of the sandbox and reports what each attempt got.
 fn escape(port: u16) -> serde_json::Value {
     let file = std::fs::read_to_string("/etc/passwd").map(|_| "read").unwrap_or_else(|_| "denied");
     let dir = std::fs::read_dir("/").map(|_| "listed").unwrap_or_else(|_| "denied");
     let env = std::env::vars().count();
-    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).map(|_| "connected").unwrap_or_else(|_| "denied");
+    let tcp = tcp_connect(port);
     let http = outbound_http::send(&outbound_http::Request {
         method: "GET".into(),
         url: "http://169.254.169.254/latest/meta-data/".into(),
