@@ -181,7 +181,13 @@ async fn inspect(file: &std::path::Path) -> anyhow::Result<()> {
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let runtime = crate::Runtime::new(crate::RuntimeConfig::default())?;
     let plugin = runtime.load(&bytes).await?;
-    let report = json!({ "digest": plugin.digest(), "size": plugin.size(), "manifest": plugin.manifest() });
+    let shape = plugin.shape();
+    let report = json!({
+        "digest": plugin.digest(),
+        "size": plugin.size(),
+        "instance": { "core_instances": shape.core_instances, "memories": shape.memories, "tables": shape.tables },
+        "manifest": plugin.manifest(),
+    });
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }

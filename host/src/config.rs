@@ -119,8 +119,9 @@ pub struct IngressConfig {
     pub burst: Option<u32>,
     /// Milliseconds a sender has to send the whole body.
     pub body_timeout_ms: Option<u64>,
-    /// Body bytes held in memory across all deliveries at once.
-    pub max_buffered_body_bytes: Option<usize>,
+    /// Bytes of request bodies and connector output held in memory across
+    /// all deliveries at once.
+    pub max_buffered_bytes: Option<usize>,
 }
 
 /// `[http]`: what any connection to the listener may cost.
@@ -177,8 +178,9 @@ pub struct IngressSettings {
     pub burst: u32,
     /// Time to receive a whole body; past it 408.
     pub body_timeout: Duration,
-    /// Body bytes buffered at once across all deliveries; past it 503.
-    pub max_buffered_body_bytes: usize,
+    /// Bytes of bodies and connector output held at once across all
+    /// deliveries; past it 503.
+    pub max_buffered_bytes: usize,
 }
 
 /// Listener settings.
@@ -286,7 +288,7 @@ impl Settings {
             rate_per_second: i.rate_per_second.unwrap_or(200),
             burst: i.burst.unwrap_or(400),
             body_timeout: Duration::from_millis(i.body_timeout_ms.unwrap_or(10_000)),
-            max_buffered_body_bytes: i.max_buffered_body_bytes.unwrap_or(256 << 20),
+            max_buffered_bytes: i.max_buffered_bytes.unwrap_or(256 << 20),
         };
         if ingress.rate_per_second == 0 {
             return Err(ConfigError::Invalid { key: "ingress.rate_per_second", message: "must be at least 1".into() });
@@ -294,9 +296,9 @@ impl Settings {
         if ingress.body_timeout.is_zero() {
             return Err(ConfigError::Invalid { key: "ingress.body_timeout_ms", message: "must be at least 1".into() });
         }
-        if ingress.max_buffered_body_bytes < ingress.max_body_bytes {
+        if ingress.max_buffered_bytes < ingress.max_body_bytes {
             return Err(ConfigError::Invalid {
-                key: "ingress.max_buffered_body_bytes",
+                key: "ingress.max_buffered_bytes",
                 message: format!("must be at least ingress.max_body_bytes ({})", ingress.max_body_bytes),
             });
         }

@@ -42,7 +42,7 @@ pub async fn hook(State(app): State<Arc<AppState>>, Path(id): Path<String>, requ
     let limits = BodyLimits {
         cap: app.ingress.max_body_bytes,
         timeout: app.ingress.body_timeout,
-        budget: Arc::clone(&app.body_budget),
+        budget: Arc::clone(&app.delivery_budget),
     };
     // Held until the response is built: the body's bytes count against the
     // shared budget for as long as any copy of them may be alive.
@@ -76,6 +76,12 @@ pub async fn hook(State(app): State<Arc<AppState>>, Path(id): Path<String>, requ
     };
     match output.value {
         Ok(Delivery::Accepted(run)) => {
+            // The output waits for the committer outside any call slot: it
+            // counts against the same budget as bodies until it is stored.
+            let held = u32::try_from(run.size_bytes()).unwrap_or(u32::MAX);
+            let Ok(_output_budget) = Arc::clone(&app.delivery_budget).try_acquire_many_owned(held) else {
+                return retry_later(StatusCode::SERVICE_UNAVAILABLE, "overloaded");
+            };
             let received_at_ms = now_ms();
             let mut events = Vec::with_capacity(run.events.len());
             for event in run.events {

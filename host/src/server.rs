@@ -35,8 +35,9 @@ pub struct AppState {
     pub admin_token: AdminToken,
     /// Webhook ingress limits.
     pub ingress: IngressSettings,
-    /// Body bytes ingress may hold at once, across all deliveries.
-    pub body_budget: Arc<tokio::sync::Semaphore>,
+    /// Bytes ingress may hold at once across all deliveries: request bodies
+    /// being read or called, and connector output waiting for its commit.
+    pub delivery_budget: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -60,8 +61,8 @@ impl AppState {
             registry,
             triggers,
             admin_token: AdminToken::new(&admin_token),
-            body_budget: Arc::new(tokio::sync::Semaphore::new(
-                settings.ingress.max_buffered_body_bytes.min(tokio::sync::Semaphore::MAX_PERMITS),
+            delivery_budget: Arc::new(tokio::sync::Semaphore::new(
+                settings.ingress.max_buffered_bytes.min(tokio::sync::Semaphore::MAX_PERMITS),
             )),
             ingress: settings.ingress.clone(),
         })

@@ -19,6 +19,10 @@ use crate::contract::{
 /// record headers of the returned structure are counted too.
 const HOSTCALL_FUEL_SLACK: usize = 256 << 10;
 
+/// Component-model handles (the guest's own resources and the host's it
+/// holds) one call may have live: the tables behind them grow in host memory.
+const MAX_COMPONENT_HANDLES: usize = 4096;
+
 /// What wasmtime's (private) hostcall-fuel error says.
 const HOSTCALL_FUEL_EXHAUSTED: &str = "fuel allocated for hostcalls has been exhausted";
 
@@ -121,6 +125,7 @@ impl Runtime {
         let mut store = Store::new(&self.inner.engine, HostState::new(log.clone(), limits.memory_bytes, self.inner.config.component_caps, deadline));
         store.limiter(|state| &mut state.limiter);
         store.set_hostcall_fuel(limits.max_output_bytes.saturating_add(HOSTCALL_FUEL_SLACK));
+        store.set_max_component_handles(MAX_COMPONENT_HANDLES);
         if let Err(e) = store.set_fuel(limits.fuel) {
             return Err(fail(CallErrorKind::Host(e.to_string()), &log, 0));
         }

@@ -134,3 +134,31 @@ async fn connector_errors_and_reject_reasons_are_cut_to_a_few_kib() {
     let Ok(Verdict::Reject(reason)) = verdict else { panic!("{verdict:?}") };
     assert!(reason.len() <= triggerhost::contract::MAX_GUEST_TEXT + 32, "{}", reason.len());
 }
+
+/// A nested component whose core start function makes 50 000 handles of
+/// its own resource type: under wasmtime's default of 100 000 live
+/// handles, far over the host's cap.
+const HANDLE_MAKER: &str = r#"(component
+    (type $r (resource (rep i32)))
+    (core func $new (canon resource.new $r))
+    (core module $m
+        (import "" "new" (func $new (param i32) (result i32)))
+        (func $start (local $i i32)
+            (loop $more
+                (drop (call $new (local.get $i)))
+                (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                (br_if $more (i32.lt_u (local.get $i) (i32.const 50000)))))
+        (start $start))
+    (core instance $imports (export "new" (func $new)))
+    (core instance (instantiate $m (with "" (instance $imports))))
+)"#;
+
+#[tokio::test]
+async fn component_handles_a_guest_makes_are_capped() {
+    let bytes = crate::helpers::with_extra_component(&component_bytes("hostile"), HANDLE_MAKER);
+    // Instantiation itself makes the handles, so `describe` at load trips it.
+    let error = runtime().load(&bytes).await.expect_err("capped");
+    let LoadError::Describe(call) = &error else { panic!("{error}") };
+    let CallErrorKind::Trap { message } = &call.kind else { panic!("{:?}", call.kind) };
+    assert!(message.contains("handle"), "{message}");
+}

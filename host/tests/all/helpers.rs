@@ -123,3 +123,27 @@ fn leb(mut n: u32) -> Vec<u8> {
         out.push(byte | 0x80);
     }
 }
+
+/// `component` with one more component (`component_wat`, self-contained)
+/// appended and instantiated once when the component is.
+pub fn with_extra_component(component: &[u8], component_wat: &str) -> Vec<u8> {
+    let nested = wat::parse_str(component_wat).expect("component wat");
+    let mut depth = 0usize;
+    let mut components = 0u32;
+    for payload in wasmparser::Parser::new(0).parse_all(component) {
+        match payload.expect("component parses") {
+            wasmparser::Payload::Version { .. } => depth += 1,
+            wasmparser::Payload::End(_) => depth -= 1,
+            wasmparser::Payload::ComponentSection { .. } if depth == 1 => components += 1,
+            _ => {}
+        }
+    }
+    let mut bytes = component.to_vec();
+    section(&mut bytes, 4, &nested);
+    let mut instantiation = leb(1);
+    instantiation.push(0x00); // instantiate
+    instantiation.extend(leb(components));
+    instantiation.push(0x00); // no arguments
+    section(&mut bytes, 5, &instantiation);
+    bytes
+}

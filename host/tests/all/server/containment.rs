@@ -137,3 +137,46 @@ async fn the_data_dir_database_and_blobs_are_private() {
     assert_eq!(blobs.len(), 1, "{blobs:?}");
     assert!(blobs[0].ends_with(".wasm"), "{blobs:?}");
 }
+
+#[tokio::test]
+async fn failure_pages_are_bounded_by_bytes_as_well_as_count() {
+    // Each failure keeps a 3 MiB log: one a page, however high the limit.
+    let host = spawn_host_with_config("[limits]\nmax_log_bytes = 3145728\n").await;
+    host.upload_plugin("hostile").await;
+    let body = json!({ "plugin": "hostile", "trigger": "log_flood", "config": { "fail": true } });
+    let (_, created) = host.api(Method::POST, "/triggers", Some(body)).await;
+    let id = created["id"].as_str().expect("id").to_owned();
+    host.api(Method::POST, &format!("/triggers/{id}/enable"), None).await;
+    for _ in 0..3 {
+        assert_eq!(host.deliver(&id, &[], b"{}").await.status(), StatusCode::BAD_GATEWAY);
+    }
+    let (status, page) = host.api(Method::GET, &format!("/triggers/{id}/failures?limit=500"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["failures"].as_array().map(Vec::len), Some(1));
+    let mut seen = 1;
+    let mut cursor = page["next_cursor"].as_str().expect("more follow").to_owned();
+    loop {
+        let (_, page) = host.api(Method::GET, &format!("/triggers/{id}/failures?limit=500&cursor={cursor}"), None).await;
+        seen += page["failures"].as_array().map_or(0, Vec::len);
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(seen, 3);
+}
+
+#[tokio::test]
+async fn output_waiting_for_its_commit_counts_against_the_delivery_budget() {
+    // 3 MiB of events against a 2 MiB budget for everything deliveries hold.
+    let host = spawn_host_with_config("[ingress]\nmax_buffered_bytes = 2097152\n").await;
+    host.upload_plugin("hostile").await;
+    let body = json!({ "plugin": "hostile", "trigger": "huge_payload", "config": { "payload_bytes": 3 << 20 } });
+    let (_, created) = host.api(Method::POST, "/triggers", Some(body)).await;
+    let id = created["id"].as_str().expect("id").to_owned();
+    host.api(Method::POST, &format!("/triggers/{id}/enable"), None).await;
+    let response = host.deliver(&id, &[], b"{}").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().contains_key("retry-after"));
+    assert!(host.all_events(&id).await.is_empty());
+}

@@ -21,6 +21,9 @@ struct Config {
     /// The loopback port `escape` tries to reach over TCP.
     #[serde(default)]
     port: u16,
+    /// Make `log_flood` trap once it has flooded the log.
+    #[serde(default)]
+    fail: bool,
     /// How long `on-enable` of `slow_enable` takes before it succeeds.
     #[serde(default)]
     enable_delay_ms: u64,
@@ -139,6 +142,9 @@ fn attack(ctx: &TriggerContext) -> Result<RunOutput, ConnectorError> {
                 eprintln!("{line}");
                 log::info(&line);
             }
+            if config.fail {
+                panic!("failing after a flood");
+            }
             vec![Event::json("flooded", &true)?]
         }
         "sleep" => {
@@ -184,6 +190,7 @@ impl Connector for Hostile {
                 .prop("on_enable", Prop::boolean("Attack in on-enable too"))
                 .prop("port", Prop::integer("Loopback port escape dials").minimum(0))
                 .prop("enable_delay_ms", Prop::integer("How long on-enable takes").minimum(0))
+                .prop("fail", Prop::boolean("Trap after a log flood"))
         };
         TRIGGERS
             .iter()
