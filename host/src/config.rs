@@ -10,6 +10,9 @@ use serde::Deserialize;
 
 use crate::runtime::{Limits, RuntimeConfig};
 
+/// The most connections `[http] max_connections` may allow.
+const MAX_CONNECTIONS: usize = 1_000_000;
+
 /// The file read when `--config` is not given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "triggerhost.toml";
 
@@ -318,6 +321,12 @@ impl Settings {
             if zero {
                 return Err(ConfigError::Invalid { key, message: "must be at least 1".into() });
             }
+        }
+        if http.max_connections > MAX_CONNECTIONS {
+            return Err(ConfigError::Invalid {
+                key: "http.max_connections",
+                message: format!("must be at most {MAX_CONNECTIONS}"),
+            });
         }
         let busy_timeout = Duration::from_millis(file.database.busy_timeout_ms.unwrap_or(5000));
         Ok(Settings {

@@ -96,6 +96,9 @@ impl Default for ComponentCaps {
     }
 }
 
+/// The most calls a runtime may run at once.
+const MAX_CONCURRENT_CALLS: usize = 10_000;
+
 /// The default cap on a component's size.
 pub const MAX_COMPONENT_BYTES: usize = 64 << 20;
 
@@ -133,11 +136,12 @@ impl RuntimeConfig {
     /// Checks the settings before an engine is built from them.
     pub fn validate(&self) -> Result<(), LimitsError> {
         let invalid = |limit: &'static str, message: &str| Err(LimitsError { limit, message: message.into() });
-        if self.max_concurrent_calls == 0 {
-            return invalid("max_concurrent_calls", "must be at least 1");
+        // The pool reserves address space for every concurrent call.
+        if !(1..=MAX_CONCURRENT_CALLS).contains(&self.max_concurrent_calls) {
+            return invalid("max_concurrent_calls", "must be 1 to 10000");
         }
-        if self.max_concurrent_calls_per_plugin == 0 {
-            return invalid("max_concurrent_calls_per_plugin", "must be at least 1");
+        if !(1..=self.max_concurrent_calls).contains(&self.max_concurrent_calls_per_plugin) {
+            return invalid("max_concurrent_calls_per_plugin", "must be 1 to max_concurrent_calls");
         }
         if self.max_concurrent_compiles == 0 || self.compile_timeout.is_zero() {
             return invalid("compiles", "max_concurrent_compiles and compile_timeout must be at least 1");
