@@ -10,6 +10,10 @@ use serde::Deserialize;
 
 use crate::runtime::{Limits, RuntimeConfig};
 
+/// The most headers `[http] max_headers` may allow: hyper sizes a parse
+/// buffer by it for every request head.
+const MAX_HEADERS: usize = 1000;
+
 /// The most connections `[http] max_connections` may allow.
 const MAX_CONNECTIONS: usize = 1_000_000;
 
@@ -135,6 +139,8 @@ pub struct HttpConfig {
     pub max_connections: Option<usize>,
     /// Milliseconds a client has to send a request's head.
     pub header_read_timeout_ms: Option<u64>,
+    /// Milliseconds a response write may wait on a client that stopped reading.
+    pub write_timeout_ms: Option<u64>,
     /// Headers per request.
     pub max_headers: Option<usize>,
     /// Bytes of request line and headers.
@@ -193,6 +199,8 @@ pub struct HttpSettings {
     pub max_connections: usize,
     /// Time to send a request's head; past it the connection is closed.
     pub header_read_timeout: Duration,
+    /// Time a write may make no progress; past it the connection is closed.
+    pub write_timeout: Duration,
     /// Headers per request; past it 431.
     pub max_headers: usize,
     /// Bytes of request head; past it 431.
@@ -299,28 +307,37 @@ impl Settings {
         if ingress.body_timeout.is_zero() {
             return Err(ConfigError::Invalid { key: "ingress.body_timeout_ms", message: "must be at least 1".into() });
         }
-        if ingress.max_buffered_bytes < ingress.max_body_bytes {
+        // One delivery may hold a full body and a full output at once.
+        let one_delivery = ingress.max_body_bytes.saturating_add(limits.max_output_bytes);
+        if ingress.max_buffered_bytes < one_delivery {
             return Err(ConfigError::Invalid {
                 key: "ingress.max_buffered_bytes",
-                message: format!("must be at least ingress.max_body_bytes ({})", ingress.max_body_bytes),
+                message: format!(
+                    "must be at least ingress.max_body_bytes + limits.max_output_bytes ({one_delivery})"
+                ),
             });
         }
         let h = file.http;
         let http = HttpSettings {
             max_connections: h.max_connections.unwrap_or(1024),
             header_read_timeout: Duration::from_millis(h.header_read_timeout_ms.unwrap_or(10_000)),
+            write_timeout: Duration::from_millis(h.write_timeout_ms.unwrap_or(30_000)),
             max_headers: h.max_headers.unwrap_or(100),
             max_header_bytes: h.max_header_bytes.unwrap_or(64 << 10),
         };
         for (key, zero) in [
             ("http.max_connections", http.max_connections == 0),
             ("http.header_read_timeout_ms", http.header_read_timeout.is_zero()),
+            ("http.write_timeout_ms", http.write_timeout.is_zero()),
             ("http.max_headers", http.max_headers == 0),
             ("http.max_header_bytes", http.max_header_bytes == 0),
         ] {
             if zero {
                 return Err(ConfigError::Invalid { key, message: "must be at least 1".into() });
             }
+        }
+        if http.max_headers > MAX_HEADERS {
+            return Err(ConfigError::Invalid { key: "http.max_headers", message: format!("must be at most {MAX_HEADERS}") });
         }
         if http.max_connections > MAX_CONNECTIONS {
             return Err(ConfigError::Invalid {

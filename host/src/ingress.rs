@@ -79,7 +79,7 @@ pub async fn hook(State(app): State<Arc<AppState>>, Path(id): Path<String>, requ
             // The output waits for the committer outside any call slot: it
             // counts against the same budget as bodies until it is stored.
             let held = u32::try_from(run.size_bytes()).unwrap_or(u32::MAX);
-            let Ok(_output_budget) = Arc::clone(&app.delivery_budget).try_acquire_many_owned(held) else {
+            let Ok(output_budget) = Arc::clone(&app.delivery_budget).try_acquire_many_owned(held) else {
                 return retry_later(StatusCode::SERVICE_UNAVAILABLE, "overloaded");
             };
             let received_at_ms = now_ms();
@@ -103,7 +103,7 @@ pub async fn hook(State(app): State<Arc<AppState>>, Path(id): Path<String>, requ
                 events,
                 fuel_used: output.fuel_used,
             };
-            match app.committer.commit(commit).await {
+            match app.committer.commit(commit, output_budget).await {
                 Ok(outcome) => match run.response {
                     Some(response) => connector_response(response),
                     None => (StatusCode::OK, axum::Json(json!({ "stored": outcome.stored, "duplicates": outcome.duplicates })))

@@ -115,6 +115,9 @@ pub struct Registry {
     loaded: RwLock<HashMap<(String, String), LoadedPlugin>>,
     /// Plugin name to its active version.
     active: RwLock<HashMap<String, String>>,
+    /// Uploads store their blob and row one at a time, so a refused
+    /// upload's blob is removed only if no row, however recent, names it.
+    uploads: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -134,6 +137,7 @@ impl Registry {
             store,
             loaded: RwLock::default(),
             active: RwLock::default(),
+            uploads: tokio::sync::Mutex::new(()),
         };
         for row in registry.store.all_versions().await? {
             match registry.load_stored(&row).await {
@@ -160,6 +164,7 @@ impl Registry {
         let loaded = LoadedPlugin::new(self.runtime.load(bytes).await?)?;
         let manifest = loaded.plugin.manifest().clone();
         let digest = loaded.plugin.digest().to_owned();
+        let _one_upload = self.uploads.lock().await;
         let blobs = self.blobs.clone();
         let (blob_digest, owned) = (digest.clone(), bytes.to_vec());
         tokio::task::spawn_blocking(move || blobs.put(&blob_digest, &owned))
@@ -183,9 +188,11 @@ impl Registry {
             }
             VersionInsert::AlreadyPresent => false,
             VersionInsert::Conflict { existing_digest } => {
-                // No row can name these bytes: any that did would be this
-                // name and version, which has other bytes. Leave nothing behind.
-                if let Err(error) = self.blobs.remove(&digest) {
+                // Leave nothing behind, unless another version has these
+                // bytes (a `describe` may answer differently each time).
+                if !self.store.digest_in_use(&digest).await?
+                    && let Err(error) = self.blobs.remove(&digest)
+                {
                     tracing::warn!(%digest, %error, "cannot remove the blob of a refused upload");
                 }
                 return Err(RegistryError::Conflict { name: manifest.name, version: manifest.version, existing_digest });

@@ -2,6 +2,7 @@
 
 mod data_dir;
 mod listener;
+mod stall;
 
 use std::sync::Arc;
 

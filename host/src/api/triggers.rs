@@ -23,6 +23,15 @@ const MAX_PAGE_BYTES: usize = 4 << 20;
 
 type JsonResult = Result<axum::Json<serde_json::Value>, ApiError>;
 
+/// Runs a lifecycle change to its end even if the client goes away: a
+/// handler dropped between its connector call and its database write would
+/// leave the live table and the database disagreeing.
+async fn to_completion<T: Send + 'static>(
+    change: impl std::future::Future<Output = T> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::spawn(change).await.map_err(|e| ApiError::internal(&e))
+}
+
 /// `POST /api/v1/triggers`.
 pub async fn create(State(app): State<Arc<AppState>>, ApiJson(body): ApiJson<CreateTrigger>) -> Result<Response, ApiError> {
     let row = app.triggers.create(body).await?;
@@ -68,25 +77,29 @@ pub async fn patch(State(app): State<Arc<AppState>>, Path(id): Path<String>, Api
         plugin_version: body.plugin_version,
         poll_interval_s: body.poll_interval_s.map(|p| p.map(i64::from)),
     };
-    let row = app.triggers.patch(&id, patch).await?;
+    let triggers = Arc::clone(&app.triggers);
+    let row = to_completion(async move { triggers.patch(&id, patch).await }).await??;
     Ok(axum::Json(json!(app.triggers.view(&row))))
 }
 
 /// `DELETE /api/v1/triggers/{id}`.
 pub async fn delete(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    app.triggers.delete(&id).await?;
+    let triggers = Arc::clone(&app.triggers);
+    to_completion(async move { triggers.delete(&id).await }).await??;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /api/v1/triggers/{id}/enable`.
 pub async fn enable(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> JsonResult {
-    let row = app.triggers.enable(&id).await?;
+    let triggers = Arc::clone(&app.triggers);
+    let row = to_completion(async move { triggers.enable(&id).await }).await??;
     Ok(axum::Json(json!(app.triggers.view(&row))))
 }
 
 /// `POST /api/v1/triggers/{id}/disable`.
 pub async fn disable(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> JsonResult {
-    let row = app.triggers.disable(&id).await?;
+    let triggers = Arc::clone(&app.triggers);
+    let row = to_completion(async move { triggers.disable(&id).await }).await??;
     Ok(axum::Json(json!(app.triggers.view(&row))))
 }
 

@@ -3,7 +3,7 @@
 //! SQLite takes one writer at a time, so one committer task also means no
 //! writer ever waits on another for the events table.
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 use crate::store::{CommitOutcome, DeliveryCommit, Store, StoreError};
 
@@ -15,6 +15,9 @@ const QUEUE: usize = 4096;
 struct Job {
     commit: DeliveryCommit,
     done: oneshot::Sender<Result<CommitOutcome, StoreError>>,
+    /// The delivery's share of the ingress budget, returned once the
+    /// events are stored, even if the sender has gone away meanwhile.
+    held: OwnedSemaphorePermit,
 }
 
 /// A handle on the committer task. Cheap to clone.
@@ -38,10 +41,12 @@ impl Committer {
     }
 
     /// Commits one delivery; returns once it is durable (or failed).
-    pub async fn commit(&self, commit: DeliveryCommit) -> Result<CommitOutcome, StoreError> {
+    /// `held` (the bytes the delivery holds of the ingress budget) is
+    /// released when the commit is done, not when the caller stops waiting.
+    pub async fn commit(&self, commit: DeliveryCommit, held: OwnedSemaphorePermit) -> Result<CommitOutcome, StoreError> {
         let (done, outcome) = oneshot::channel();
         self.jobs
-            .send(Job { commit, done })
+            .send(Job { commit, done, held })
             .await
             .map_err(|_| StoreError::Database("the committer has stopped".into()))?;
         outcome.await.map_err(|_| StoreError::Database("the committer dropped a delivery".into()))?
@@ -58,7 +63,14 @@ async fn run(store: Store, mut queue: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let (commits, replies): (Vec<_>, Vec<_>) = batch.drain(..).map(|job| (job.commit, job.done)).unzip();
+        let mut held = Vec::with_capacity(batch.len());
+        let (commits, replies): (Vec<_>, Vec<_>) = batch
+            .drain(..)
+            .map(|job| {
+                held.push(job.held);
+                (job.commit, job.done)
+            })
+            .unzip();
         match store.commit_deliveries(&commits).await {
             Ok(outcomes) => {
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
@@ -72,5 +84,6 @@ async fn run(store: Store, mut queue: mpsc::Receiver<Job>) {
                 }
             }
         }
+        drop(held);
     }
 }

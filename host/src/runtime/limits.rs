@@ -140,8 +140,9 @@ impl RuntimeConfig {
         if !(1..=MAX_CONCURRENT_CALLS).contains(&self.max_concurrent_calls) {
             return invalid("max_concurrent_calls", "must be 1 to 10000");
         }
-        if !(1..=self.max_concurrent_calls).contains(&self.max_concurrent_calls_per_plugin) {
-            return invalid("max_concurrent_calls_per_plugin", "must be 1 to max_concurrent_calls");
+        // Above the total it changes nothing, so it is allowed.
+        if self.max_concurrent_calls_per_plugin == 0 {
+            return invalid("max_concurrent_calls_per_plugin", "must be at least 1");
         }
         if self.max_concurrent_compiles == 0 || self.compile_timeout.is_zero() {
             return invalid("compiles", "max_concurrent_compiles and compile_timeout must be at least 1");

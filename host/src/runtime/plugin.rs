@@ -56,11 +56,16 @@ impl Runtime {
             return Err(LoadError::TooLarge { size: bytes.len(), limit });
         }
         check_header(bytes)?;
-        let shape = super::shape::component_shape(bytes)?;
-        shape.check(&self.inner.config.component_caps)?;
+        // Counted before compiling, so an obvious offender costs no compile;
+        // counted again from the compiled component, which sees through
+        // every alias and import.
+        let caps = &self.inner.config.component_caps;
+        super::shape::component_shape(bytes)?.check(caps)?;
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(bytes)));
 
         let component = self.compile(bytes).await?;
+        let shape = super::shape::component_shape(bytes)?.refined(&component);
+        shape.check(caps)?;
 
         let pre = ConnectorPre::new(&self.inner.linker, &component).map_err(|e| match e {
             LinkError::Import(why) => LoadError::UnsupportedImport(why),

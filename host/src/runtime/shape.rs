@@ -5,7 +5,11 @@
 //!
 //! The count follows instantiation, not definition: a module instantiated
 //! twice counts twice, and a nested component instantiated twice counts its
-//! whole shape twice, as wasmtime's own accounting does.
+//! whole shape twice, as wasmtime's own accounting does. A module reached
+//! only through an instance's export or a nested component's import counts
+//! as nothing here; [`ComponentShape::refined`] takes the memories and
+//! tables from the compiled component, and wasmtime's own checks (the
+//! pool's at compile, the store's at instantiation) bound what remains.
 
 use wasmparser::{
     ComponentAlias, ComponentExternalKind, ComponentInstance, ComponentOuterAliasKind, ComponentTypeRef, Instance,
@@ -31,6 +35,19 @@ impl ComponentShape {
         self.core_instances = self.core_instances.saturating_add(other.core_instances);
         self.memories = self.memories.saturating_add(other.memories);
         self.tables = self.tables.saturating_add(other.tables);
+    }
+
+    /// This shape, with memories and tables as wasmtime counts them in the
+    /// compiled component (exact, through every alias and import).
+    pub(crate) fn refined(self, component: &wasmtime::component::Component) -> ComponentShape {
+        match component.resources_required() {
+            Some(required) => ComponentShape {
+                memories: self.memories.max(u64::from(required.num_memories)),
+                tables: self.tables.max(u64::from(required.num_tables)),
+                ..self
+            },
+            None => self,
+        }
     }
 
     /// Refuses a shape over any of `caps`, naming the first cap exceeded.

@@ -1,8 +1,10 @@
 //! The accept loop: HTTP/1.1 connections under caps that a slow or abusive
 //! client cannot stretch. A connection must send its request head within
 //! the header timeout, with at most so many headers and bytes of head, and
-//! no more connections are served at once than the cap; past it, new
-//! connections wait in the kernel's backlog until a slot frees.
+//! must keep reading what it is sent (a write stalled past the write
+//! timeout ends it); no more connections are served at once than the cap,
+//! and past it new connections wait in the kernel's backlog until a slot
+//! frees.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
+use super::stall::WriteStallTimeout;
 use crate::config::HttpSettings;
 
 /// How long connections get to finish their request at shutdown.
@@ -48,17 +51,23 @@ pub async fn serve(listener: TcpListener, router: Router, settings: HttpSettings
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
+                // One connection's trouble (reset, unreachable, ...): the
+                // next one may be fine.
+                Err(error) if is_per_connection(&error) => continue,
                 Err(error) => {
-                    // Out of file descriptors or a reset before accept:
-                    // back off briefly instead of spinning.
+                    // Out of file descriptors or memory: back off instead
+                    // of spinning, unless shutting down.
                     tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_millis(50)) => continue,
+                        () = &mut shutdown => break,
+                    }
                 }
             },
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        let stream = WriteStallTimeout::new(stream, settings.write_timeout);
         let connection = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router.clone()));
         let mut stopping = stopping.clone();
         connections.spawn(async move {
@@ -79,10 +88,21 @@ pub async fn serve(listener: TcpListener, router: Router, settings: HttpSettings
         while connections.try_join_next().is_some() {}
     }
 
+    // Refuse new connections at once rather than leave them in the backlog.
+    drop(listener);
     let _ = stop.send(true);
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async { while connections.join_next().await.is_some() {} });
     if drained.await.is_err() {
         tracing::warn!(left = connections.len(), "connections still open after the shutdown grace period");
         connections.shutdown().await;
     }
+}
+
+/// Errors `accept` reports about one incoming connection, not the listener.
+fn is_per_connection(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        error.kind(),
+        ConnectionAborted | ConnectionReset | ConnectionRefused | HostUnreachable | NetworkUnreachable | NetworkDown | TimedOut
+    )
 }

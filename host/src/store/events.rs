@@ -116,11 +116,14 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         let Some(oldest) = last_within(&sizes, max_bytes) else { return Ok((Vec::new(), false)) };
+        // Bounded by the newest row sized too: rows committed since are not
+        // in this page, so it cannot grow past what was measured.
+        let newest = sizes.first().map_or(oldest, |(seq, _)| *seq);
         let rows = sqlx::query_as(
-            "SELECT * FROM events WHERE trigger_id = ? AND seq < ? AND seq >= ? ORDER BY seq DESC",
+            "SELECT * FROM events WHERE trigger_id = ? AND seq <= ? AND seq >= ? ORDER BY seq DESC",
         )
         .bind(trigger_id)
-        .bind(before_seq)
+        .bind(newest)
         .bind(oldest)
         .fetch_all(self.pool())
         .await?;

@@ -92,6 +92,15 @@ impl Store {
         Ok(VersionInsert::Created { first: created.rows_affected() == 1 })
     }
 
+    /// Whether any version's component has this digest.
+    pub async fn digest_in_use(&self, digest: &str) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar::<_, i64>("SELECT 1 FROM plugin_versions WHERE digest = ? LIMIT 1")
+            .bind(digest)
+            .fetch_optional(self.pool())
+            .await?
+            .is_some())
+    }
+
     /// Every plugin, by name.
     pub async fn list_plugins(&self) -> Result<Vec<PluginRow>, StoreError> {
         Ok(sqlx::query_as("SELECT * FROM plugins ORDER BY name").fetch_all(self.pool()).await?)

@@ -160,12 +160,13 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         let Some(oldest) = super::events::last_within(&sizes, max_bytes) else { return Ok((Vec::new(), false)) };
+        let newest = sizes.first().map_or(oldest, |(seq, _)| *seq);
         let rows = sqlx::query_as(
             "SELECT seq, export, code, message, log, at_ms FROM trigger_failures
-             WHERE trigger_id = ? AND seq < ? AND seq >= ? ORDER BY seq DESC",
+             WHERE trigger_id = ? AND seq <= ? AND seq >= ? ORDER BY seq DESC",
         )
         .bind(trigger_id)
-        .bind(before_seq)
+        .bind(newest)
         .bind(oldest)
         .fetch_all(self.pool())
         .await?;

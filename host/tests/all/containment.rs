@@ -162,3 +162,29 @@ async fn component_handles_a_guest_makes_are_capped() {
     let CallErrorKind::Trap { message } = &call.kind else { panic!("{:?}", call.kind) };
     assert!(message.contains("handle"), "{message}");
 }
+
+/// Memories a static count cannot see: a module exported by one nested
+/// component and instantiated five times by another.
+const HIDDEN_MEMORIES: &str = r#"(component
+    (component $c
+        (core module $m (memory 0))
+        (export "m" (core module $m)))
+    (instance $i (instantiate $c))
+    (alias export $i "m" (core module $x))
+    (core instance (instantiate $x))
+    (core instance (instantiate $x))
+    (core instance (instantiate $x))
+    (core instance (instantiate $x))
+    (core instance (instantiate $x))
+)"#;
+
+#[tokio::test]
+async fn memories_hidden_behind_aliases_are_counted_from_the_compiled_component() {
+    let bytes = crate::helpers::with_extra_component(&component_bytes("hostile"), HIDDEN_MEMORIES);
+    let on_demand = Runtime::new(RuntimeConfig { pooling: false, ..RuntimeConfig::default() }).expect("runtime");
+    let error = on_demand.load(&bytes).await.expect_err("6 memories");
+    assert!(matches!(error, LoadError::TooComplex { what: "linear memories", count: 6, .. }), "{error}");
+    // The pool refuses it too, when compiling.
+    let error = runtime().load(&bytes).await.expect_err("6 memories");
+    assert!(error.to_string().contains("memories"), "{error}");
+}

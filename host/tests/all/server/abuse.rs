@@ -204,3 +204,29 @@ async fn connections_past_the_cap_wait_for_a_slot() {
         assert!(tokio::time::timeout(BOUND, until_closed(&mut stream)).await.is_ok());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_loses_its_connection() {
+    // One connection slot. A client pipelines 60 000 requests and reads
+    // none of the answers: once the socket buffers are full the server's
+    // writes stall, and the write timeout must free the slot.
+    let config = "[http]\nmax_connections = 1\nheader_read_timeout_ms = 1000\nwrite_timeout_ms = 1000\n";
+    let host = spawn_host_with_config(config).await;
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("small receive buffer");
+    let address = host.address().parse().expect("address");
+    let stream = socket.connect(address).await.expect("connect");
+    let (_reader, mut writer) = stream.into_split();
+    let pipelined = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n".repeat(60_000);
+    let flooding = tokio::spawn(async move {
+        let _ = writer.write_all(pipelined.as_bytes()).await;
+        writer
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let client = reqwest::Client::new();
+    let answered = tokio::time::timeout(BOUND, client.get(format!("{}/healthz", host.url)).send()).await;
+    let response = answered.expect("served once the stalled connection is cut").expect("sent");
+    assert_eq!(response.status(), StatusCode::OK);
+    flooding.abort();
+}

@@ -166,17 +166,37 @@ async fn failure_pages_are_bounded_by_bytes_as_well_as_count() {
     assert_eq!(seen, 3);
 }
 
-#[tokio::test]
-async fn output_waiting_for_its_commit_counts_against_the_delivery_budget() {
-    // 3 MiB of events against a 2 MiB budget for everything deliveries hold.
-    let host = spawn_host_with_config("[ingress]\nmax_buffered_bytes = 2097152\n").await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connector_output_counts_against_the_delivery_budget() {
+    // A 4.5 MiB budget for everything deliveries hold. Two senders stall
+    // one byte short of a 1 MiB body, holding 2 MiB of it; 3 MiB of events
+    // then do not fit.
+    let config = "[limits]\nmax_output_bytes = 3670016\n[ingress]\nmax_buffered_bytes = 4718592\n";
+    let host = spawn_host_with_config(config).await;
     host.upload_plugin("hostile").await;
+    host.upload_plugin("standard_webhooks").await;
+    let healthy = host.enabled_trigger("standard-webhooks", "message_received", Some(WHSEC)).await;
     let body = json!({ "plugin": "hostile", "trigger": "huge_payload", "config": { "payload_bytes": 3 << 20 } });
     let (_, created) = host.api(Method::POST, "/triggers", Some(body)).await;
     let id = created["id"].as_str().expect("id").to_owned();
     host.api(Method::POST, &format!("/triggers/{id}/enable"), None).await;
+
+    let mut stalled = Vec::new();
+    for _ in 0..2 {
+        let mut stream = tokio::net::TcpStream::connect(host.address()).await.expect("connect");
+        let head = format!("POST /hooks/{healthy} HTTP/1.1\r\nHost: t\r\nContent-Length: 1048576\r\n\r\n");
+        tokio::io::AsyncWriteExt::write_all(&mut stream, head.as_bytes()).await.expect("head");
+        tokio::io::AsyncWriteExt::write_all(&mut stream, &vec![b' '; (1 << 20) - 1]).await.expect("body");
+        stalled.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let response = host.deliver(&id, &[], b"{}").await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(response.headers().contains_key("retry-after"));
     assert!(host.all_events(&id).await.is_empty());
+
+    // Once the stalled bodies are gone, the same delivery fits.
+    drop(stalled);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(host.deliver(&id, &[], b"{}").await.status(), StatusCode::OK);
 }
