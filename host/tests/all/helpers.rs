@@ -83,16 +83,7 @@ pub fn with_extra_instances(component: &[u8], module_wat: &str, instances: u32) 
     let module = wat::parse_str(module_wat).expect("module wat");
     // The appended module takes the next index of the top-level core
     // module index space, which the component's own definitions fill.
-    let mut depth = 0usize;
-    let mut modules = 0u32;
-    for payload in wasmparser::Parser::new(0).parse_all(component) {
-        match payload.expect("component parses") {
-            wasmparser::Payload::Version { .. } => depth += 1,
-            wasmparser::Payload::End(_) => depth -= 1,
-            wasmparser::Payload::ModuleSection { .. } if depth == 1 => modules += 1,
-            _ => {}
-        }
-    }
+    let modules = top_level(component, |p| matches!(p, wasmparser::Payload::ModuleSection { .. }));
     let mut bytes = component.to_vec();
     section(&mut bytes, 1, &module);
     let mut instantiations = leb(instances);
@@ -103,6 +94,21 @@ pub fn with_extra_instances(component: &[u8], module_wat: &str, instances: u32) 
     }
     section(&mut bytes, 2, &instantiations);
     bytes
+}
+
+/// How many of the component's own (not nested) sections match `is`.
+fn top_level(component: &[u8], is: impl Fn(&wasmparser::Payload<'_>) -> bool) -> u32 {
+    let (mut depth, mut count) = (0usize, 0u32);
+    for payload in wasmparser::Parser::new(0).parse_all(component) {
+        let payload = payload.expect("component parses");
+        match payload {
+            wasmparser::Payload::Version { .. } => depth += 1,
+            wasmparser::Payload::End(_) => depth -= 1,
+            _ if depth == 1 && is(&payload) => count += 1,
+            _ => {}
+        }
+    }
+    count
 }
 
 fn section(bytes: &mut Vec<u8>, id: u8, contents: &[u8]) {
@@ -128,16 +134,7 @@ fn leb(mut n: u32) -> Vec<u8> {
 /// appended and instantiated once when the component is.
 pub fn with_extra_component(component: &[u8], component_wat: &str) -> Vec<u8> {
     let nested = wat::parse_str(component_wat).expect("component wat");
-    let mut depth = 0usize;
-    let mut components = 0u32;
-    for payload in wasmparser::Parser::new(0).parse_all(component) {
-        match payload.expect("component parses") {
-            wasmparser::Payload::Version { .. } => depth += 1,
-            wasmparser::Payload::End(_) => depth -= 1,
-            wasmparser::Payload::ComponentSection { .. } if depth == 1 => components += 1,
-            _ => {}
-        }
-    }
+    let components = top_level(component, |p| matches!(p, wasmparser::Payload::ComponentSection { .. }));
     let mut bytes = component.to_vec();
     section(&mut bytes, 4, &nested);
     let mut instantiation = leb(1);

@@ -141,7 +141,12 @@ impl Host {
 
     /// Creates and enables a trigger; returns its id.
     pub async fn enabled_trigger(&self, plugin: &str, trigger: &str, secret: Option<&str>) -> String {
-        let body = serde_json::json!({ "plugin": plugin, "trigger": trigger, "secret": secret });
+        self.enabled_trigger_with(plugin, trigger, secret, serde_json::json!({})).await
+    }
+
+    /// Creates a trigger with `config` and enables it; returns its id.
+    pub async fn enabled_trigger_with(&self, plugin: &str, trigger: &str, secret: Option<&str>, config: Value) -> String {
+        let body = serde_json::json!({ "plugin": plugin, "trigger": trigger, "secret": secret, "config": config });
         let (status, created) = self.api(Method::POST, "/triggers", Some(body)).await;
         assert_eq!(status, StatusCode::CREATED, "{created}");
         let id = created["id"].as_str().expect("id").to_owned();

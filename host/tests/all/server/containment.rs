@@ -97,10 +97,7 @@ async fn patching_a_trigger_does_not_refill_its_rate_bucket() {
 async fn event_pages_are_bounded_by_bytes_as_well_as_count() {
     let host = spawn_host().await;
     host.upload_plugin("hostile").await;
-    let body = json!({ "plugin": "hostile", "trigger": "huge_payload", "config": { "payload_bytes": 3 << 20 } });
-    let (_, created) = host.api(Method::POST, "/triggers", Some(body)).await;
-    let id = created["id"].as_str().expect("id").to_owned();
-    host.api(Method::POST, &format!("/triggers/{id}/enable"), None).await;
+    let id = host.enabled_trigger_with("hostile", "huge_payload", None, json!({ "payload_bytes": 3 << 20 })).await;
     for _ in 0..3 {
         assert_eq!(host.deliver(&id, &[], b"{}").await.status(), StatusCode::OK);
     }
@@ -143,10 +140,7 @@ async fn failure_pages_are_bounded_by_bytes_as_well_as_count() {
     // Each failure keeps a 3 MiB log: one a page, however high the limit.
     let host = spawn_host_with_config("[limits]\nmax_log_bytes = 3145728\n").await;
     host.upload_plugin("hostile").await;
-    let body = json!({ "plugin": "hostile", "trigger": "log_flood", "config": { "fail": true } });
-    let (_, created) = host.api(Method::POST, "/triggers", Some(body)).await;
-    let id = created["id"].as_str().expect("id").to_owned();
-    host.api(Method::POST, &format!("/triggers/{id}/enable"), None).await;
+    let id = host.enabled_trigger_with("hostile", "log_flood", None, json!({ "fail": true })).await;
     for _ in 0..3 {
         assert_eq!(host.deliver(&id, &[], b"{}").await.status(), StatusCode::BAD_GATEWAY);
     }
@@ -176,10 +170,7 @@ async fn connector_output_counts_against_the_delivery_budget() {
     host.upload_plugin("hostile").await;
     host.upload_plugin("standard_webhooks").await;
     let healthy = host.enabled_trigger("standard-webhooks", "message_received", Some(WHSEC)).await;
-    let body = json!({ "plugin": "hostile", "trigger": "huge_payload", "config": { "payload_bytes": 3 << 20 } });
-    let (_, created) = host.api(Method::POST, "/triggers", Some(body)).await;
-    let id = created["id"].as_str().expect("id").to_owned();
-    host.api(Method::POST, &format!("/triggers/{id}/enable"), None).await;
+    let id = host.enabled_trigger_with("hostile", "huge_payload", None, json!({ "payload_bytes": 3 << 20 })).await;
 
     let mut stalled = Vec::new();
     for _ in 0..2 {
