@@ -2,6 +2,7 @@
 //! capability is scoped to one call of one trigger and checks the operator's
 //! grant itself, so a connector gets exactly what it was granted.
 
+pub mod grant;
 pub mod http;
 pub mod kv;
 pub mod log;
