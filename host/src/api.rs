@@ -11,7 +11,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 
 pub use error::{ApiError, ApiJson};
 
@@ -35,6 +35,7 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         )
         .route("/plugins/{name}", get(plugins::get))
         .route("/plugins/{name}/activate", post(plugins::activate))
+        .route("/plugins/{name}/grants", put(plugins::put_grants))
         .route("/triggers", post(triggers::create).get(triggers::list))
         .route("/triggers/{id}", get(triggers::get).patch(triggers::patch).delete(triggers::delete))
         .route("/triggers/{id}/enable", post(triggers::enable))

@@ -110,6 +110,18 @@ enum PluginCommand {
         /// Version.
         version: String,
     },
+    /// Set what a plugin is allowed (replaces the previous allowance).
+    Grant {
+        /// Plugin name.
+        name: String,
+        /// An origin outbound HTTP may reach: https://host[:port],
+        /// https://*.suffix[:port] or http://host:port. Repeatable.
+        #[arg(long = "allow-host")]
+        allow_hosts: Vec<String>,
+        /// Allow the per-trigger key-value store.
+        #[arg(long)]
+        kv: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -226,6 +238,15 @@ async fn plugin(command: PluginCommand, client: &Client) -> anyhow::Result<()> {
         PluginCommand::Activate { name, version } => {
             client.send(Method::POST, &format!("/plugins/{name}/activate"), Some(Body::Json(json!({ "version": version })))).await?;
             println!("{name}@{version} is active");
+        }
+        PluginCommand::Grant { name, allow_hosts, kv } => {
+            let body = json!({ "outbound_hosts": allow_hosts, "key_value": kv });
+            let v = client.send(Method::PUT, &format!("/plugins/{name}/grants"), Some(Body::Json(body))).await?;
+            let granted = &v["granted"];
+            println!("{name}@{}: outbound {}, key-value {}", text(&v["active_version"]), list_of(&granted["outbound_hosts"]), granted["key_value"]);
+            if let Some(missing) = granted["missing"].as_array().filter(|m| !m.is_empty()) {
+                println!("still missing: {}", list_of(&Value::Array(missing.clone())));
+            }
         }
     }
     Ok(())

@@ -15,6 +15,7 @@ use serde::Serialize;
 pub use blobs::BlobStore;
 pub use schema::{ConfigProblem, compile_config_schema};
 
+use crate::capabilities::grant::{Allowance, Grant};
 use crate::runtime::{LoadError, Plugin, Runtime};
 use crate::store::{PluginVersionRow, Store, StoreError, VersionInsert, now_ms};
 
@@ -45,6 +46,14 @@ pub enum RegistryError {
     /// No such plugin or version.
     #[error("no plugin {0}")]
     NotFound(String),
+    /// The version requests capabilities the operator has not granted.
+    #[error("{plugin} requests more than is granted: {}", missing.join(", "))]
+    NotGranted {
+        /// `name@version`.
+        plugin: String,
+        /// What is requested and not granted.
+        missing: Vec<String>,
+    },
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -99,6 +108,8 @@ pub struct Registered {
     pub digest: String,
     /// Trigger names.
     pub triggers: Vec<String>,
+    /// The capabilities the manifest asks for (granted only by the operator).
+    pub requested: crate::contract::CapabilityRequest,
     /// Whether this version is now active.
     pub active: bool,
     /// False when the same bytes were already registered.
@@ -115,6 +126,8 @@ pub struct Registry {
     loaded: RwLock<HashMap<(String, String), LoadedPlugin>>,
     /// Plugin name to its active version.
     active: RwLock<HashMap<String, String>>,
+    /// Plugin name to what the operator allows it (nothing when absent).
+    allowances: RwLock<HashMap<String, Allowance>>,
     /// Uploads store their blob and row one at a time, so a refused
     /// upload's blob is removed only if no row, however recent, names it.
     uploads: tokio::sync::Mutex<()>,
@@ -137,6 +150,7 @@ impl Registry {
             store,
             loaded: RwLock::default(),
             active: RwLock::default(),
+            allowances: RwLock::default(),
             uploads: tokio::sync::Mutex::new(()),
         };
         for row in registry.store.all_versions().await? {
@@ -149,6 +163,15 @@ impl Registry {
         }
         for plugin in registry.store.list_plugins().await? {
             write(&registry.active).insert(plugin.name, plugin.active_version);
+        }
+        for (name, json) in registry.store.all_allowances().await? {
+            match serde_json::from_str::<Allowance>(&json) {
+                Ok(allowance) => {
+                    write(&registry.allowances).insert(name, allowance);
+                }
+                // Allowing nothing is the safe reading of a row that cannot be read.
+                Err(error) => tracing::error!(plugin = %name, %error, "unreadable grant; the plugin is allowed nothing"),
+            }
         }
         Ok(registry)
     }
@@ -201,6 +224,7 @@ impl Registry {
         let active = read(&self.active).get(&manifest.name) == Some(&manifest.version);
         Ok(Registered {
             triggers: manifest.triggers.iter().map(|t| t.name.clone()).collect(),
+            requested: manifest.capabilities.clone(),
             name: manifest.name,
             version: manifest.version,
             digest,
@@ -209,10 +233,34 @@ impl Registry {
         })
     }
 
-    /// Makes `version` the active one for new calls.
+    /// What the operator allows `name`.
+    pub fn allowance(&self, name: &str) -> Allowance {
+        read(&self.allowances).get(name).cloned().unwrap_or_default()
+    }
+
+    /// What `name@version` may use: its request narrowed to the allowance.
+    pub fn grant(&self, name: &str, version: &str) -> Result<Grant, RegistryError> {
+        let loaded = self.resolve(name, Some(version))?;
+        Ok(Grant::new(&loaded.plugin.manifest().capabilities, &self.allowance(name)))
+    }
+
+    /// Sets what the operator allows `name`; it applies to every version.
+    pub async fn set_allowance(&self, name: &str, allowance: Allowance) -> Result<(), RegistryError> {
+        let json = serde_json::to_string(&allowance).map_err(|e| StoreError::Database(e.to_string()))?;
+        self.store.set_allowance(name, &json).await.map_err(|e| match e {
+            StoreError::NotFound => RegistryError::NotFound(name.to_owned()),
+            other => other.into(),
+        })?;
+        write(&self.allowances).insert(name.to_owned(), allowance);
+        Ok(())
+    }
+
+    /// Makes `version` the active one for new calls, if everything it
+    /// requests is granted.
     pub async fn activate(&self, name: &str, version: &str) -> Result<(), RegistryError> {
-        if !read(&self.loaded).contains_key(&(name.to_owned(), version.to_owned())) {
-            return Err(RegistryError::NotFound(format!("{name}@{version}")));
+        let grant = self.grant(name, version)?;
+        if !grant.is_complete() {
+            return Err(RegistryError::NotGranted { plugin: format!("{name}@{version}"), missing: grant.missing });
         }
         self.store.set_active_version(name, version).await.map_err(|e| match e {
             StoreError::NotFound => RegistryError::NotFound(format!("{name}@{version}")),

@@ -87,6 +87,10 @@ impl From<RegistryError> for ApiError {
                 Self::new(StatusCode::BAD_REQUEST, "invalid-component", error.to_string())
             }
             RegistryError::Conflict { .. } => Self::new(StatusCode::CONFLICT, "conflict", error.to_string()),
+            RegistryError::NotGranted { ref missing, .. } => {
+                let missing = json!(missing);
+                Self::new(StatusCode::CONFLICT, "not-granted", error.to_string()).with_details(missing)
+            }
             RegistryError::NotFound(_) => Self::not_found(error.to_string()),
             RegistryError::Store(store) => store.into(),
             RegistryError::Blob(_) => Self::internal(&error),

@@ -1,4 +1,4 @@
-//! `/api/v1/plugins`: upload, list, inspect, activate.
+//! `/api/v1/plugins`: upload, list, inspect, activate, grant.
 
 use std::sync::Arc;
 
@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{ApiError, ApiJson};
+use crate::capabilities::grant::{Allowance, Grant, Origin};
 use crate::server::AppState;
 use crate::store::{PluginRow, PluginVersionRow};
 
@@ -41,18 +42,35 @@ struct VersionView {
     created_at_ms: i64,
     active: bool,
     triggers: serde_json::Value,
+    /// What the manifest asks for.
+    requested: serde_json::Value,
+    /// What it may use, and what it asks for that is not granted.
+    granted: serde_json::Value,
 }
 
-fn version_view(row: PluginVersionRow, active: &str) -> VersionView {
+fn version_view(app: &AppState, row: PluginVersionRow, active: &str) -> VersionView {
     let manifest: serde_json::Value = serde_json::from_str(&row.manifest).unwrap_or_default();
+    let granted = app.registry.grant(&row.name, &row.version).map(|grant| grant_view(&grant)).unwrap_or_default();
     VersionView {
         active: row.version == active,
         triggers: manifest.get("triggers").cloned().unwrap_or_default(),
+        requested: manifest.get("capabilities").cloned().unwrap_or_default(),
+        granted,
         version: row.version,
         digest: row.digest,
         size_bytes: row.size_bytes,
         created_at_ms: row.created_at_ms,
     }
+}
+
+fn grant_view(grant: &Grant) -> serde_json::Value {
+    let outbound: Vec<String> = grant.outbound.iter().map(ToString::to_string).collect();
+    json!({ "outbound_hosts": outbound, "key_value": grant.key_value, "missing": grant.missing })
+}
+
+fn allowance_view(allowance: &Allowance) -> serde_json::Value {
+    let outbound: Vec<String> = allowance.outbound.iter().map(ToString::to_string).collect();
+    json!({ "outbound_hosts": outbound, "key_value": allowance.key_value })
 }
 
 async fn plugin_view(app: &AppState, plugin: PluginRow) -> Result<serde_json::Value, ApiError> {
@@ -61,11 +79,12 @@ async fn plugin_view(app: &AppState, plugin: PluginRow) -> Result<serde_json::Va
         .list_versions(&plugin.name)
         .await?
         .into_iter()
-        .map(|row| version_view(row, &plugin.active_version))
+        .map(|row| version_view(app, row, &plugin.active_version))
         .collect();
     Ok(json!({
         "name": plugin.name,
         "active_version": plugin.active_version,
+        "allowed": allowance_view(&app.registry.allowance(&plugin.name)),
         "created_at_ms": plugin.created_at_ms,
         "updated_at_ms": plugin.updated_at_ms,
         "versions": versions,
@@ -103,4 +122,41 @@ pub async fn activate(
     app.registry.activate(&name, &body.version).await?;
     let plugin = app.store.get_plugin(&name).await?;
     Ok(axum::Json(plugin_view(&app, plugin).await?))
+}
+
+/// `PUT /api/v1/plugins/{name}/grants` body: what the operator allows.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grants {
+    /// Origins: `https://host[:port]`, `https://*.suffix[:port]`, `http://host:port`.
+    #[serde(default)]
+    outbound_hosts: Vec<String>,
+    /// Whether the key-value store may be used.
+    #[serde(default)]
+    key_value: bool,
+}
+
+/// `PUT /api/v1/plugins/{name}/grants`: replaces what the plugin is
+/// allowed; answers with the allowance and the active version's grant.
+pub async fn put_grants(
+    State(app): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<Grants>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let outbound = body
+        .outbound_hosts
+        .iter()
+        .map(|origin| Origin::parse(origin))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let allowance = Allowance { outbound, key_value: body.key_value };
+    app.registry.set_allowance(&name, allowance.clone()).await?;
+    let plugin = app.store.get_plugin(&name).await?;
+    let grant = app.registry.grant(&name, &plugin.active_version)?;
+    Ok(axum::Json(json!({
+        "name": name,
+        "allowed": allowance_view(&allowance),
+        "active_version": plugin.active_version,
+        "granted": grant_view(&grant),
+    })))
 }

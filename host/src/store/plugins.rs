@@ -101,6 +101,35 @@ impl Store {
             .is_some())
     }
 
+    /// What the operator allows a plugin (JSON), if anything was set.
+    pub async fn get_allowance(&self, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT allowance FROM plugin_grants WHERE name = ?")
+            .bind(name)
+            .fetch_optional(self.pool())
+            .await?)
+    }
+
+    /// Every plugin's allowance (JSON), by name.
+    pub async fn all_allowances(&self) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(sqlx::query_as("SELECT name, allowance FROM plugin_grants").fetch_all(self.pool()).await?)
+    }
+
+    /// Sets what the operator allows a plugin; `NotFound` if there is no such plugin.
+    pub async fn set_allowance(&self, name: &str, allowance: &str) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO plugin_grants (name, allowance, updated_at_ms)
+             SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM plugins WHERE name = ?)
+             ON CONFLICT (name) DO UPDATE SET allowance = excluded.allowance, updated_at_ms = excluded.updated_at_ms",
+        )
+        .bind(name)
+        .bind(allowance)
+        .bind(now_ms())
+        .bind(name)
+        .execute(self.pool())
+        .await?;
+        if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+    }
+
     /// Every plugin, by name.
     pub async fn list_plugins(&self) -> Result<Vec<PluginRow>, StoreError> {
         Ok(sqlx::query_as("SELECT * FROM plugins ORDER BY name").fetch_all(self.pool()).await?)

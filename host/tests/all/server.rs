@@ -6,4 +6,5 @@ mod cli;
 mod containment;
 mod crash;
 mod failures;
+mod grants;
 mod lifecycle;

@@ -69,3 +69,16 @@ async fn errors_exit_non_zero_with_the_servers_reason() {
     assert_eq!(config.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&config.stderr).contains("--config is not valid JSON"), "{config:?}");
 }
+
+#[tokio::test]
+async fn grant_from_the_command_line() {
+    let host = spawn_host().await;
+    host.upload_plugin("hostile").await;
+    let granted = cli(&host, &["plugin", "grant", "hostile", "--allow-host", "https://*.example.com", "--kv"]).await;
+    assert!(granted.status.success(), "{granted:?}");
+    assert_eq!(stdout(&granted), "hostile@0.1.0: outbound https://api.example.com:443, key-value true\n");
+    let partial = cli(&host, &["plugin", "grant", "hostile", "--allow-host", "https://api.github.com"]).await;
+    assert!(stdout(&partial).contains("still missing: outbound host api.example.com, key-value store"), "{partial:?}");
+    let bad = cli(&host, &["plugin", "grant", "hostile", "--allow-host", "api.example.com"]).await;
+    assert_eq!(bad.status.code(), Some(1));
+}

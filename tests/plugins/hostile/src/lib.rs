@@ -194,7 +194,7 @@ impl Connector for Hostile {
         };
         TRIGGERS
             .iter()
-            .fold(ManifestBuilder::new("hostile", "Hostile", "0.1.0"), |m, name| {
+            .fold(ManifestBuilder::new("hostile", "Hostile", "0.1.0").outbound_host("api.example.com").key_value(), |m, name| {
                 m.trigger(TriggerBuilder::webhook(name, name).config(config()))
             })
             .build()
