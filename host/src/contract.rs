@@ -30,9 +30,10 @@ pub fn cut(text: &str, max: usize) -> &str {
 
 /// `text` cut to [`MAX_GUEST_TEXT`], marked when something was dropped.
 pub fn cut_guest_text(mut text: String) -> String {
-    if text.len() > MAX_GUEST_TEXT {
-        let dropped = text.len() - cut(&text, MAX_GUEST_TEXT).len();
-        text.truncate(cut(&text, MAX_GUEST_TEXT).len());
+    let kept = cut(&text, MAX_GUEST_TEXT).len();
+    if kept < text.len() {
+        let dropped = text.len() - kept;
+        text.truncate(kept);
         text.push_str(&format!(" [{dropped} bytes cut]"));
     }
     text

@@ -13,6 +13,7 @@ pub mod config;
 pub mod contract;
 pub mod ids;
 pub mod ingress;
+pub(crate) mod private_file;
 pub mod registry;
 pub mod runtime;
 pub mod server;

@@ -3,6 +3,7 @@
 //! at start.
 
 mod events;
+mod paging;
 mod plugins;
 mod stats;
 mod triggers;
@@ -104,11 +105,7 @@ fn create_private(path: &std::path::Path) -> Result<(), StoreError> {
     if path.as_os_str().is_empty() || path == std::path::Path::new(":memory:") || path.exists() {
         return Ok(());
     }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
+    match crate::private_file::create(path) {
         Ok(_) => Ok(()),
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(error) => Err(StoreError::Database(format!("creating {}: {error}", path.display()))),

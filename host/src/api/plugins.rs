@@ -63,14 +63,17 @@ fn version_view(app: &AppState, row: PluginVersionRow, active: &str) -> VersionV
     }
 }
 
+/// Origins as the API writes them: `scheme://host:port`.
+fn origins(outbound: &[Origin]) -> Vec<String> {
+    outbound.iter().map(ToString::to_string).collect()
+}
+
 fn grant_view(grant: &Grant) -> serde_json::Value {
-    let outbound: Vec<String> = grant.outbound.iter().map(ToString::to_string).collect();
-    json!({ "outbound_hosts": outbound, "key_value": grant.key_value, "missing": grant.missing })
+    json!({ "outbound_hosts": origins(&grant.outbound), "key_value": grant.key_value, "missing": grant.missing })
 }
 
 fn allowance_view(allowance: &Allowance) -> serde_json::Value {
-    let outbound: Vec<String> = allowance.outbound.iter().map(ToString::to_string).collect();
-    json!({ "outbound_hosts": outbound, "key_value": allowance.key_value })
+    json!({ "outbound_hosts": origins(&allowance.outbound), "key_value": allowance.key_value })
 }
 
 async fn plugin_view(app: &AppState, plugin: PluginRow) -> Result<serde_json::Value, ApiError> {

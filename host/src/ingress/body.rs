@@ -12,7 +12,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// Bytes past the body cap still read (and dropped, never buffered) before
 /// answering 413: a server that answers without reading the body closes the
 /// connection, and the sender then often sees a broken pipe instead of the 413.
-pub(crate) const DRAIN_BYTES: usize = 4 << 20;
+const DRAIN_BYTES: usize = 4 << 20;
 
 /// Why a body was not read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

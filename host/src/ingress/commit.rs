@@ -63,14 +63,12 @@ async fn run(store: Store, mut queue: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let mut held = Vec::with_capacity(batch.len());
-        let (commits, replies): (Vec<_>, Vec<_>) = batch
-            .drain(..)
-            .map(|job| {
-                held.push(job.held);
-                (job.commit, job.done)
-            })
-            .unzip();
+        let (mut commits, mut replies, mut held) = (Vec::new(), Vec::new(), Vec::new());
+        for job in batch.drain(..) {
+            commits.push(job.commit);
+            replies.push(job.done);
+            held.push(job.held);
+        }
         match store.commit_deliveries(&commits).await {
             Ok(outcomes) => {
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {

@@ -60,11 +60,12 @@ impl Runtime {
         // counted again from the compiled component, which sees through
         // every alias and import.
         let caps = &self.inner.config.component_caps;
-        super::shape::component_shape(bytes)?.check(caps)?;
+        let counted = super::shape::component_shape(bytes)?;
+        counted.check(caps)?;
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(bytes)));
 
         let component = self.compile(bytes).await?;
-        let shape = super::shape::component_shape(bytes)?.refined(&component);
+        let shape = counted.refined(&component);
         shape.check(caps)?;
 
         let pre = ConnectorPre::new(&self.inner.linker, &component).map_err(|e| match e {

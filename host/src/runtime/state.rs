@@ -79,35 +79,50 @@ impl WasiView for HostState {
 /// aborts would look like any other trap.
 #[derive(Debug)]
 pub(crate) struct StoreLimiter {
-    /// Bytes all memories of the call may total.
-    pub(crate) memory_limit: usize,
     caps: ComponentCaps,
-    memory_bytes: usize,
-    table_elements: usize,
-    /// The last approved growth, undone if the growth then fails.
-    pending_memory: usize,
-    pending_table: usize,
+    /// Bytes of all the call's memories.
+    memory: Total,
+    /// Elements of all the call's tables.
+    tables: Total,
     /// The total a denied memory growth would have reached.
     pub(crate) denied: Option<usize>,
 }
 
-impl StoreLimiter {
-    fn new(memory_limit: usize, caps: ComponentCaps) -> Self {
-        StoreLimiter {
-            memory_limit,
-            caps,
-            memory_bytes: 0,
-            table_elements: 0,
-            pending_memory: 0,
-            pending_table: 0,
-            denied: None,
-        }
+/// A running total under a limit, which undoes the last growth it allowed
+/// when that growth then fails.
+#[derive(Debug)]
+struct Total {
+    limit: usize,
+    used: usize,
+    pending: usize,
+}
+
+impl Total {
+    fn new(limit: usize) -> Self {
+        Total { limit, used: 0, pending: 0 }
     }
 
-    /// Bytes of linear memory the call holds now, over all its memories.
-    #[cfg(test)]
-    fn memory_bytes(&self) -> usize {
-        self.memory_bytes
+    /// Grows one item from `current` to `desired`; `Err` with the total it
+    /// would have reached if that passes the limit.
+    fn grow(&mut self, current: usize, desired: usize) -> Result<(), usize> {
+        let growth = desired.saturating_sub(current);
+        let total = self.used.saturating_add(growth);
+        if total > self.limit {
+            return Err(total);
+        }
+        self.used = total;
+        self.pending = growth;
+        Ok(())
+    }
+
+    fn undo_last(&mut self) {
+        self.used = self.used.saturating_sub(std::mem::take(&mut self.pending));
+    }
+}
+
+impl StoreLimiter {
+    fn new(memory_limit: usize, caps: ComponentCaps) -> Self {
+        StoreLimiter { caps, memory: Total::new(memory_limit), tables: Total::new(MAX_TABLE_ELEMENTS), denied: None }
     }
 }
 
@@ -115,35 +130,26 @@ impl ResourceLimiter for StoreLimiter {
     fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         // Called for a memory's initial size too (current = 0), so the total
         // covers every memory the call ever created.
-        let growth = desired.saturating_sub(current);
-        let total = self.memory_bytes.saturating_add(growth);
-        if total > self.memory_limit {
-            self.denied = Some(total);
-            return Ok(false);
+        match self.memory.grow(current, desired) {
+            Ok(()) => Ok(true),
+            Err(total) => {
+                self.denied = Some(total);
+                Ok(false)
+            }
         }
-        self.memory_bytes = total;
-        self.pending_memory = growth;
-        Ok(true)
     }
 
     fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
-        self.memory_bytes = self.memory_bytes.saturating_sub(std::mem::take(&mut self.pending_memory));
+        self.memory.undo_last();
         Ok(())
     }
 
     fn table_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        let growth = desired.saturating_sub(current);
-        let total = self.table_elements.saturating_add(growth);
-        if total > MAX_TABLE_ELEMENTS {
-            return Ok(false);
-        }
-        self.table_elements = total;
-        self.pending_table = growth;
-        Ok(true)
+        Ok(self.tables.grow(current, desired).is_ok())
     }
 
     fn table_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
-        self.table_elements = self.table_elements.saturating_sub(std::mem::take(&mut self.pending_table));
+        self.tables.undo_last();
         Ok(())
     }
 
@@ -182,7 +188,7 @@ mod tests {
         // Growing one of the first two still counts the other.
         assert!(l.memory_growing(40, 60, None)?);
         assert!(!l.memory_growing(60, 61, None)?);
-        assert_eq!(l.memory_bytes(), 100);
+        assert_eq!(l.memory.used, 100);
         Ok(())
     }
 

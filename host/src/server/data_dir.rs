@@ -36,11 +36,7 @@ pub fn check_private(path: &Path) -> anyhow::Result<()> {
 
 /// Writes a new file only its owner can read (mode 0600), durably.
 pub fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut file = crate::private_file::create(path).with_context(|| format!("creating {}", path.display()))?;
     file.write_all(text.as_bytes())?;
     file.sync_all()?;
     Ok(())

@@ -1,5 +1,6 @@
 //! Events: committed in groups, read newest first with a cursor.
 
+use super::paging::PageQuery;
 use super::{Store, StoreError, to_i64};
 
 /// An event about to be stored.
@@ -104,52 +105,13 @@ impl Store {
         before_seq: Option<i64>,
         max_bytes: usize,
     ) -> Result<(Vec<EventRow>, bool), StoreError> {
-        let before_seq = before_seq.unwrap_or(i64::MAX);
-        // Sizes first (no payload leaves SQLite), then just the rows that fit.
-        let sizes: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT seq, length(CAST(payload AS BLOB)) FROM events WHERE trigger_id = ? AND seq < ?
-             ORDER BY seq DESC LIMIT ?",
-        )
-        .bind(trigger_id)
-        .bind(before_seq)
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await?;
-        let Some(oldest) = last_within(&sizes, max_bytes) else { return Ok((Vec::new(), false)) };
-        // Bounded by the newest row sized too: rows committed since are not
-        // in this page, so it cannot grow past what was measured.
-        let newest = sizes.first().map_or(oldest, |(seq, _)| *seq);
-        let rows = sqlx::query_as(
-            "SELECT * FROM events WHERE trigger_id = ? AND seq <= ? AND seq >= ? ORDER BY seq DESC",
-        )
-        .bind(trigger_id)
-        .bind(newest)
-        .bind(oldest)
-        .fetch_all(self.pool())
-        .await?;
-        Ok((rows, more_after(&sizes, limit, oldest)))
+        let query = PageQuery {
+            sizes: "SELECT seq, length(CAST(payload AS BLOB)) FROM events WHERE trigger_id = ? AND seq < ?
+                    ORDER BY seq DESC LIMIT ?",
+            rows: "SELECT * FROM events WHERE trigger_id = ? AND seq <= ? AND seq >= ? ORDER BY seq DESC",
+        };
+        self.page(query, trigger_id, limit, before_seq, max_bytes).await
     }
-}
-
-/// Whether rows older than `oldest` may exist: the size query was full, or
-/// the byte budget stopped before its end.
-pub(super) fn more_after(sizes: &[(i64, i64)], limit: i64, oldest: i64) -> bool {
-    i64::try_from(sizes.len()).unwrap_or(i64::MAX) >= limit || sizes.last().is_some_and(|(seq, _)| *seq != oldest)
-}
-
-/// The oldest `seq` of the newest-first `(seq, bytes)` rows whose running
-/// total stays within `max_bytes`; the first row always fits.
-pub(super) fn last_within(sizes: &[(i64, i64)], max_bytes: usize) -> Option<i64> {
-    let mut total = 0usize;
-    let mut oldest = None;
-    for (seq, bytes) in sizes {
-        total = total.saturating_add(usize::try_from(*bytes).unwrap_or(usize::MAX));
-        if oldest.is_some() && total > max_bytes {
-            break;
-        }
-        oldest = Some(*seq);
-    }
-    oldest
 }
 
 async fn commit_one(
@@ -194,18 +156,4 @@ async fn commit_one(
         return Err(StoreError::NotFound);
     }
     Ok(outcome)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::last_within;
-
-    #[test]
-    fn a_page_stops_at_its_byte_budget_but_always_holds_one_row() {
-        let sizes = [(9, 400), (8, 400), (7, 400), (6, 10)];
-        assert_eq!(last_within(&sizes, 1000), Some(8));
-        assert_eq!(last_within(&sizes, 10), Some(9), "the first row fits whatever its size");
-        assert_eq!(last_within(&sizes, 10_000), Some(6));
-        assert_eq!(last_within(&[], 10), None);
-    }
 }

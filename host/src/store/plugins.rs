@@ -101,14 +101,6 @@ impl Store {
             .is_some())
     }
 
-    /// What the operator allows a plugin (JSON), if anything was set.
-    pub async fn get_allowance(&self, name: &str) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT allowance FROM plugin_grants WHERE name = ?")
-            .bind(name)
-            .fetch_optional(self.pool())
-            .await?)
-    }
-
     /// Every plugin's allowance (JSON), by name.
     pub async fn all_allowances(&self) -> Result<Vec<(String, String)>, StoreError> {
         Ok(sqlx::query_as("SELECT name, allowance FROM plugin_grants").fetch_all(self.pool()).await?)

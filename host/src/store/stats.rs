@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::paging::PageQuery;
 use super::{Store, StoreError, now_ms, to_i64};
 
 /// Failures kept per trigger; older ones are pruned.
@@ -149,27 +150,12 @@ impl Store {
         before_seq: Option<i64>,
         max_bytes: usize,
     ) -> Result<(Vec<FailureRow>, bool), StoreError> {
-        let before_seq = before_seq.unwrap_or(i64::MAX);
-        let sizes: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT seq, length(CAST(message AS BLOB)) + length(CAST(log AS BLOB)) FROM trigger_failures
-             WHERE trigger_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
-        )
-        .bind(trigger_id)
-        .bind(before_seq)
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await?;
-        let Some(oldest) = super::events::last_within(&sizes, max_bytes) else { return Ok((Vec::new(), false)) };
-        let newest = sizes.first().map_or(oldest, |(seq, _)| *seq);
-        let rows = sqlx::query_as(
-            "SELECT seq, export, code, message, log, at_ms FROM trigger_failures
-             WHERE trigger_id = ? AND seq <= ? AND seq >= ? ORDER BY seq DESC",
-        )
-        .bind(trigger_id)
-        .bind(newest)
-        .bind(oldest)
-        .fetch_all(self.pool())
-        .await?;
-        Ok((rows, super::events::more_after(&sizes, limit, oldest)))
+        let query = PageQuery {
+            sizes: "SELECT seq, length(CAST(message AS BLOB)) + length(CAST(log AS BLOB)) FROM trigger_failures
+                    WHERE trigger_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
+            rows: "SELECT seq, export, code, message, log, at_ms FROM trigger_failures
+                   WHERE trigger_id = ? AND seq <= ? AND seq >= ? ORDER BY seq DESC",
+        };
+        self.page(query, trigger_id, limit, before_seq, max_bytes).await
     }
 }
