@@ -43,6 +43,7 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/triggers/{id}/events", get(triggers::events))
         .route("/triggers/{id}/stats", get(triggers::stats))
         .route("/triggers/{id}/failures", get(triggers::failures))
+        .route("/triggers/{id}/kv", get(triggers::kv))
         .fallback(|| async { ApiError::not_found("no such API route") })
         .layer(middleware::from_fn_with_state(state, require_admin))
 }

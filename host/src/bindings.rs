@@ -2,26 +2,45 @@
 //!
 //! Each version module converts its generated types into [`crate::contract`]
 //! at this boundary; nothing else in the host names a generated type. A new
-//! WIT version gets a new module here and a new arm in [`ConnectorPre`].
+//! WIT version gets a new module here and a new arm in [`ConnectorPre`] and
+//! [`Connector`]: the one match per version.
+//!
+//! The bindings are generic over the store's data: they need only the
+//! [`CallCapabilities`] inside it, so they know nothing of the runtime.
 
 pub mod v0_1_0;
 
 use wasmtime::Store;
 use wasmtime::component::{Component, Linker};
 
-use crate::runtime::HostState;
-use crate::runtime::call::{Call, Reply};
+use crate::capabilities::CallCapabilities;
+use crate::contract::{
+    ConnectorError, Delivery, EnableInfo, Manifest, RunInput, RunOutput, TriggerContext, Verdict, WebhookRequest,
+};
 
 /// A pre-linked connector of any supported WIT version.
-#[derive(Clone)]
-pub(crate) enum ConnectorPre {
-    V0_1_0(v0_1_0::ConnectorPre),
+pub(crate) enum ConnectorPre<T: 'static> {
+    V0_1_0(v0_1_0::ConnectorPre<T>),
 }
 
-impl ConnectorPre {
+impl<T: 'static> Clone for ConnectorPre<T> {
+    fn clone(&self) -> Self {
+        match self {
+            ConnectorPre::V0_1_0(pre) => ConnectorPre::V0_1_0(pre.clone()),
+        }
+    }
+}
+
+/// A live instance of a connector of any supported WIT version. Each
+/// method is one export, typed in the host's own types.
+pub(crate) enum Connector {
+    V0_1_0(v0_1_0::Connector),
+}
+
+impl<T: Send + 'static> ConnectorPre<T> {
     /// Links `component` against the version it implements, or explains why
     /// it implements none.
-    pub(crate) fn new(linker: &Linker<HostState>, component: &Component) -> Result<Self, LinkError> {
+    pub(crate) fn new(linker: &Linker<T>, component: &Component) -> Result<Self, LinkError> {
         let instance_pre = linker
             .instantiate_pre(component)
             .map_err(|e| LinkError::Import(root_message(&e)))?;
@@ -30,18 +49,82 @@ impl ConnectorPre {
             .map_err(|e| LinkError::Export(root_message(&e)))
     }
 
-    /// Instantiates a fresh instance and makes one call on it.
-    pub(crate) async fn call(&self, store: &mut Store<HostState>, call: Call) -> wasmtime::Result<Reply> {
+    /// A fresh instance.
+    pub(crate) async fn instantiate(&self, store: &mut Store<T>) -> wasmtime::Result<Connector> {
         match self {
-            ConnectorPre::V0_1_0(pre) => pre.call(store, call).await,
+            ConnectorPre::V0_1_0(pre) => pre.instantiate(store).await.map(Connector::V0_1_0),
         }
     }
 }
 
-/// Adds the imports of every supported version to `linker`.
-pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+impl Connector {
+    pub(crate) async fn describe<T: Send>(&self, store: &mut Store<T>) -> wasmtime::Result<Manifest> {
+        match self {
+            Connector::V0_1_0(c) => c.describe(store).await,
+        }
+    }
+
+    pub(crate) async fn on_enable<T: Send>(
+        &self,
+        store: &mut Store<T>,
+        ctx: TriggerContext,
+    ) -> wasmtime::Result<Result<EnableInfo, ConnectorError>> {
+        match self {
+            Connector::V0_1_0(c) => c.on_enable(store, ctx).await,
+        }
+    }
+
+    pub(crate) async fn on_disable<T: Send>(
+        &self,
+        store: &mut Store<T>,
+        ctx: TriggerContext,
+    ) -> wasmtime::Result<Result<(), ConnectorError>> {
+        match self {
+            Connector::V0_1_0(c) => c.on_disable(store, ctx).await,
+        }
+    }
+
+    pub(crate) async fn verify<T: Send>(
+        &self,
+        store: &mut Store<T>,
+        ctx: TriggerContext,
+        request: WebhookRequest,
+    ) -> wasmtime::Result<Result<Verdict, ConnectorError>> {
+        match self {
+            Connector::V0_1_0(c) => c.verify(store, ctx, request).await,
+        }
+    }
+
+    pub(crate) async fn run<T: Send>(
+        &self,
+        store: &mut Store<T>,
+        ctx: TriggerContext,
+        input: RunInput,
+    ) -> wasmtime::Result<Result<RunOutput, ConnectorError>> {
+        match self {
+            Connector::V0_1_0(c) => c.run(store, ctx, input).await,
+        }
+    }
+
+    pub(crate) async fn deliver<T: Send>(
+        &self,
+        store: &mut Store<T>,
+        ctx: TriggerContext,
+        request: WebhookRequest,
+    ) -> wasmtime::Result<Result<Delivery, ConnectorError>> {
+        match self {
+            Connector::V0_1_0(c) => c.deliver(store, ctx, request).await,
+        }
+    }
+}
+
+/// Adds WASI and the imports of every supported version to `linker`.
+pub(crate) fn add_to_linker<T: wasmtime_wasi::WasiView + Send + 'static>(
+    linker: &mut Linker<T>,
+    capabilities: fn(&mut T) -> &mut CallCapabilities,
+) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
-    v0_1_0::add_to_linker(linker)
+    v0_1_0::add_to_linker(linker, capabilities)
 }
 
 /// Why a component does not link.

@@ -9,6 +9,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::runtime::{Limits, RuntimeConfig};
+use crate::capabilities::http::OutboundLimits;
+use crate::capabilities::kv::KvQuota;
 
 /// The most headers `[http] max_headers` may allow: hyper sizes a parse
 /// buffer by it for every request head.
@@ -90,6 +92,22 @@ pub struct FileConfig {
     /// Database tuning.
     #[serde(default)]
     pub database: DatabaseConfig,
+    /// Outbound HTTP of connectors.
+    #[serde(default)]
+    pub outbound: OutboundConfig,
+}
+
+/// `[outbound]`: how connectors' granted requests leave the host.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundConfig {
+    /// Names the host resolves itself, like a hosts file:
+    /// `resolve = { "api.internal" = ["10.0.0.5"] }`. The addresses still
+    /// pass the private-address check: a grant must name a private one.
+    #[serde(default)]
+    pub resolve: std::collections::BTreeMap<String, Vec<std::net::IpAddr>>,
+    /// Connections one plugin's calls may have open at once.
+    pub connections_per_plugin: Option<usize>,
 }
 
 /// `[limits]`: the per-call limits every plugin gets by default.
@@ -112,6 +130,16 @@ pub struct LimitsConfig {
     pub concurrent_calls: Option<usize>,
     /// Calls running at once for one plugin.
     pub concurrent_calls_per_plugin: Option<usize>,
+    /// Keys one trigger may keep.
+    pub kv_max_keys: Option<usize>,
+    /// Bytes of one kv value.
+    pub kv_max_value_bytes: Option<usize>,
+    /// Bytes of all of one trigger's kv entries.
+    pub kv_max_total_bytes: Option<usize>,
+    /// Outbound requests per call, redirects included.
+    pub outbound_requests_per_call: Option<usize>,
+    /// Bytes of one outbound response body.
+    pub outbound_max_response_bytes: Option<usize>,
 }
 
 /// `[ingress]`: webhook endpoint limits.
@@ -154,6 +182,15 @@ pub struct DatabaseConfig {
     /// How long a write waits for a locked database before the request gets
     /// 503 with Retry-After.
     pub busy_timeout_ms: Option<u64>,
+}
+
+/// Outbound HTTP settings.
+#[derive(Debug, Clone, Default)]
+pub struct OutboundSettings {
+    /// Names answered without DNS.
+    pub resolve: std::collections::HashMap<String, Vec<std::net::IpAddr>>,
+    /// Connections per plugin.
+    pub connections_per_plugin: usize,
 }
 
 /// Values from flags or the environment (clap fills both); they win over the file.
@@ -230,6 +267,8 @@ pub struct Settings {
     pub http: HttpSettings,
     /// How long a write waits on a locked database.
     pub busy_timeout: Duration,
+    /// Outbound HTTP of connectors.
+    pub outbound: OutboundSettings,
 }
 
 impl Settings {
@@ -278,12 +317,29 @@ impl Settings {
             max_events: l.max_events.unwrap_or(defaults.max_events),
             max_output_bytes: l.max_output_bytes.unwrap_or(defaults.max_output_bytes),
             max_log_bytes: l.max_log_bytes.unwrap_or(defaults.max_log_bytes),
+            kv: KvQuota {
+                max_keys: l.kv_max_keys.unwrap_or(defaults.kv.max_keys),
+                max_value_bytes: l.kv_max_value_bytes.unwrap_or(defaults.kv.max_value_bytes),
+                max_total_bytes: l.kv_max_total_bytes.unwrap_or(defaults.kv.max_total_bytes),
+                ..defaults.kv
+            },
+            outbound: OutboundLimits {
+                requests_per_call: l.outbound_requests_per_call.unwrap_or(defaults.outbound.requests_per_call),
+                max_response_bytes: l.outbound_max_response_bytes.unwrap_or(defaults.outbound.max_response_bytes),
+            },
         };
         let runtime = RuntimeConfig::default();
         let concurrent_calls = (
             l.concurrent_calls.unwrap_or(runtime.max_concurrent_calls),
             l.concurrent_calls_per_plugin.unwrap_or(runtime.max_concurrent_calls_per_plugin),
         );
+        let outbound = OutboundSettings {
+            resolve: file.outbound.resolve.into_iter().collect(),
+            connections_per_plugin: file.outbound.connections_per_plugin.unwrap_or(runtime.outbound_connections_per_plugin),
+        };
+        if outbound.connections_per_plugin == 0 {
+            return Err(ConfigError::Invalid { key: "outbound.connections_per_plugin", message: "must be at least 1".into() });
+        }
         RuntimeConfig {
             default_limits: limits.clone(),
             max_concurrent_calls: concurrent_calls.0,
@@ -357,6 +413,7 @@ impl Settings {
             ingress,
             http,
             busy_timeout,
+            outbound,
         })
     }
 }

@@ -70,7 +70,8 @@ pub async fn hook(State(app): State<Arc<AppState>>, Path(id): Path<String>, requ
         body,
     };
     let plugin = &loaded.plugin;
-    let output = match plugin.deliver(trigger.context.clone(), delivery, app.triggers.limits()).await {
+    let scope = app.triggers.scope(&trigger.row.id, &loaded);
+    let output = match plugin.deliver(trigger.context.clone(), delivery, scope).await {
         Ok(output) => output,
         Err(error) => return call_failed(&app, &trigger, &error).await,
     };
@@ -102,6 +103,7 @@ pub async fn hook(State(app): State<Arc<AppState>>, Path(id): Path<String>, requ
                 plugin_version: plugin.label().to_owned(),
                 events,
                 fuel_used: output.fuel_used,
+                kv_writes: output.kv_writes,
             };
             match app.committer.commit(commit, output_budget).await {
                 Ok(outcome) => match run.response {
@@ -111,6 +113,18 @@ pub async fn hook(State(app): State<Arc<AppState>>, Path(id): Path<String>, requ
                 },
                 Err(StoreError::Busy) => retry_later(StatusCode::SERVICE_UNAVAILABLE, "storage busy"),
                 Err(StoreError::NotFound) => status_json(StatusCode::NOT_FOUND, "no enabled trigger at this URL"),
+                Err(error @ StoreError::Quota(_)) => {
+                    let failure = FailureRow {
+                        seq: 0,
+                        export: "deliver".into(),
+                        code: "kv-quota".into(),
+                        message: error.to_string(),
+                        log: String::new(),
+                        at_ms: now_ms(),
+                    };
+                    record(&app, &trigger, failure, 0).await;
+                    status_json(StatusCode::BAD_GATEWAY, "connector failed")
+                }
                 Err(error) => {
                     tracing::error!(trigger = %trigger.row.id, %error, "commit failed");
                     retry_later(StatusCode::SERVICE_UNAVAILABLE, "storage unavailable")
@@ -123,6 +137,10 @@ pub async fn hook(State(app): State<Arc<AppState>>, Path(id): Path<String>, requ
             status_json(StatusCode::UNAUTHORIZED, "delivery rejected")
         }
         Ok(Delivery::Responded(response)) => {
+            if let Err(error) = app.store.commit_kv(&output.kv_writes).await {
+                tracing::warn!(trigger = %trigger.row.id, %error, "cannot store a handshake's kv writes");
+                return retry_later(StatusCode::SERVICE_UNAVAILABLE, "storage unavailable");
+            }
             tally(&app, &trigger, Tally::Answered, output.fuel_used).await;
             connector_response(response)
         }

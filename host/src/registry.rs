@@ -244,6 +244,13 @@ impl Registry {
         Ok(Grant::new(&loaded.plugin.manifest().capabilities, &self.allowance(name)))
     }
 
+    /// What a loaded version may use now: read at every call, so a changed
+    /// allowance applies to the next call.
+    pub fn grant_of(&self, loaded: &LoadedPlugin) -> Grant {
+        let manifest = loaded.plugin.manifest();
+        Grant::new(&manifest.capabilities, &self.allowance(&manifest.name))
+    }
+
     /// Sets what the operator allows `name`; it applies to every version.
     pub async fn set_allowance(&self, name: &str, allowance: Allowance) -> Result<(), RegistryError> {
         let json = serde_json::to_string(&allowance).map_err(|e| StoreError::Database(e.to_string()))?;

@@ -7,6 +7,7 @@ mod engine;
 mod error;
 mod limits;
 mod plugin;
+mod scope;
 mod shape;
 mod state;
 
@@ -16,11 +17,14 @@ use tokio::sync::Semaphore;
 use wasmtime::Engine;
 use wasmtime::component::Linker;
 
+use crate::capabilities::Backends;
+
 pub use call::CallOutput;
 pub use engine::Allocation;
 pub use error::{CallError, CallErrorKind, LoadError};
 pub use limits::{ComponentCaps, Limits, LimitsError, MAX_COMPONENT_BYTES, RuntimeConfig};
 pub use plugin::Plugin;
+pub use scope::CallScope;
 pub use shape::{ComponentShape, component_shape};
 pub(crate) use state::HostState;
 
@@ -34,6 +38,7 @@ struct RuntimeInner {
     engine: Engine,
     linker: Linker<HostState>,
     config: RuntimeConfig,
+    backends: Backends,
     allocation: Allocation,
     call_slots: Semaphore,
     compile_slots: Arc<Semaphore>,
@@ -46,12 +51,19 @@ struct RuntimeInner {
 pub struct RuntimeError(String);
 
 impl Runtime {
-    /// Builds the engine and linker and starts the epoch ticker.
+    /// Builds the engine and linker and starts the epoch ticker. No
+    /// capability has a backend: every call is denied kv and outbound HTTP.
     pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
+        Runtime::with_backends(config, Backends::default())
+    }
+
+    /// [`Runtime::new`], with the backends that granted capabilities use.
+    pub fn with_backends(config: RuntimeConfig, backends: Backends) -> Result<Self, RuntimeError> {
         config.validate().map_err(|e| RuntimeError(e.to_string()))?;
         let (engine, allocation) = engine::build_engine(&config).map_err(|e| RuntimeError(e.to_string()))?;
         let mut linker = Linker::new(&engine);
-        crate::bindings::add_to_linker(&mut linker).map_err(|e| RuntimeError(e.to_string()))?;
+        crate::bindings::add_to_linker(&mut linker, |state: &mut HostState| &mut state.capabilities)
+            .map_err(|e| RuntimeError(e.to_string()))?;
         let ticker = engine::EpochTicker::start(engine.clone(), config.epoch_tick)
             .map_err(|e| RuntimeError(format!("epoch ticker: {e}")))?;
         Ok(Runtime {
@@ -61,6 +73,7 @@ impl Runtime {
                 engine,
                 linker,
                 config,
+                backends,
                 allocation,
                 _ticker: ticker,
             }),

@@ -14,6 +14,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 
 use crate::api::{self, AdminToken};
+use crate::capabilities::Backends;
+use crate::capabilities::http::{Outbound, SystemResolver};
 use crate::config::{IngressSettings, Settings};
 use crate::ingress::{self, Committer};
 use crate::registry::Registry;
@@ -44,15 +46,22 @@ pub struct AppState {
 impl AppState {
     /// Opens the store, loads plugins and enabled triggers, starts the committer.
     pub async fn open(settings: &Settings, public_url: String, admin_token: String) -> anyhow::Result<AppState> {
-        let runtime = Runtime::new(RuntimeConfig {
-            default_limits: settings.limits.clone(),
-            max_concurrent_calls: settings.concurrent_calls.0,
-            max_concurrent_calls_per_plugin: settings.concurrent_calls.1,
-            ..RuntimeConfig::default()
-        })?;
         let store = Store::open(&settings.database_url, settings.busy_timeout)
             .await
             .with_context(|| format!("opening {}", settings.database_url))?;
+        let resolver = SystemResolver::with_table(settings.outbound.resolve.clone());
+        let backends = Backends {
+            kv: Some(Arc::new(store.clone())),
+            outbound: Some(Arc::new(Outbound::new(Arc::new(resolver)).context("outbound TLS settings")?)),
+        };
+        let config = RuntimeConfig {
+            default_limits: settings.limits.clone(),
+            max_concurrent_calls: settings.concurrent_calls.0,
+            max_concurrent_calls_per_plugin: settings.concurrent_calls.1,
+            outbound_connections_per_plugin: settings.outbound.connections_per_plugin,
+            ..RuntimeConfig::default()
+        };
+        let runtime = Runtime::with_backends(config, backends)?;
         let registry = Arc::new(Registry::open(runtime, store.clone(), &settings.data_dir).await?);
         let triggers =
             Arc::new(Triggers::open(store.clone(), Arc::clone(&registry), public_url, settings.limits.clone()).await?);

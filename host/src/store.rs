@@ -3,6 +3,7 @@
 //! at start.
 
 mod events;
+mod kv;
 mod paging;
 mod plugins;
 mod stats;
@@ -14,6 +15,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 pub use events::{CommitOutcome, DeliveryCommit, EventRow, NewEvent};
+pub use kv::KvEntryView;
 pub use plugins::{PluginRow, PluginVersionRow, VersionInsert};
 pub use stats::{FailureRow, StatsRow, Tally};
 pub use triggers::{TriggerPatch, TriggerRow};
@@ -27,6 +29,9 @@ pub enum StoreError {
     /// No such row.
     #[error("not found")]
     NotFound,
+    /// The writes would take a trigger past its kv quota.
+    #[error("kv quota: {0}")]
+    Quota(String),
     /// Anything else; the message is for logs, not for API responses.
     #[error("database error: {0}")]
     Database(String),

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::contract::{ConnectorError, Strategy, TriggerContext};
 use crate::registry::{ConfigProblem, LoadedPlugin, Registry, RegistryError};
-use crate::runtime::{CallError, Limits};
+use crate::runtime::{CallError, CallScope, Limits};
 use crate::store::{FailureRow, Store, StoreError, TriggerPatch, TriggerRow, now_ms};
 
 /// Trigger statuses.
@@ -202,6 +202,12 @@ impl Triggers {
         &self.limits
     }
 
+    /// What a call of trigger `id` served by `loaded` may use: the plugin's
+    /// grant as of now, the trigger's own kv entries, the limits.
+    pub fn scope(&self, id: &str, loaded: &LoadedPlugin) -> CallScope {
+        CallScope::new(id, Arc::new(self.registry.grant_of(loaded)), self.limits.clone())
+    }
+
     /// The registry.
     pub fn registry(&self) -> &Registry {
         &self.registry
@@ -356,9 +362,17 @@ impl Triggers {
         let _serialized = self.serialize(id).await;
         let row = self.get(id).await?;
         let loaded = self.registry.resolve(&row.plugin, row.plugin_version.as_deref())?;
-        match loaded.plugin.on_enable(self.context(&row), &self.limits).await {
+        match loaded.plugin.on_enable(self.context(&row), self.scope(id, &loaded)).await {
             Ok(output) => match output.value {
                 Ok(info) => {
+                    // What on-enable stored (say, the provider's hook id)
+                    // counts only if it is stored.
+                    if let Err(error) = self.store.commit_kv(&output.kv_writes).await {
+                        let message = format!("on-enable: {error}");
+                        self.store.set_trigger_status(id, status::ERROR, Some(&message), None).await?;
+                        self.go_dark(id);
+                        return self.get(id).await;
+                    }
                     let expires = info.expires_at_ms.and_then(|ms| i64::try_from(ms).ok());
                     self.store.set_trigger_status(id, status::ENABLED, None, expires).await?;
                     let row = self.get(id).await?;
@@ -413,9 +427,12 @@ impl Triggers {
         let Ok(loaded) = self.registry.resolve(&row.plugin, row.plugin_version.as_deref()) else {
             return Ok(Some("on-disable skipped: plugin version not loaded".into()));
         };
-        match loaded.plugin.on_disable(self.context(row), &self.limits).await {
+        match loaded.plugin.on_disable(self.context(row), self.scope(&row.id, &loaded)).await {
             Ok(output) => match output.value {
-                Ok(()) => Ok(None),
+                Ok(()) => match self.store.commit_kv(&output.kv_writes).await {
+                    Ok(()) => Ok(None),
+                    Err(error) => Ok(Some(format!("on-disable: {error}"))),
+                },
                 Err(error) => {
                     self.record(&row.id, connector_failure("on-disable", &error, &output.log.text), output.fuel_used)
                         .await?;

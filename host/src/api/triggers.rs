@@ -202,3 +202,24 @@ pub async fn failures(
     let next_cursor = more.then(|| rows.last().map(|row| row.seq.to_string())).flatten();
     Ok(axum::Json(json!({ "failures": rows, "next_cursor": next_cursor })))
 }
+
+/// `?values=true` on the kv view.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KvQuery {
+    #[serde(default)]
+    values: bool,
+}
+
+/// `GET /api/v1/triggers/{id}/kv`: the trigger's keys and sizes; values only
+/// with `?values=true`, since a connector may keep tokens there.
+pub async fn kv(
+    State(app): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    query: Result<Query<KvQuery>, axum::extract::rejection::QueryRejection>,
+) -> JsonResult {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    app.triggers.get(&id).await?;
+    let entries = app.store.kv_entries(&id, query.values).await?;
+    Ok(axum::Json(json!({ "entries": entries })))
+}

@@ -3,12 +3,11 @@
 use wasmtime::Store;
 use wasmtime::component::{HasSelf, InstancePre, Linker};
 
+use crate::capabilities::CallCapabilities;
 use crate::capabilities::http::{HttpError, OutboundRequest};
 use crate::capabilities::kv::KvError;
 use crate::capabilities::log::Level;
 use crate::contract;
-use crate::runtime::HostState;
-use crate::runtime::call::{Call, Reply};
 
 mod generated {
     wasmtime::component::bindgen!({
@@ -22,68 +21,104 @@ mod generated {
 use generated::triggerhost::connector::{kv, log, outbound_http, types as wit};
 
 /// A component linked against 0.1.0, ready to instantiate.
-#[derive(Clone)]
-pub(crate) struct ConnectorPre(generated::ConnectorPre<HostState>);
+pub(crate) struct ConnectorPre<T: 'static>(generated::ConnectorPre<T>);
 
-impl ConnectorPre {
+impl<T: 'static> Clone for ConnectorPre<T> {
+    fn clone(&self) -> Self {
+        ConnectorPre(self.0.clone())
+    }
+}
+
+/// One live 0.1.0 instance.
+pub(crate) struct Connector(generated::Connector);
+
+impl<T: Send + 'static> ConnectorPre<T> {
     /// Checks the component's exports against the world.
-    pub(crate) fn new(instance_pre: InstancePre<HostState>) -> wasmtime::Result<Self> {
+    pub(crate) fn new(instance_pre: InstancePre<T>) -> wasmtime::Result<Self> {
         generated::ConnectorPre::new(instance_pre).map(ConnectorPre)
     }
 
-    pub(crate) async fn call(&self, store: &mut Store<HostState>, call: Call) -> wasmtime::Result<Reply> {
-        let instance = self.0.instantiate_async(&mut *store).await?;
-        Ok(match call {
-            Call::Describe => Reply::Describe(instance.call_describe(&mut *store).await?.into()),
-            Call::OnEnable(ctx) => Reply::OnEnable(
-                instance.call_on_enable(&mut *store, &ctx.into()).await?.map(Into::into).map_err(Into::into),
-            ),
-            Call::OnDisable(ctx) => {
-                Reply::OnDisable(instance.call_on_disable(&mut *store, &ctx.into()).await?.map_err(Into::into))
-            }
-            Call::Verify(ctx, request) => Reply::Verify(
-                instance
-                    .call_verify(&mut *store, &ctx.into(), &request.into())
-                    .await?
-                    .map(Into::into)
-                    .map_err(Into::into),
-            ),
-            Call::Run(ctx, input) => Reply::Run(
-                instance
-                    .call_run(&mut *store, &ctx.into(), &input.into())
-                    .await?
-                    .map(Into::into)
-                    .map_err(Into::into),
-            ),
-            Call::Deliver(ctx, request) => {
-                // Converted once and lent to both calls: the body is not copied.
-                let ctx = ctx.into();
-                let request: wit::WebhookRequest = request.into();
-                let verdict = instance.call_verify(&mut *store, &ctx, &request).await?;
-                Reply::Deliver(match verdict {
-                    Err(error) => Err(error.into()),
-                    Ok(wit::Verdict::Reject(reason)) => Ok(contract::Delivery::Rejected(contract::cut_guest_text(reason))),
-                    Ok(wit::Verdict::Respond(response)) => Ok(contract::Delivery::Responded(response.into())),
-                    Ok(wit::Verdict::Accept) => {
-                        let input = wit::RunInput::Webhook(request);
-                        let output = instance.call_run(&mut *store, &ctx, &input).await?;
-                        output.map(|o| contract::Delivery::Accepted(o.into())).map_err(Into::into)
-                    }
-                })
+    pub(crate) async fn instantiate(&self, store: &mut Store<T>) -> wasmtime::Result<Connector> {
+        self.0.instantiate_async(store).await.map(Connector)
+    }
+}
+
+impl Connector {
+    pub(crate) async fn describe<T: Send>(&self, store: &mut Store<T>) -> wasmtime::Result<contract::Manifest> {
+        Ok(self.0.call_describe(store).await?.into())
+    }
+
+    pub(crate) async fn on_enable<T: Send>(
+        &self,
+        store: &mut Store<T>,
+        ctx: contract::TriggerContext,
+    ) -> wasmtime::Result<Result<contract::EnableInfo, contract::ConnectorError>> {
+        Ok(self.0.call_on_enable(store, &ctx.into()).await?.map(Into::into).map_err(Into::into))
+    }
+
+    pub(crate) async fn on_disable<T: Send>(
+        &self,
+        store: &mut Store<T>,
+        ctx: contract::TriggerContext,
+    ) -> wasmtime::Result<Result<(), contract::ConnectorError>> {
+        Ok(self.0.call_on_disable(store, &ctx.into()).await?.map_err(Into::into))
+    }
+
+    pub(crate) async fn verify<T: Send>(
+        &self,
+        store: &mut Store<T>,
+        ctx: contract::TriggerContext,
+        request: contract::WebhookRequest,
+    ) -> wasmtime::Result<Result<contract::Verdict, contract::ConnectorError>> {
+        Ok(self.0.call_verify(store, &ctx.into(), &request.into()).await?.map(Into::into).map_err(Into::into))
+    }
+
+    pub(crate) async fn run<T: Send>(
+        &self,
+        store: &mut Store<T>,
+        ctx: contract::TriggerContext,
+        input: contract::RunInput,
+    ) -> wasmtime::Result<Result<contract::RunOutput, contract::ConnectorError>> {
+        Ok(self.0.call_run(store, &ctx.into(), &input.into()).await?.map(Into::into).map_err(Into::into))
+    }
+
+    /// `verify`, then `run` if accepted. The context and request are
+    /// converted once and lent to both calls: the body is not copied.
+    pub(crate) async fn deliver<T: Send>(
+        &self,
+        store: &mut Store<T>,
+        ctx: contract::TriggerContext,
+        request: contract::WebhookRequest,
+    ) -> wasmtime::Result<Result<contract::Delivery, contract::ConnectorError>> {
+        let ctx = ctx.into();
+        let request: wit::WebhookRequest = request.into();
+        Ok(match self.0.call_verify(&mut *store, &ctx, &request).await? {
+            Err(error) => Err(error.into()),
+            Ok(wit::Verdict::Reject(reason)) => Ok(contract::Delivery::Rejected(contract::cut_guest_text(reason))),
+            Ok(wit::Verdict::Respond(response)) => Ok(contract::Delivery::Responded(response.into())),
+            Ok(wit::Verdict::Accept) => {
+                let input = wit::RunInput::Webhook(request);
+                let output = self.0.call_run(&mut *store, &ctx, &input).await?;
+                output.map(|o| contract::Delivery::Accepted(o.into())).map_err(Into::into)
             }
         })
     }
 }
 
-pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    generated::Connector::add_to_linker::<HostState, HasSelf<HostState>>(linker, |state| state)
+/// Adds this version's imports, served by the [`CallCapabilities`] that
+/// `capabilities` finds in the store's data.
+pub(crate) fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    capabilities: fn(&mut T) -> &mut CallCapabilities,
+) -> wasmtime::Result<()> {
+    generated::Connector::add_to_linker::<T, HasSelf<CallCapabilities>>(linker, capabilities)
 }
 
 // ---- imports: thin adapters onto the version-independent capabilities ----
 
-impl wit::Host for HostState {}
+impl wit::Host for CallCapabilities {}
 
-impl log::Host for HostState {
+impl log::Host for CallCapabilities {
     async fn write(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
         let level = match level {
             log::Level::Trace => Level::Trace,
@@ -101,32 +136,36 @@ impl From<KvError> for kv::KvError {
     fn from(error: KvError) -> Self {
         match error {
             KvError::Denied => kv::KvError::Denied,
-            KvError::TooManyKeys => kv::KvError::TooManyKeys,
-            KvError::TooLarge => kv::KvError::TooLarge,
+            KvError::TooManyKeys { .. } => kv::KvError::TooManyKeys,
+            KvError::TooLarge { .. } => kv::KvError::TooLarge,
             KvError::Unavailable(why) => kv::KvError::Unavailable(why),
         }
     }
 }
 
-impl kv::Host for HostState {
+impl kv::Host for CallCapabilities {
     async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, kv::KvError>> {
-        Ok(self.kv.get(&key).await.map_err(Into::into))
+        let result = self.kv.get(&key).await;
+        Ok(self.noted("kv", result).map_err(Into::into))
     }
 
     async fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), kv::KvError>> {
-        Ok(self.kv.set(&key, &value).await.map_err(Into::into))
+        let result = self.kv.set(&key, &value).await;
+        Ok(self.noted("kv", result).map_err(Into::into))
     }
 
     async fn delete(&mut self, key: String) -> wasmtime::Result<Result<(), kv::KvError>> {
-        Ok(self.kv.delete(&key).await.map_err(Into::into))
+        let result = self.kv.delete(&key).await;
+        Ok(self.noted("kv", result).map_err(Into::into))
     }
 
     async fn list_keys(&mut self, prefix: String) -> wasmtime::Result<Result<Vec<String>, kv::KvError>> {
-        Ok(self.kv.list_keys(&prefix).await.map_err(Into::into))
+        let result = self.kv.list_keys(&prefix).await;
+        Ok(self.noted("kv", result).map_err(Into::into))
     }
 }
 
-impl outbound_http::Host for HostState {
+impl outbound_http::Host for CallCapabilities {
     async fn send(
         &mut self,
         request: outbound_http::Request,
@@ -138,10 +177,9 @@ impl outbound_http::Host for HostState {
             body: request.body,
             timeout_ms: request.timeout_ms,
         };
+        let result = self.http.send(request).await;
         Ok(self
-            .http
-            .send(request)
-            .await
+            .noted("outbound-http", result)
             .map(|r| outbound_http::Response { status: r.status, headers: r.headers, body: r.body })
             .map_err(|e| match e {
                 HttpError::Denied(why) => outbound_http::HttpError::Denied(why),

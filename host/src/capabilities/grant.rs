@@ -22,9 +22,16 @@ pub enum HostPattern {
 }
 
 impl HostPattern {
-    /// Parses `api.example.com` or `*.example.com` (lower-case, no trailing dot).
+    /// Parses `api.example.com`, `*.example.com` (lower-case, no trailing
+    /// dot) or an IP address. An IPv4 address in any spelling
+    /// (`2130706433`, `0x7f.1`) is kept as the address it names.
     pub fn parse(text: &str) -> Result<HostPattern, GrantError> {
         let invalid = || GrantError::InvalidHost(crate::contract::cut(text, 80).to_owned());
+        if let Some(ip) = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+            let ip: std::net::Ipv6Addr = ip.parse().map_err(|_| invalid())?;
+            let ip = ip.to_ipv4_mapped().map_or(std::net::IpAddr::V6(ip), std::net::IpAddr::V4);
+            return Ok(HostPattern::Exact(ip.to_string()));
+        }
         let (wildcard, host) = match text.strip_prefix("*.") {
             Some(suffix) => (true, suffix),
             None => (false, text),
@@ -39,15 +46,20 @@ impl HostPattern {
         if host.is_empty() || host.len() > 253 || !host.split('.').all(valid_label) {
             return Err(invalid());
         }
-        // `*.com` would allow a whole top-level domain.
-        if wildcard && !host.contains('.') {
+        // `*.com` would allow a whole top-level domain; no top-level domain
+        // is numeric, so `*.0.1` could only ever mean addresses.
+        let numeric_tld = host.rsplit('.').next().is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()));
+        if wildcard && (!host.contains('.') || numeric_tld) {
             return Err(invalid());
+        }
+        if !wildcard && let Ok(url::Host::Ipv4(ip)) = url::Host::parse(host) {
+            return Ok(HostPattern::Exact(ip.to_string()));
         }
         Ok(if wildcard { HostPattern::Subdomains(host.to_owned()) } else { HostPattern::Exact(host.to_owned()) })
     }
 
     /// Whether `host` is a strict subdomain of `suffix`.
-    fn is_below(host: &str, suffix: &str) -> bool {
+    pub(crate) fn is_below(host: &str, suffix: &str) -> bool {
         host.len() > suffix.len() + 1 && host.ends_with(suffix) && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
     }
 
@@ -93,8 +105,13 @@ impl Origin {
         if authority.contains(['/', '?', '#', '@']) {
             return Err(invalid());
         }
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((host, port)) => (host, port.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(invalid)?),
+        // `[v6]` or `[v6]:port`; otherwise the last colon starts the port.
+        let split = match authority.rfind(']') {
+            Some(end) => authority[end..].rfind(':').map(|i| end + i),
+            None => authority.rfind(':'),
+        };
+        let (host, port) = match split {
+            Some(i) => (&authority[..i], authority[i + 1..].parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(invalid)?),
             None => (authority, default_port),
         };
         let host = HostPattern::parse(host).map_err(|_| invalid())?;
@@ -105,6 +122,7 @@ impl Origin {
 impl std::fmt::Display for Origin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let host = match &self.host {
+            HostPattern::Exact(host) if host.contains(':') => format!("[{host}]"),
             HostPattern::Exact(host) => host.clone(),
             HostPattern::Subdomains(suffix) => format!("*.{suffix}"),
         };
@@ -201,6 +219,11 @@ mod tests {
         assert_eq!(origin("https://api.github.com").to_string(), "https://api.github.com:443");
         assert_eq!(origin("https://*.example.com:8443").to_string(), "https://*.example.com:8443");
         assert_eq!(origin("http://127.0.0.1:9000").to_string(), "http://127.0.0.1:9000");
+        // An address is kept as the address it names, however it is spelled.
+        assert_eq!(origin("http://2130706433:9000").to_string(), "http://127.0.0.1:9000");
+        assert_eq!(origin("http://0x7f.1").to_string(), "http://127.0.0.1:80");
+        assert_eq!(origin("http://[::1]:9000").to_string(), "http://[::1]:9000");
+        assert_eq!(origin("http://[::ffff:127.0.0.1]").to_string(), "http://127.0.0.1:80");
         for bad in [
             "api.github.com",
             "ftp://api.github.com",
@@ -213,6 +236,8 @@ mod tests {
             "https://api.github.com:0",
             "https://api.github.com:99999",
             "https://*",
+            "https://*.0.0.1",
+            "http://[::1",
         ] {
             assert!(Origin::parse(bad).is_err(), "{bad}");
         }

@@ -46,7 +46,13 @@ impl Level {
 struct Buffer {
     text: Vec<u8>,
     dropped_bytes: usize,
+    /// Bytes of host notes, which have their own room.
+    host_bytes: usize,
 }
+
+/// Room for the host's own notes (capability denials) beside the guest's
+/// output, so a guest that fills its log cannot hide them.
+const HOST_NOTE_ROOM: usize = 4 << 10;
 
 /// A bounded log shared by the `log` import and stdout/stderr of one call.
 #[derive(Debug, Clone)]
@@ -79,7 +85,7 @@ impl CallLog {
     /// Appends raw bytes, keeping what fits.
     pub fn append(&self, bytes: &[u8]) {
         let mut buffer = self.lock();
-        let room = self.capacity.saturating_sub(buffer.text.len());
+        let room = (self.capacity + buffer.host_bytes).saturating_sub(buffer.text.len());
         let kept = bytes.len().min(room);
         buffer.text.extend_from_slice(&bytes[..kept]);
         buffer.dropped_bytes += bytes.len() - kept;
@@ -89,7 +95,7 @@ impl CallLog {
     pub fn write(&self, level: Level, message: &str) {
         let mut buffer = self.lock();
         let line_len = level.label().len() + 1 + message.len() + 1;
-        if buffer.text.len() + line_len > self.capacity {
+        if buffer.text.len() + line_len > self.capacity + buffer.host_bytes {
             buffer.dropped_bytes += line_len;
             return;
         }
@@ -97,6 +103,18 @@ impl CallLog {
         buffer.text.push(b' ');
         buffer.text.extend_from_slice(message.as_bytes());
         buffer.text.push(b'\n');
+    }
+
+    /// Appends a note from the host about the call (a denied capability),
+    /// in its own room past the guest's cap.
+    pub fn host_note(&self, message: &str) {
+        let mut buffer = self.lock();
+        let line = format!("HOST {}\n", crate::contract::cut(message, 512));
+        if buffer.host_bytes + line.len() > HOST_NOTE_ROOM {
+            return;
+        }
+        buffer.host_bytes += line.len();
+        buffer.text.extend_from_slice(line.as_bytes());
     }
 
     /// What was logged so far.

@@ -1,19 +1,25 @@
 //! One call into a plugin: a fresh store and instance, every per-call limit
 //! armed, and any failure classified into a typed [`CallErrorKind`].
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::sync::Semaphore;
 use wasmtime::{PoolConcurrencyLimitError, Store, Trap, UpdateDeadline};
 
+use super::Runtime;
 use super::error::{CallError, CallErrorKind};
 use super::limits::Limits;
+use super::scope::CallScope;
 use super::state::HostState;
-use super::Runtime;
-use crate::bindings::ConnectorPre;
+use crate::bindings::{Connector, ConnectorPre};
+use crate::capabilities::CallCapabilities;
+use crate::capabilities::http::{OutboundHttp, OutboundScope};
+use crate::capabilities::kv::{KvWrites, TriggerKv};
 use crate::capabilities::log::{CallLog, LogOutput};
-use crate::contract::{
-    ConnectorError, Delivery, EnableInfo, HttpResponse, Manifest, RunInput, RunOutput, TriggerContext, Verdict, WebhookRequest,
-};
+use crate::contract::{HttpResponse, RunOutput};
 
 /// Bytes of lifting overhead allowed beyond `max_output_bytes`: list and
 /// record headers of the returned structure are counted too.
@@ -31,42 +37,9 @@ const MAX_EVENT_TYPE_LEN: usize = 256;
 /// Longest dedupe key accepted.
 const MAX_DEDUPE_KEY_LEN: usize = 512;
 
-/// A request to one export, carrying its arguments by value so they move into
-/// the guest without a copy on the host side.
-#[derive(Debug)]
-pub(crate) enum Call {
-    Describe,
-    OnEnable(TriggerContext),
-    OnDisable(TriggerContext),
-    Verify(TriggerContext, WebhookRequest),
-    Run(TriggerContext, RunInput),
-    /// `verify`, then `run` if accepted, on the same instance.
-    Deliver(TriggerContext, WebhookRequest),
-}
-
-impl Call {
-    pub(crate) fn export(&self) -> &'static str {
-        match self {
-            Call::Describe => "describe",
-            Call::OnEnable(_) => "on-enable",
-            Call::OnDisable(_) => "on-disable",
-            Call::Verify(..) => "verify",
-            Call::Run(..) => "run",
-            Call::Deliver(..) => "deliver",
-        }
-    }
-}
-
-/// What an export returned, already in the host's own types.
-#[derive(Debug)]
-pub(crate) enum Reply {
-    Describe(Manifest),
-    OnEnable(Result<EnableInfo, ConnectorError>),
-    OnDisable(Result<(), ConnectorError>),
-    Verify(Result<Verdict, ConnectorError>),
-    Run(Result<RunOutput, ConnectorError>),
-    Deliver(Result<Delivery, ConnectorError>),
-}
+/// One export's call on a fresh instance, typed: the closure names the
+/// export and its arguments, and returns what the export returned.
+pub(crate) type ExportCall<'a, T> = Pin<Box<dyn Future<Output = wasmtime::Result<T>> + Send + 'a>>;
 
 /// A call that completed, with what it cost and logged.
 #[derive(Debug, Clone)]
@@ -79,6 +52,8 @@ pub struct CallOutput<T> {
     pub log: LogOutput,
     /// Wall-clock time of the call, instantiation included.
     pub duration: Duration,
+    /// The key-value writes the call made, to commit only if it succeeded.
+    pub kv_writes: KvWrites,
 }
 
 /// The error the epoch callback stops a guest with once its deadline passed.
@@ -93,20 +68,38 @@ impl std::fmt::Display for DeadlineReached {
 
 impl std::error::Error for DeadlineReached {}
 
+/// Which plugin a call runs in, and what it shares with the plugin's other calls.
+pub(crate) struct Caller<'a> {
+    pub(crate) pre: &'a ConnectorPre<HostState>,
+    pub(crate) label: &'a str,
+    pub(crate) connections: &'a Arc<Semaphore>,
+}
+
 impl Runtime {
-    /// Runs `call` in a fresh instance of `pre` under `limits`.
-    pub(crate) async fn invoke(
+    /// Runs one export in a fresh instance under the limits and with the
+    /// capabilities of `scope`; `check` bounds what the export returned.
+    pub(crate) async fn invoke<T, F>(
         &self,
-        pre: &ConnectorPre,
-        plugin: &str,
-        call: Call,
-        limits: &Limits,
-    ) -> Result<CallOutput<Reply>, CallError> {
-        let export = call.export();
+        caller: Caller<'_>,
+        export: &'static str,
+        scope: &CallScope,
+        call: F,
+        check: fn(&T, &Limits) -> Result<(), CallErrorKind>,
+    ) -> Result<CallOutput<T>, CallError>
+    where
+        T: Send,
+        F: for<'a> FnOnce(&'a mut Store<HostState>, &'a Connector) -> ExportCall<'a, T> + Send,
+    {
         let started = Instant::now();
+        // A limit above the pool's slot size could not be honoured: the pool
+        // would refuse the growth without the limiter knowing why.
+        let limits = &Limits {
+            memory_bytes: scope.limits.memory_bytes.min(self.inner.config.max_memory_bytes),
+            ..scope.limits.clone()
+        };
         let log = CallLog::new(limits.max_log_bytes);
         let fail = |kind, log: &CallLog, fuel_used| CallError {
-            plugin: plugin.to_owned(),
+            plugin: caller.label.to_owned(),
             export,
             kind,
             log: log.output(),
@@ -119,10 +112,9 @@ impl Runtime {
         };
 
         let deadline = started + limits.wall_clock;
-        // A limit above the pool's slot size could not be honoured: the pool
-        // would refuse the growth without the limiter knowing why.
-        let limits = &Limits { memory_bytes: limits.memory_bytes.min(self.inner.config.max_memory_bytes), ..limits.clone() };
-        let mut store = Store::new(&self.inner.engine, HostState::new(log.clone(), limits.memory_bytes, self.inner.config.component_caps, deadline));
+        let capabilities = self.capabilities(&caller, scope, limits, deadline, log.clone());
+        let state = HostState::new(capabilities, limits.memory_bytes, self.inner.config.component_caps, deadline);
+        let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|state| &mut state.limiter);
         store.set_hostcall_fuel(limits.max_output_bytes.saturating_add(HOSTCALL_FUEL_SLACK));
         store.set_max_component_handles(MAX_COMPONENT_HANDLES);
@@ -142,21 +134,60 @@ impl Runtime {
         });
 
         // The epoch callback stops running wasm; this outer timeout also
-        // covers a guest parked in a host import. Two ticks of grace let the
-        // epoch path, which records the fuel used, win the race.
+        // covers a guest parked in a host import (an outbound request, a
+        // store read). Two ticks of grace let the epoch path, which records
+        // the fuel used, win the race.
         let grace = self.inner.config.epoch_tick * 2;
-        let outcome = tokio::time::timeout(limits.wall_clock + grace, pre.call(&mut store, call)).await;
+        let work = async {
+            let instance = caller.pre.instantiate(&mut store).await?;
+            call(&mut store, &instance).await
+        };
+        let outcome = tokio::time::timeout(limits.wall_clock + grace, work).await;
         let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
 
-        let reply = match outcome {
+        let value = match outcome {
             Err(_elapsed) => Err(CallErrorKind::Deadline { limit: limits.wall_clock }),
             Ok(Err(error)) => Err(classify(&error, store.data(), limits, self.inner.config.max_wasm_stack)),
-            Ok(Ok(reply)) => check_output(&reply, limits).map(|()| reply),
+            Ok(Ok(value)) => check(&value, limits).map(|()| value),
         };
-        match reply {
-            Ok(value) => Ok(CallOutput { value, fuel_used, log: log.output(), duration: started.elapsed() }),
+        match value {
+            Ok(value) => {
+                let kv_writes = store.data_mut().capabilities.kv.take_writes();
+                Ok(CallOutput { value, fuel_used, log: log.output(), duration: started.elapsed(), kv_writes })
+            }
             Err(kind) => Err(fail(kind, &log, fuel_used)),
         }
+    }
+
+    /// The capabilities of one call: what the scope's grant allows, served
+    /// by this runtime's backends, denied where either is missing.
+    fn capabilities(
+        &self,
+        caller: &Caller<'_>,
+        scope: &CallScope,
+        limits: &Limits,
+        deadline: Instant,
+        log: CallLog,
+    ) -> CallCapabilities {
+        let backends = &self.inner.backends;
+        let kv = match &backends.kv {
+            Some(backend) if scope.grant.key_value => TriggerKv::granted(Arc::clone(backend), &scope.trigger_id, limits.kv),
+            _ => TriggerKv::denied(),
+        };
+        let http = match &backends.outbound {
+            Some(outbound) if !scope.grant.outbound.is_empty() => OutboundHttp::granted(
+                OutboundScope {
+                    outbound: Arc::clone(outbound),
+                    origins: scope.grant.outbound.clone(),
+                    limits: limits.outbound,
+                    plugin: caller.label.to_owned(),
+                    connections: Arc::clone(caller.connections),
+                },
+                deadline,
+            ),
+            _ => OutboundHttp::denied(),
+        };
+        CallCapabilities { log, kv, http }
     }
 }
 
@@ -198,18 +229,12 @@ fn classify(error: &wasmtime::Error, state: &HostState, limits: &Limits, max_sta
     CallErrorKind::Trap { message: crate::contract::cut_guest_text(message) }
 }
 
-/// Bounds what a completed call returned.
-fn check_output(reply: &Reply, limits: &Limits) -> Result<(), CallErrorKind> {
-    match reply {
-        Reply::Run(Ok(output)) | Reply::Deliver(Ok(Delivery::Accepted(output))) => check_run_output(output, limits),
-        Reply::Verify(Ok(Verdict::Respond(response))) | Reply::Deliver(Ok(Delivery::Responded(response))) => {
-            check_response(response, limits)
-        }
-        _ => Ok(()),
-    }
+/// Accepts any return value: exports whose results are bounded by their types.
+pub(crate) fn unchecked<T>(_: &T, _: &Limits) -> Result<(), CallErrorKind> {
+    Ok(())
 }
 
-fn check_run_output(output: &RunOutput, limits: &Limits) -> Result<(), CallErrorKind> {
+pub(crate) fn check_run_output(output: &RunOutput, limits: &Limits) -> Result<(), CallErrorKind> {
     if output.events.len() > limits.max_events {
         return Err(CallErrorKind::OutputTooLarge {
             detail: format!("{} events, limit {}", output.events.len(), limits.max_events),
@@ -236,7 +261,7 @@ fn check_run_output(output: &RunOutput, limits: &Limits) -> Result<(), CallError
     Ok(())
 }
 
-fn check_response(response: &HttpResponse, limits: &Limits) -> Result<(), CallErrorKind> {
+pub(crate) fn check_response(response: &HttpResponse, limits: &Limits) -> Result<(), CallErrorKind> {
     let bytes = response.size_bytes();
     if bytes > limits.max_output_bytes {
         return Err(CallErrorKind::OutputTooLarge {

@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+use crate::capabilities::http::OutboundLimits;
+use crate::capabilities::kv::KvQuota;
+
 /// Limits applied to every call of a plugin. The operator may override them
 /// per plugin or per trigger; each one that trips has its own
 /// [`CallErrorKind`](super::CallErrorKind).
@@ -20,6 +23,10 @@ pub struct Limits {
     pub max_output_bytes: usize,
     /// Bytes of log (the `log` import plus stdout/stderr) kept per call.
     pub max_log_bytes: usize,
+    /// What a trigger may keep in its key-value store.
+    pub kv: KvQuota,
+    /// Requests and response bytes of outbound HTTP per call.
+    pub outbound: OutboundLimits,
 }
 
 impl Default for Limits {
@@ -31,6 +38,8 @@ impl Default for Limits {
             max_events: 1000,
             max_output_bytes: 8 << 20,
             max_log_bytes: 16 << 10,
+            kv: KvQuota::default(),
+            outbound: OutboundLimits::default(),
         }
     }
 }
@@ -55,6 +64,9 @@ impl Limits {
         }
         if self.max_output_bytes == 0 {
             return invalid("max_output_bytes", "must be at least 1".into());
+        }
+        if self.kv.max_keys == 0 || self.kv.max_key_bytes == 0 || self.kv.max_value_bytes == 0 {
+            return invalid("kv", "every kv quota must be at least 1".into());
         }
         Ok(())
     }
@@ -124,6 +136,8 @@ pub struct RuntimeConfig {
     pub max_concurrent_calls: usize,
     /// Calls running at once for one plugin, so one plugin cannot take every slot.
     pub max_concurrent_calls_per_plugin: usize,
+    /// Outbound connections open at once for one plugin, all its calls together.
+    pub outbound_connections_per_plugin: usize,
     /// How often the epoch ticker runs: the granularity of wall-clock
     /// deadlines and of yielding a busy guest back to tokio.
     pub epoch_tick: Duration,
@@ -170,6 +184,7 @@ impl Default for RuntimeConfig {
             compile_timeout: Duration::from_secs(120),
             max_concurrent_calls: 128,
             max_concurrent_calls_per_plugin: 32,
+            outbound_connections_per_plugin: 16,
             epoch_tick: Duration::from_millis(10),
             pooling: true,
         }

@@ -7,12 +7,14 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use wasmtime::component::Component;
 
-use super::call::{Call, CallOutput, Reply};
+use super::Runtime;
+use super::call::{Caller, CallOutput, ExportCall, check_response, check_run_output, unchecked};
 use super::error::{CallError, CallErrorKind, LoadError};
 use super::limits::Limits;
+use super::scope::CallScope;
 use super::shape::ComponentShape;
-use super::Runtime;
-use crate::bindings::{ConnectorPre, LinkError};
+use super::state::HostState;
+use crate::bindings::{Connector, ConnectorPre, LinkError};
 use crate::contract::{
     ConnectorError, Delivery, EnableInfo, Manifest, RunInput, RunOutput, TriggerContext, Verdict, WebhookRequest,
 };
@@ -36,8 +38,10 @@ struct PluginInner {
     size: usize,
     label: String,
     shape: ComponentShape,
-    pre: ConnectorPre,
+    pre: ConnectorPre<HostState>,
     slots: Semaphore,
+    /// Outbound connections of all the plugin's calls.
+    connections: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -72,10 +76,12 @@ impl Runtime {
             LinkError::Import(why) => LoadError::UnsupportedImport(why),
             LinkError::Export(why) => LoadError::WrongWorld(why),
         })?;
-        let limits = &self.inner.config.default_limits;
-        let manifest = match self.invoke(&pre, "<loading>", Call::Describe, limits).await {
-            Ok(CallOutput { value: Reply::Describe(manifest), .. }) => manifest,
-            Ok(_) => return Err(LoadError::Host("describe returned another export's reply".into())),
+        let scope = CallScope::ungranted("", self.inner.config.default_limits.clone());
+        let connections = Arc::new(Semaphore::new(self.inner.config.outbound_connections_per_plugin));
+        let caller = Caller { pre: &pre, label: "<loading>", connections: &connections };
+        let describe = self.invoke(caller, "describe", &scope, |store, c| Box::pin(c.describe(store)), unchecked);
+        let manifest = match describe.await {
+            Ok(output) => output.value,
             Err(error) => return Err(LoadError::Describe(Box::new(error))),
         };
         manifest.validate()?;
@@ -91,6 +97,7 @@ impl Runtime {
                 shape,
                 pre,
                 slots: Semaphore::new(self.inner.config.max_concurrent_calls_per_plugin),
+                connections,
             }),
         })
     }
@@ -140,28 +147,6 @@ fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
     Ok(())
 }
 
-/// Pulls the expected reply out of a call, or calls a mismatch a host error.
-macro_rules! expect_reply {
-    ($output:expr, $plugin:expr, $export:literal, $variant:path) => {{
-        let output = $output?;
-        match output.value {
-            $variant(value) => Ok(CallOutput {
-                value,
-                fuel_used: output.fuel_used,
-                log: output.log,
-                duration: output.duration,
-            }),
-            _ => Err(CallError {
-                plugin: $plugin.inner.label.clone(),
-                export: $export,
-                kind: CallErrorKind::Host("mismatched reply".into()),
-                log: output.log,
-                fuel_used: output.fuel_used,
-            }),
-        }
-    }};
-}
-
 impl Plugin {
     /// The validated manifest.
     pub fn manifest(&self) -> &Manifest {
@@ -188,36 +173,48 @@ impl Plugin {
         &self.inner.label
     }
 
-    async fn call(&self, call: Call, limits: &Limits) -> Result<CallOutput<Reply>, CallError> {
+    /// Calls one export under the plugin's concurrency cap.
+    async fn call<T, F>(
+        &self,
+        export: &'static str,
+        scope: &CallScope,
+        call: F,
+        check: fn(&T, &Limits) -> Result<(), CallErrorKind>,
+    ) -> Result<CallOutput<T>, CallError>
+    where
+        T: Send,
+        F: for<'a> FnOnce(&'a mut wasmtime::Store<HostState>, &'a Connector) -> ExportCall<'a, T> + Send,
+    {
         let Ok(_slot) = self.inner.slots.try_acquire() else {
             let kind = CallErrorKind::Overloaded(format!("plugin {} is at its concurrency cap", self.inner.label));
             return Err(CallError {
                 plugin: self.inner.label.clone(),
-                export: call.export(),
+                export,
                 kind,
                 log: Default::default(),
                 fuel_used: 0,
             });
         };
-        self.inner.runtime.invoke(&self.inner.pre, &self.inner.label, call, limits).await
+        let caller = Caller { pre: &self.inner.pre, label: &self.inner.label, connections: &self.inner.connections };
+        self.inner.runtime.invoke(caller, export, scope, call, check).await
     }
 
     /// Calls `on-enable`.
     pub async fn on_enable(
         &self,
         ctx: TriggerContext,
-        limits: &Limits,
+        scope: impl Into<CallScope>,
     ) -> Result<CallOutput<Result<EnableInfo, ConnectorError>>, CallError> {
-        expect_reply!(self.call(Call::OnEnable(ctx), limits).await, self, "on-enable", Reply::OnEnable)
+        self.call("on-enable", &scope.into(), |store, c| Box::pin(c.on_enable(store, ctx)), unchecked).await
     }
 
     /// Calls `on-disable`.
     pub async fn on_disable(
         &self,
         ctx: TriggerContext,
-        limits: &Limits,
+        scope: impl Into<CallScope>,
     ) -> Result<CallOutput<Result<(), ConnectorError>>, CallError> {
-        expect_reply!(self.call(Call::OnDisable(ctx), limits).await, self, "on-disable", Reply::OnDisable)
+        self.call("on-disable", &scope.into(), |store, c| Box::pin(c.on_disable(store, ctx)), unchecked).await
     }
 
     /// Calls `verify` on a delivery.
@@ -225,9 +222,13 @@ impl Plugin {
         &self,
         ctx: TriggerContext,
         request: WebhookRequest,
-        limits: &Limits,
+        scope: impl Into<CallScope>,
     ) -> Result<CallOutput<Result<Verdict, ConnectorError>>, CallError> {
-        expect_reply!(self.call(Call::Verify(ctx, request), limits).await, self, "verify", Reply::Verify)
+        let check = |verdict: &Result<Verdict, ConnectorError>, limits: &Limits| match verdict {
+            Ok(Verdict::Respond(response)) => check_response(response, limits),
+            _ => Ok(()),
+        };
+        self.call("verify", &scope.into(), |store, c| Box::pin(c.verify(store, ctx, request)), check).await
     }
 
     /// Calls `run` on an accepted delivery or a poll tick.
@@ -235,9 +236,13 @@ impl Plugin {
         &self,
         ctx: TriggerContext,
         input: RunInput,
-        limits: &Limits,
+        scope: impl Into<CallScope>,
     ) -> Result<CallOutput<Result<RunOutput, ConnectorError>>, CallError> {
-        expect_reply!(self.call(Call::Run(ctx, input), limits).await, self, "run", Reply::Run)
+        let check = |output: &Result<RunOutput, ConnectorError>, limits: &Limits| match output {
+            Ok(output) => check_run_output(output, limits),
+            Err(_) => Ok(()),
+        };
+        self.call("run", &scope.into(), |store, c| Box::pin(c.run(store, ctx, input)), check).await
     }
 
     /// Handles a webhook delivery: `verify`, then `run` if it was accepted,
@@ -246,8 +251,13 @@ impl Plugin {
         &self,
         ctx: TriggerContext,
         request: WebhookRequest,
-        limits: &Limits,
+        scope: impl Into<CallScope>,
     ) -> Result<CallOutput<Result<Delivery, ConnectorError>>, CallError> {
-        expect_reply!(self.call(Call::Deliver(ctx, request), limits).await, self, "deliver", Reply::Deliver)
+        let check = |delivery: &Result<Delivery, ConnectorError>, limits: &Limits| match delivery {
+            Ok(Delivery::Accepted(output)) => check_run_output(output, limits),
+            Ok(Delivery::Responded(response)) => check_response(response, limits),
+            _ => Ok(()),
+        };
+        self.call("deliver", &scope.into(), |store, c| Box::pin(c.deliver(store, ctx, request)), check).await
     }
 }

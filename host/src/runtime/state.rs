@@ -8,9 +8,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::limits::ComponentCaps;
-use crate::capabilities::http::OutboundHttp;
-use crate::capabilities::kv::TriggerKv;
-use crate::capabilities::log::CallLog;
+use crate::capabilities::CallCapabilities;
 
 /// Table elements one call may hold across all its tables; generous for any
 /// real component (each element is a pointer on the host).
@@ -27,9 +25,8 @@ pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     pub(crate) limiter: StoreLimiter,
-    pub(crate) log: CallLog,
-    pub(crate) kv: TriggerKv,
-    pub(crate) http: OutboundHttp,
+    /// What the host imports serve, built from the call's scope.
+    pub(crate) capabilities: CallCapabilities,
     /// When the call's wall-clock budget ends; read by the epoch callback.
     pub(crate) deadline: Instant,
     /// Set by the epoch callback when it stops the guest, to tell a deadline
@@ -38,12 +35,12 @@ pub struct HostState {
 }
 
 impl HostState {
-    pub(crate) fn new(log: CallLog, memory_limit: usize, caps: ComponentCaps, deadline: Instant) -> Self {
+    pub(crate) fn new(capabilities: CallCapabilities, memory_limit: usize, caps: ComponentCaps, deadline: Instant) -> Self {
         // No preopens, no env, no args, no network, stdin empty; stdout and
         // stderr go to the bounded call log.
         let wasi = WasiCtxBuilder::new()
-            .stdout(log.clone())
-            .stderr(log.clone())
+            .stdout(capabilities.log.clone())
+            .stderr(capabilities.log.clone())
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
@@ -55,9 +52,7 @@ impl HostState {
             wasi,
             table,
             limiter: StoreLimiter::new(memory_limit, caps),
-            log,
-            kv: TriggerKv::denied(),
-            http: OutboundHttp::denied(),
+            capabilities,
             deadline,
             deadline_hit: false,
         }

@@ -31,6 +31,8 @@ pub struct DeliveryCommit {
     pub events: Vec<NewEvent>,
     /// Fuel the delivery used.
     pub fuel_used: u64,
+    /// The key-value writes of the call, stored with its events or not at all.
+    pub kv_writes: crate::capabilities::kv::KvWrites,
 }
 
 /// What committing one delivery stored.
@@ -119,6 +121,7 @@ async fn commit_one(
     delivery: &DeliveryCommit,
 ) -> Result<CommitOutcome, StoreError> {
     let mut outcome = CommitOutcome::default();
+    super::kv::apply(&mut *conn, &delivery.kv_writes).await?;
     for event in &delivery.events {
         let inserted = sqlx::query(
             "INSERT INTO events (id, trigger_id, dedupe_key, event_type, occurred_at_ms, payload, plugin_version,
