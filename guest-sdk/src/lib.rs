@@ -41,6 +41,8 @@ mod connector;
 mod helpers;
 #[cfg(feature = "guest")]
 mod manifest;
+#[cfg(feature = "guest")]
+mod outbound;
 
 #[cfg(feature = "guest")]
 #[doc(hidden)]
@@ -69,6 +71,8 @@ pub use connector::Connector;
 pub use helpers::log;
 #[cfg(feature = "guest")]
 pub use manifest::{ManifestBuilder, TriggerBuilder};
+#[cfg(feature = "guest")]
+pub use outbound::{Request, Response, registration, store};
 
 /// Exports a type implementing [`Connector`] as the component's `connector`
 /// world. Invoke it once, in the connector crate's root.

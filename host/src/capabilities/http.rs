@@ -32,6 +32,11 @@ use super::grant::{HostPattern, Origin};
 /// Redirects the host follows for one request at most.
 pub const MAX_REDIRECTS: usize = 5;
 
+/// What an outbound request leaves of the call's deadline: time for the
+/// guest to see its `timeout` and report it, rather than being stopped by
+/// the call's own deadline in the middle of handling it.
+const DEADLINE_RESERVE: Duration = Duration::from_millis(50);
+
 /// Request headers the host sets itself: a connector's own are dropped.
 const HOST_SET_HEADERS: &[&str] = &[
     "host",
@@ -212,7 +217,7 @@ impl Access {
         let headers = guest_headers(&request.headers)?;
         let mut body = Bytes::from(request.body);
 
-        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        let remaining = self.deadline.saturating_duration_since(Instant::now()).saturating_sub(DEADLINE_RESERVE);
         let asked = request.timeout_ms.map_or(remaining, |ms| Duration::from_millis(u64::from(ms)));
         let budget = asked.min(remaining);
         if budget.is_zero() {

@@ -9,6 +9,7 @@ mod fuzz;
 mod helpers;
 mod host;
 mod limits;
+mod provider;
 mod load;
 mod server;
 mod standard_webhooks;

@@ -2,6 +2,7 @@
 
 mod abuse;
 mod bad_input;
+mod capabilities;
 mod cli;
 mod containment;
 mod crash;

@@ -53,7 +53,7 @@ impl Target {
             Err(error) => return Err(invalid(&format!("not a valid URL ({error})"))),
         };
         url.set_fragment(None);
-        Target::from_url(url).map_err(|why| invalid(why))
+        Target::from_url(url).map_err(invalid)
     }
 
     /// Normalizes an already parsed URL (a redirect's location).

@@ -74,11 +74,16 @@ async fn errors_exit_non_zero_with_the_servers_reason() {
 async fn grant_from_the_command_line() {
     let host = spawn_host().await;
     host.upload_plugin("hostile").await;
-    let granted = cli(&host, &["plugin", "grant", "hostile", "--allow-host", "https://*.example.com", "--kv"]).await;
+    let args = ["plugin", "grant", "hostile", "--allow-host", "https://*.example.com", "--allow-host", "http://127.0.0.1:9000"];
+    let granted = cli(&host, &[&args[..], &["--allow-host", "https://internal.test", "--kv"]].concat()).await;
     assert!(granted.status.success(), "{granted:?}");
-    assert_eq!(stdout(&granted), "hostile@0.1.0: outbound https://api.example.com:443, key-value true\n");
+    assert_eq!(
+        stdout(&granted),
+        "hostile@0.1.0: outbound http://127.0.0.1:9000, https://api.example.com:443, https://internal.test:443, key-value true\n"
+    );
     let partial = cli(&host, &["plugin", "grant", "hostile", "--allow-host", "https://api.github.com"]).await;
-    assert!(stdout(&partial).contains("still missing: outbound host api.example.com, key-value store"), "{partial:?}");
+    let missing = "still missing: outbound host api.example.com, outbound host 127.0.0.1, outbound host internal.test, key-value store";
+    assert!(stdout(&partial).contains(missing), "{partial:?}");
     let bad = cli(&host, &["plugin", "grant", "hostile", "--allow-host", "api.example.com"]).await;
     assert_eq!(bad.status.code(), Some(1));
 }

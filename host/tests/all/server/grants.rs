@@ -11,20 +11,34 @@ async fn grants_narrow_the_request_and_gate_activation() {
     let host = spawn_host().await;
     // The hostile test connector requests api.example.com and the kv store.
     let uploaded = host.upload_plugin("hostile").await;
-    assert_eq!(uploaded["requested"], json!({ "outbound_hosts": ["api.example.com"], "key_value": true }));
+    let requested = json!({ "outbound_hosts": ["api.example.com", "127.0.0.1", "internal.test"], "key_value": true });
+    assert_eq!(uploaded["requested"], requested);
 
     let (status, refused) = host.api(Method::POST, "/plugins/hostile/activate", Some(json!({ "version": "0.1.0" }))).await;
     assert_eq!(status, StatusCode::CONFLICT, "{refused}");
     assert_eq!(refused["error"]["code"], "not-granted");
-    assert_eq!(refused["error"]["details"], json!(["outbound host api.example.com", "key-value store"]));
+    let everything = json!([
+        "outbound host api.example.com",
+        "outbound host 127.0.0.1",
+        "outbound host internal.test",
+        "key-value store"
+    ]);
+    assert_eq!(refused["error"]["details"], everything);
 
     // Allowing more than is requested grants only the request.
-    let allow = json!({ "outbound_hosts": ["https://*.example.com", "https://api.github.com"], "key_value": true });
+    let allow = json!({
+        "outbound_hosts": ["https://*.example.com", "https://api.github.com", "http://2130706433:9000", "https://internal.test"],
+        "key_value": true,
+    });
     let (status, granted) = host.api(Method::PUT, "/plugins/hostile/grants", Some(allow)).await;
     assert_eq!(status, StatusCode::OK, "{granted}");
     assert_eq!(
         granted["granted"],
-        json!({ "outbound_hosts": ["https://api.example.com:443"], "key_value": true, "missing": [] })
+        json!({
+            "outbound_hosts": ["http://127.0.0.1:9000", "https://api.example.com:443", "https://internal.test:443"],
+            "key_value": true,
+            "missing": []
+        })
     );
     let (status, _) = host.api(Method::POST, "/plugins/hostile/activate", Some(json!({ "version": "0.1.0" }))).await;
     assert_eq!(status, StatusCode::OK);
@@ -32,13 +46,16 @@ async fn grants_narrow_the_request_and_gate_activation() {
     // Shown on the plugin, and kept across a restart.
     let host = host.restart().await;
     let (_, plugin) = host.api(Method::GET, "/plugins/hostile", None).await;
-    assert_eq!(plugin["allowed"]["outbound_hosts"], json!(["https://*.example.com:443", "https://api.github.com:443"]));
-    assert_eq!(plugin["versions"][0]["granted"]["outbound_hosts"], json!(["https://api.example.com:443"]));
+    assert_eq!(
+        plugin["allowed"]["outbound_hosts"],
+        json!(["https://*.example.com:443", "https://api.github.com:443", "http://127.0.0.1:9000", "https://internal.test:443"])
+    );
+    assert_eq!(plugin["versions"][0]["granted"]["outbound_hosts"][0], "http://127.0.0.1:9000");
     assert_eq!(plugin["versions"][0]["requested"]["key_value"], true);
 
     // Narrowing the allowance takes effect at once.
     let (_, narrowed) = host.api(Method::PUT, "/plugins/hostile/grants", Some(json!({}))).await;
-    assert_eq!(narrowed["granted"]["missing"], json!(["outbound host api.example.com", "key-value store"]));
+    assert_eq!(narrowed["granted"]["missing"], everything);
 }
 
 #[tokio::test]

@@ -27,6 +27,21 @@ struct Config {
     /// How long `on-enable` of `slow_enable` takes before it succeeds.
     #[serde(default)]
     enable_delay_ms: u64,
+    /// Where `fetch` sends its requests.
+    #[serde(default)]
+    url: String,
+    /// How many requests `fetch` sends in one call (at least one).
+    #[serde(default)]
+    repeat: usize,
+    /// What `kv_probe` does: `write`, `read`, `list` or `fill`.
+    #[serde(default)]
+    op: String,
+    /// The key `kv_probe` reads or writes, or the prefix it lists.
+    #[serde(default)]
+    key: String,
+    /// The value `kv_probe` writes.
+    #[serde(default)]
+    value: String,
 }
 
 const TRIGGERS: &[&str] = &[
@@ -47,6 +62,9 @@ const TRIGGERS: &[&str] = &[
     "long_reject",
     "slow_enable",
     "echo",
+    "fetch",
+    "kv_probe",
+    "stdout_flood",
 ];
 
 /// Bytes of the guest-chosen text in `long_error` and `long_reject`.
@@ -124,9 +142,67 @@ fn escape(port: u16) -> serde_json::Value {
     serde_json::json!({ "file": file, "dir": dir, "env_vars": env, "tcp": tcp, "http": http, "kv": kv })
 }
 
+/// The typed error a capability gave, as the connector's failure: its
+/// variant is in the message, where the test and the operator read it.
+fn failed(code: ErrorCode, error: impl std::fmt::Debug) -> ConnectorError {
+    ConnectorError::new(code, format!("{error:?}"))
+}
+
+/// The output of a probe: no events, a JSON answer for the sender.
+fn answer(body: serde_json::Value) -> RunOutput {
+    let mut response = HttpResponse::text(200, body.to_string());
+    response.headers = vec![("content-type".into(), "application/json".into())];
+    RunOutput { events: Vec::new(), response: Some(response) }
+}
+
+/// Sends `repeat` GETs to `url`; the first failure fails the call.
+fn fetch(config: &Config) -> Result<RunOutput, ConnectorError> {
+    let mut last = serde_json::Value::Null;
+    for _ in 0..config.repeat.max(1) {
+        let response = Request::get(&config.url).send().map_err(|e| failed(ErrorCode::CapabilityDenied, e))?;
+        last = serde_json::json!({ "status": response.status(), "bytes": response.body().len() });
+    }
+    Ok(answer(last))
+}
+
+/// Reads, writes, lists or fills the trigger's key-value store.
+fn kv_probe(config: &Config) -> Result<RunOutput, ConnectorError> {
+    let denied = |e| failed(ErrorCode::CapabilityDenied, e);
+    Ok(answer(match config.op.as_str() {
+        "write" => {
+            kv::set(&config.key, config.value.as_bytes()).map_err(denied)?;
+            serde_json::json!({ "written": config.key })
+        }
+        "read" => {
+            let value = kv::get(&config.key).map_err(denied)?.map(|v| String::from_utf8_lossy(&v).into_owned());
+            serde_json::json!({ "value": value })
+        }
+        "list" => serde_json::json!({ "keys": kv::list_keys(&config.key).map_err(denied)? }),
+        "fill" => {
+            for n in 0.. {
+                kv::set(&format!("fill-{n:06}"), &[0; 1024]).map_err(denied)?;
+            }
+            serde_json::Value::Null
+        }
+        other => return Err(ConnectorError::new(ErrorCode::InvalidConfig, format!("unknown op {other}"))),
+    }))
+}
+
 fn attack(ctx: &TriggerContext) -> Result<RunOutput, ConnectorError> {
     let config: Config = ctx.config()?;
     let events = match ctx.trigger_name.as_str() {
+        "fetch" => return fetch(&config),
+        // 100 MiB to stdout, then a failure, so the log is recorded.
+        "stdout_flood" => {
+            use std::io::Write;
+            let chunk = vec![b'o'; 1 << 20];
+            let mut stdout = std::io::stdout();
+            for _ in 0..100 {
+                let _ = stdout.write_all(&chunk);
+            }
+            return Err(ConnectorError::new(ErrorCode::Internal, "flooded stdout"));
+        }
+        "kv_probe" => return kv_probe(&config),
         "spin" => spin(),
         "memory_bomb" => vec![Event::json("never", &memory_bomb())?],
         "deep_recursion" => vec![Event::json("never", &recurse(0))?],
@@ -191,12 +267,22 @@ impl Connector for Hostile {
                 .prop("port", Prop::integer("Loopback port escape dials").minimum(0))
                 .prop("enable_delay_ms", Prop::integer("How long on-enable takes").minimum(0))
                 .prop("fail", Prop::boolean("Trap after a log flood"))
+                .prop("url", Prop::string("Where fetch sends requests"))
+                .prop("repeat", Prop::integer("Requests fetch sends").minimum(0))
+                .prop("op", Prop::one_of("What kv_probe does", &["write", "read", "list", "fill"]))
+                .prop("key", Prop::string("Key or prefix of kv_probe"))
+                .prop("value", Prop::string("Value kv_probe writes"))
         };
         TRIGGERS
             .iter()
-            .fold(ManifestBuilder::new("hostile", "Hostile", "0.1.0").outbound_host("api.example.com").key_value(), |m, name| {
-                m.trigger(TriggerBuilder::webhook(name, name).config(config()))
-            })
+            .fold(
+                ManifestBuilder::new("hostile", "Hostile", "0.1.0")
+                    .outbound_host("api.example.com")
+                    .outbound_host("127.0.0.1")
+                    .outbound_host("internal.test")
+                    .key_value(),
+                |m, name| m.trigger(TriggerBuilder::webhook(name, name).config(config())),
+            )
             .build()
     }
 

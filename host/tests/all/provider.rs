@@ -1,0 +1,161 @@
+//! A fake provider on 127.0.0.1, port 0: the hooks API a registering
+//! connector calls, and the answers hostile tests need (redirects, a huge
+//! body, a stall). It records every request it gets.
+
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use serde_json::{Value, json};
+
+/// One request the provider got.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub authorization: Option<String>,
+    pub user_agent: Option<String>,
+    pub body: Value,
+}
+
+#[derive(Default)]
+struct Inner {
+    calls: Vec<Recorded>,
+    hooks: Vec<String>,
+    next_id: usize,
+    failing: bool,
+}
+
+/// The running provider; stops when dropped.
+pub struct Provider {
+    pub port: u16,
+    inner: Arc<Mutex<Inner>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+type Shared = Arc<Mutex<Inner>>;
+
+impl Provider {
+    pub async fn start() -> Provider {
+        let inner: Shared = Arc::default();
+        let app = Router::new()
+            .route("/hooks", post(create_hook))
+            .route("/hooks/{id}", delete(delete_hook))
+            .route("/ok", get(|| async { "hello" }))
+            .route("/redirect", get(redirect))
+            .route("/big", get(|| async { vec![b'x'; 100 << 20] }))
+            .route(
+                "/stall",
+                get(|| async { tokio::time::sleep(std::time::Duration::from_secs(3600)).await }),
+            )
+            .with_state(Arc::clone(&inner));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind provider");
+        let port = listener.local_addr().expect("provider address").port();
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Provider {
+            port,
+            inner,
+            server,
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Makes hook creation fail (503 with a message) or succeed again.
+    pub fn fail_creates(&self, failing: bool) {
+        self.lock().failing = failing;
+    }
+
+    /// Every request so far.
+    pub fn calls(&self) -> Vec<Recorded> {
+        self.lock().calls.clone()
+    }
+
+    /// Hooks registered now.
+    pub fn hooks(&self) -> Vec<String> {
+        self.lock().hooks.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().expect("provider lock")
+    }
+}
+
+fn record(inner: &Shared, method: &str, path: String, headers: &HeaderMap, body: Value) {
+    let text = |name: header::HeaderName| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let recorded = Recorded {
+        method: method.into(),
+        path,
+        authorization: text(header::AUTHORIZATION),
+        user_agent: text(header::USER_AGENT),
+        body,
+    };
+    inner.lock().expect("provider lock").calls.push(recorded);
+}
+
+async fn create_hook(State(inner): State<Shared>, headers: HeaderMap, body: String) -> Response {
+    record(
+        &inner,
+        "POST",
+        "/hooks".into(),
+        &headers,
+        serde_json::from_str(&body).unwrap_or(Value::Null),
+    );
+    let mut state = inner.lock().expect("provider lock");
+    if state.failing {
+        let message = json!({ "message": "hook quota exceeded for this account" });
+        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(message)).into_response();
+    }
+    state.next_id += 1;
+    let id = format!("hook_{}", state.next_id);
+    state.hooks.push(id.clone());
+    (StatusCode::CREATED, axum::Json(json!({ "id": id }))).into_response()
+}
+
+async fn delete_hook(
+    State(inner): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> StatusCode {
+    record(
+        &inner,
+        "DELETE",
+        format!("/hooks/{id}"),
+        &headers,
+        Value::Null,
+    );
+    let mut state = inner.lock().expect("provider lock");
+    let before = state.hooks.len();
+    state.hooks.retain(|hook| *hook != id);
+    if state.hooks.len() < before {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::NOT_FOUND
+    }
+}
+
+async fn redirect(Query(query): Query<std::collections::HashMap<String, String>>) -> Response {
+    let to = query.get("to").cloned().unwrap_or_default();
+    (StatusCode::FOUND, [(header::LOCATION, to)]).into_response()
+}
