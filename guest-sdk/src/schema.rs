@@ -133,8 +133,11 @@ impl Prop {
         self
     }
 
-    /// Marks the prop as secret so user interfaces mask it.
+    /// Marks the prop as secret (`"x-secret": true`): the host encrypts it
+    /// at rest, redacts it in every response and log, and hands it only to
+    /// this trigger's calls; user interfaces mask it (`writeOnly`).
     pub fn secret(mut self) -> Self {
+        self.schema.insert("x-secret".into(), true.into());
         self.schema.insert("writeOnly".into(), true.into());
         self
     }

@@ -30,6 +30,7 @@ const KNOWN_ENV: &[&str] = &[
     "TRIGGERHOST_DATABASE_URL",
     "TRIGGERHOST_ADMIN_TOKEN",
     "TRIGGERHOST_PUBLIC_URL",
+    "TRIGGERHOST_SECRET_KEY_FILE",
     "TRIGGERHOST_SERVER",
     "TRIGGERHOST_LOG",
 ];
@@ -80,6 +81,8 @@ pub struct FileConfig {
     pub admin_token: Option<String>,
     /// Base of webhook URLs.
     pub public_url: Option<String>,
+    /// The key that encrypts secrets at rest.
+    pub secret_key_file: Option<PathBuf>,
     /// Default per-call limits.
     #[serde(default)]
     pub limits: LimitsConfig,
@@ -211,6 +214,9 @@ pub struct ServeArgs {
     /// Base of webhook URLs [default: http://<listen>].
     #[arg(long, env = "TRIGGERHOST_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Key that encrypts secrets at rest [default: generated into <data-dir>/secret.key].
+    #[arg(long, env = "TRIGGERHOST_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<PathBuf>,
 }
 
 /// Webhook ingress settings.
@@ -257,6 +263,8 @@ pub struct Settings {
     pub admin_token: Option<String>,
     /// Public base URL, if configured (else `http://<bound address>`).
     pub public_url: Option<String>,
+    /// The secret key file (generated, 0600, if missing).
+    pub secret_key_file: PathBuf,
     /// Default per-call limits.
     pub limits: Limits,
     /// Calls at once over all plugins, and for one plugin.
@@ -299,6 +307,8 @@ impl Settings {
                 message: "only sqlite:// is supported in this version (PostgreSQL comes with multi-node mode)".into(),
             });
         }
+        let secret_key_file =
+            args.secret_key_file.clone().or(file.secret_key_file).unwrap_or_else(|| data_dir.join("secret.key"));
         let admin_token = args.admin_token.clone().or(file.admin_token);
         if admin_token.as_ref().is_some_and(|token| token.len() < 16) {
             return Err(ConfigError::Invalid { key: "admin_token", message: "must be at least 16 characters".into() });
@@ -408,6 +418,7 @@ impl Settings {
             database_url,
             admin_token,
             public_url,
+            secret_key_file,
             limits,
             concurrent_calls,
             ingress,

@@ -42,8 +42,9 @@ pub fn cut_guest_text(mut text: String) -> String {
 /// An HTTP header as a name and a value.
 pub type Header = (String, String);
 
-/// Which trigger a call is about.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Which trigger a call is about. Holds opened secrets: its `Debug` shows
+/// neither the secret nor the config, which may carry secret properties.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TriggerContext {
     /// The trigger's unguessable id.
     pub trigger_id: String,
@@ -55,6 +56,18 @@ pub struct TriggerContext {
     pub secret: Option<String>,
     /// Where the external service delivers.
     pub webhook_url: String,
+}
+
+impl std::fmt::Debug for TriggerContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TriggerContext")
+            .field("trigger_id", &self.trigger_id)
+            .field("trigger_name", &self.trigger_name)
+            .field("config", &format_args!("<{} bytes>", self.config.len()))
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("webhook_url", &self.webhook_url)
+            .finish()
+    }
 }
 
 /// A webhook delivery.

@@ -4,6 +4,7 @@
 //! - `bindings`: every `bindgen!`, converting into `contract` at the boundary.
 //! - [`runtime`]: the engine, per-call limits, loading and calling plugins.
 //! - [`capabilities`]: what a connector may import (log, kv, outbound HTTP).
+//! - [`secrets`]: secrets sealed at rest, and a type that never prints them.
 
 pub mod api;
 pub(crate) mod bindings;
@@ -16,6 +17,7 @@ pub mod ingress;
 pub(crate) mod private_file;
 pub mod registry;
 pub mod runtime;
+pub mod secrets;
 pub mod server;
 pub mod store;
 pub mod triggers;

@@ -68,6 +68,8 @@ pub struct LoadedPlugin {
     /// The callable plugin.
     pub plugin: Plugin,
     schemas: Arc<HashMap<String, jsonschema::Validator>>,
+    /// Per trigger, the config properties its schema marks secret.
+    secret_properties: Arc<HashMap<String, Vec<String>>>,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -79,12 +81,20 @@ impl std::fmt::Debug for LoadedPlugin {
 impl LoadedPlugin {
     fn new(plugin: Plugin) -> Result<Self, RegistryError> {
         let mut schemas = HashMap::new();
+        let mut secret_properties = HashMap::new();
         for trigger in &plugin.manifest().triggers {
             let bad = |message: String| RegistryError::BadSchema { trigger: trigger.name.clone(), message };
             let validator = compile_config_schema(&trigger.config_schema).map_err(bad)?;
             schemas.insert(trigger.name.clone(), validator);
+            let schema = serde_json::from_str(&trigger.config_schema).unwrap_or(serde_json::Value::Null);
+            secret_properties.insert(trigger.name.clone(), crate::secrets::secret_properties(&schema));
         }
-        Ok(LoadedPlugin { plugin, schemas: Arc::new(schemas) })
+        Ok(LoadedPlugin { plugin, schemas: Arc::new(schemas), secret_properties: Arc::new(secret_properties) })
+    }
+
+    /// The config properties of `trigger` that are sealed at rest.
+    pub fn secret_properties(&self, trigger: &str) -> &[String] {
+        self.secret_properties.get(trigger).map_or(&[], Vec::as_slice)
     }
 
     /// Checks `config` against the trigger's schema; the error names the

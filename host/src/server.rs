@@ -63,8 +63,10 @@ impl AppState {
         };
         let runtime = Runtime::with_backends(config, backends)?;
         let registry = Arc::new(Registry::open(runtime, store.clone(), &settings.data_dir).await?);
-        let triggers =
-            Arc::new(Triggers::open(store.clone(), Arc::clone(&registry), public_url, settings.limits.clone()).await?);
+        let secrets = data_dir::secret_box(&settings.secret_key_file)?;
+        let triggers = Arc::new(
+            Triggers::open(store.clone(), Arc::clone(&registry), public_url, settings.limits.clone(), secrets).await?,
+        );
         Ok(AppState {
             committer: Committer::start(store.clone()),
             store,

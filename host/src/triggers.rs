@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::contract::{ConnectorError, Strategy, TriggerContext};
 use crate::registry::{ConfigProblem, LoadedPlugin, Registry, RegistryError};
 use crate::runtime::{CallError, CallScope, Limits};
+use crate::secrets::{SecretBox, SecretError};
 use crate::store::{FailureRow, Store, StoreError, TriggerPatch, TriggerRow, now_ms};
 
 /// Trigger statuses.
@@ -57,7 +58,13 @@ pub enum TriggerError {
     /// No randomness for an id.
     #[error("cannot generate an id: {0}")]
     Random(#[from] getrandom::Error),
+    /// A secret cannot be sealed or opened.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
 }
+
+/// What the API shows in place of a sealed config value.
+pub const REDACTED: &str = "[redacted]";
 
 impl From<StoreError> for TriggerError {
     fn from(error: StoreError) -> Self {
@@ -158,6 +165,7 @@ pub struct Triggers {
     registry: Arc<Registry>,
     public_url: String,
     limits: Limits,
+    secrets: SecretBox,
     live: RwLock<HashMap<String, Arc<LiveTrigger>>>,
     /// Each trigger's rate bucket, kept for as long as the trigger exists.
     buckets: Mutex<HashMap<String, Arc<Mutex<TokenBucket>>>>,
@@ -168,28 +176,95 @@ pub struct Triggers {
 }
 
 impl Triggers {
-    /// Loads every enabled trigger into the live table.
+    /// Seals any secret still stored in plain text, then loads every
+    /// enabled trigger into the live table. A trigger whose secrets cannot
+    /// be opened (a database copied without its key file) is put in `error`
+    /// rather than served without them.
     pub async fn open(
         store: Store,
         registry: Arc<Registry>,
         public_url: String,
         limits: Limits,
+        secrets: SecretBox,
     ) -> Result<Triggers, TriggerError> {
         let triggers = Triggers {
             store,
             registry,
             public_url,
             limits,
+            secrets,
             live: RwLock::default(),
             buckets: Mutex::default(),
             lifecycle: Mutex::default(),
         };
-        for row in triggers.store.list_triggers().await? {
-            if row.status == status::ENABLED {
-                triggers.go_live(row);
+        for mut row in triggers.store.list_triggers().await? {
+            triggers.seal_plaintext(&mut row).await?;
+            if row.status == status::ENABLED
+                && let Err(error) = triggers.go_live(row.clone())
+            {
+                tracing::error!(trigger = %row.id, %error, "cannot serve the trigger");
+                let message = error.to_string();
+                triggers.store.set_trigger_status(&row.id, status::ERROR, Some(&message), None).await?;
             }
         }
         Ok(triggers)
+    }
+
+    /// Seals a row's secret and secret config properties if an earlier
+    /// version of the host stored them in plain text.
+    async fn seal_plaintext(&self, row: &mut TriggerRow) -> Result<(), TriggerError> {
+        let secret_plain = row.secret.as_deref().is_some_and(|s| !SecretBox::is_sealed(s));
+        let loaded = self.registry.resolve(&row.plugin, row.plugin_version.as_deref()).ok();
+        let mut config: serde_json::Value = serde_json::from_str(&row.config).unwrap_or(serde_json::Value::Null);
+        let config_plain = match &loaded {
+            Some(loaded) => self.seal_config(&row.id, loaded, &row.trigger_name, &mut config)?,
+            None => false,
+        };
+        if !secret_plain && !config_plain {
+            return Ok(());
+        }
+        if secret_plain && let Some(secret) = row.secret.take() {
+            row.secret = Some(self.secrets.seal(&secret, &field(&row.id, "secret"))?);
+        }
+        row.config = config.to_string();
+        self.store.set_trigger_sealed(&row.id, &row.config, row.secret.as_deref()).await?;
+        tracing::info!(trigger = %row.id, "sealed secrets stored in plain text by an earlier version");
+        Ok(())
+    }
+
+    /// Seals the secret properties of `config` in place; whether any was
+    /// still in plain text.
+    fn seal_config(
+        &self,
+        id: &str,
+        loaded: &LoadedPlugin,
+        trigger: &str,
+        config: &mut serde_json::Value,
+    ) -> Result<bool, TriggerError> {
+        let mut sealed_any = false;
+        for name in loaded.secret_properties(trigger) {
+            let Some(value) = config.get_mut(name.as_str()) else { continue };
+            if value.as_str().is_some_and(SecretBox::is_sealed) {
+                continue;
+            }
+            // The JSON text is sealed, so a secret of any type comes back as it was.
+            *value = serde_json::Value::String(self.secrets.seal(&value.to_string(), &field(id, &format!("config.{name}")))?);
+            sealed_any = true;
+        }
+        Ok(sealed_any)
+    }
+
+    /// The config with its sealed properties opened.
+    fn open_config(&self, row: &TriggerRow) -> Result<serde_json::Value, SecretError> {
+        let mut config: serde_json::Value = serde_json::from_str(&row.config).unwrap_or(serde_json::Value::Null);
+        if let Some(properties) = config.as_object_mut() {
+            for (name, value) in properties.iter_mut() {
+                let Some(sealed) = value.as_str().filter(|v| SecretBox::is_sealed(v)) else { continue };
+                let text = self.secrets.open(sealed, &field(&row.id, &format!("config.{name}")))?;
+                *value = serde_json::from_str(text.expose()).unwrap_or(serde_json::Value::Null);
+            }
+        }
+        Ok(config)
     }
 
     /// The webhook URL of a trigger.
@@ -240,23 +315,30 @@ impl Triggers {
         self.lifecycle.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
     }
 
-    fn go_live(&self, row: TriggerRow) {
-        let live = LiveTrigger { context: self.context(&row), bucket: self.bucket(&row.id), row };
+    fn go_live(&self, row: TriggerRow) -> Result<(), SecretError> {
+        let live = LiveTrigger { context: self.context(&row)?, bucket: self.bucket(&row.id), row };
         self.live.write().unwrap_or_else(|p| p.into_inner()).insert(live.row.id.clone(), Arc::new(live));
+        Ok(())
     }
 
     fn go_dark(&self, id: &str) {
         self.live.write().unwrap_or_else(|p| p.into_inner()).remove(id);
     }
 
-    fn context(&self, row: &TriggerRow) -> TriggerContext {
-        TriggerContext {
+    /// What a call of this trigger is given: its secrets opened, for this
+    /// trigger's calls only.
+    fn context(&self, row: &TriggerRow) -> Result<TriggerContext, SecretError> {
+        let secret = match row.secret.as_deref() {
+            Some(sealed) => Some(self.secrets.open(sealed, &field(&row.id, "secret"))?.into_exposed()),
+            None => None,
+        };
+        Ok(TriggerContext {
             trigger_id: row.id.clone(),
             trigger_name: row.trigger_name.clone(),
-            config: row.config.clone(),
-            secret: row.secret.clone(),
+            config: self.open_config(row)?.to_string(),
+            secret,
             webhook_url: self.webhook_url(&row.id),
-        }
+        })
     }
 
     /// The API view of a row.
@@ -266,7 +348,7 @@ impl Triggers {
             plugin: row.plugin.clone(),
             plugin_version: row.plugin_version.clone(),
             trigger: row.trigger_name.clone(),
-            config: serde_json::from_str(&row.config).unwrap_or(serde_json::Value::Null),
+            config: redacted(&row.config),
             has_secret: row.secret.is_some(),
             poll_interval_s: row.poll_interval_s,
             status: row.status.clone(),
@@ -308,13 +390,20 @@ impl Triggers {
             (_, None) => None,
         };
         let now = now_ms();
+        let id = crate::ids::new_id("trg")?;
+        let mut config = config;
+        self.seal_config(&id, &loaded, &request.trigger, &mut config)?;
+        let secret = match request.secret {
+            Some(secret) => Some(self.secrets.seal(&secret, &field(&id, "secret"))?),
+            None => None,
+        };
         let row = TriggerRow {
-            id: crate::ids::new_id("trg")?,
+            id,
             plugin: request.plugin,
             plugin_version: request.plugin_version,
             trigger_name: request.trigger,
             config: config.to_string(),
-            secret: request.secret,
+            secret,
             poll_interval_s,
             status: status::DISABLED.into(),
             last_error: None,
@@ -338,20 +427,27 @@ impl Triggers {
 
     /// Changes config, secret, pin or poll interval; a live trigger picks
     /// the change up for its next delivery.
-    pub async fn patch(&self, id: &str, patch: TriggerPatch) -> Result<TriggerRow, TriggerError> {
+    pub async fn patch(&self, id: &str, mut patch: TriggerPatch) -> Result<TriggerRow, TriggerError> {
         let _serialized = self.serialize(id).await;
         let current = self.get(id).await?;
         let pin = patch.plugin_version.clone().unwrap_or(current.plugin_version.clone());
         let loaded = self.registry.resolve(&current.plugin, pin.as_deref())?;
-        let config = match &patch.config {
+        let mut config = match &patch.config {
             Some(text) => serde_json::from_str(text)
                 .map_err(|e| TriggerError::InvalidField { field: "config", message: e.to_string() })?,
-            None => serde_json::from_str(&current.config).unwrap_or(serde_json::Value::Null),
+            None => self.open_config(&current)?,
         };
         self.check(&loaded, &current.trigger_name, &config)?;
+        if patch.config.is_some() {
+            self.seal_config(id, &loaded, &current.trigger_name, &mut config)?;
+            patch.config = Some(config.to_string());
+        }
+        if let Some(Some(secret)) = &patch.secret {
+            patch.secret = Some(Some(self.secrets.seal(secret, &field(id, "secret"))?));
+        }
         let row = self.store.patch_trigger(id, &patch).await.map_err(|e| not_found(e, id))?;
         if row.status == status::ENABLED {
-            self.go_live(row.clone());
+            self.go_live(row.clone())?;
         }
         Ok(row)
     }
@@ -362,7 +458,15 @@ impl Triggers {
         let _serialized = self.serialize(id).await;
         let row = self.get(id).await?;
         let loaded = self.registry.resolve(&row.plugin, row.plugin_version.as_deref())?;
-        match loaded.plugin.on_enable(self.context(&row), self.scope(id, &loaded)).await {
+        let context = match self.context(&row) {
+            Ok(context) => context,
+            Err(error) => {
+                self.store.set_trigger_status(id, status::ERROR, Some(&error.to_string()), None).await?;
+                self.go_dark(id);
+                return self.get(id).await;
+            }
+        };
+        match loaded.plugin.on_enable(context, self.scope(id, &loaded)).await {
             Ok(output) => match output.value {
                 Ok(info) => {
                     // What on-enable stored (say, the provider's hook id)
@@ -376,7 +480,7 @@ impl Triggers {
                     let expires = info.expires_at_ms.and_then(|ms| i64::try_from(ms).ok());
                     self.store.set_trigger_status(id, status::ENABLED, None, expires).await?;
                     let row = self.get(id).await?;
-                    self.go_live(row.clone());
+                    self.go_live(row.clone())?;
                     return Ok(row);
                 }
                 Err(error) => {
@@ -427,7 +531,11 @@ impl Triggers {
         let Ok(loaded) = self.registry.resolve(&row.plugin, row.plugin_version.as_deref()) else {
             return Ok(Some("on-disable skipped: plugin version not loaded".into()));
         };
-        match loaded.plugin.on_disable(self.context(row), self.scope(&row.id, &loaded)).await {
+        let context = match self.context(row) {
+            Ok(context) => context,
+            Err(error) => return Ok(Some(format!("on-disable skipped: {error}"))),
+        };
+        match loaded.plugin.on_disable(context, self.scope(&row.id, &loaded)).await {
             Ok(output) => match output.value {
                 Ok(()) => match self.store.commit_kv(&output.kv_writes).await {
                     Ok(()) => Ok(None),
@@ -473,6 +581,24 @@ pub fn connector_failure(export: &str, error: &ConnectorError, log: &str) -> Fai
         log: log.into(),
         at_ms: now_ms(),
     }
+}
+
+/// What a sealed value is bound to: its trigger and field.
+fn field(id: &str, name: &str) -> String {
+    format!("trigger {id} {name}")
+}
+
+/// A stored config as the API shows it: sealed values replaced.
+fn redacted(config: &str) -> serde_json::Value {
+    let mut config: serde_json::Value = serde_json::from_str(config).unwrap_or(serde_json::Value::Null);
+    if let Some(properties) = config.as_object_mut() {
+        for value in properties.values_mut() {
+            if value.as_str().is_some_and(SecretBox::is_sealed) {
+                *value = serde_json::Value::String(REDACTED.into());
+            }
+        }
+    }
+    config
 }
 
 fn not_found(error: StoreError, id: &str) -> TriggerError {

@@ -9,6 +9,7 @@ use serde_json::json;
 
 use crate::registry::RegistryError;
 use crate::runtime::LoadError;
+use crate::secrets::SecretError;
 use crate::store::StoreError;
 use crate::triggers::TriggerError;
 
@@ -114,6 +115,11 @@ impl From<TriggerError> for ApiError {
             TriggerError::InvalidField { .. } => Self::bad_request(error.to_string()),
             TriggerError::Store(store) => store.into(),
             TriggerError::Random(_) => Self::internal(&error),
+            // Says which trigger and field, never the value.
+            TriggerError::Secret(SecretError::Undecryptable { .. }) => {
+                Self::new(StatusCode::CONFLICT, "secret-undecryptable", error.to_string())
+            }
+            TriggerError::Secret(_) => Self::internal(&error),
         }
     }
 }

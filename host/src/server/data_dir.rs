@@ -42,6 +42,26 @@ pub fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The key that seals secrets at rest: read from `path` (refused if other
+/// users can read it), else generated there (0600). Losing it loses every
+/// stored secret, by design: a copied database alone yields none.
+pub fn secret_box(path: &Path) -> anyhow::Result<crate::secrets::SecretBox> {
+    use crate::secrets::SecretBox;
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            check_private(path)?;
+            SecretBox::from_key_file_text(&text).with_context(|| format!("reading {}", path.display()))
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let text = SecretBox::key_file_text()?;
+            write_private(path, &text)?;
+            tracing::info!(path = %path.display(), "generated the secret key; back it up with the database");
+            Ok(SecretBox::from_key_file_text(&text)?)
+        }
+        Err(error) => Err(error).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
 /// The admin token: configured, else read from `<data-dir>/admin_token`,
 /// else generated there (0600) and printed once.
 pub fn admin_token(configured: Option<&str>, data_dir: &Path) -> anyhow::Result<String> {

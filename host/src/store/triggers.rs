@@ -116,6 +116,17 @@ impl Store {
         Ok(row)
     }
 
+    /// Rewrites a trigger's config and secret with their secrets sealed.
+    pub async fn set_trigger_sealed(&self, id: &str, config: &str, secret: Option<&str>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE triggers SET config = ?, secret = ? WHERE id = ?")
+            .bind(config)
+            .bind(secret)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
     /// Records a lifecycle transition.
     pub async fn set_trigger_status(
         &self,

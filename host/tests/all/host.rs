@@ -45,6 +45,11 @@ pub async fn spawn_host_with_config(toml: &str) -> Host {
     host
 }
 
+/// Starts a server on an existing data dir (say, a copy of another's).
+pub async fn spawn_host_in(data_dir: &Path) -> Host {
+    start(data_dir, None).await
+}
+
 async fn start(data_dir: &Path, config: Option<&Path>) -> Host {
     let mut command = Command::new(env!("CARGO_BIN_EXE_triggerhost"));
     command.args(["serve", "--listen", "127.0.0.1:0", "--admin-token", TOKEN, "--data-dir"]).arg(data_dir);

@@ -9,3 +9,4 @@ mod crash;
 mod failures;
 mod grants;
 mod lifecycle;
+mod secrets;

@@ -1,0 +1,125 @@
+//! Secrets at rest: the trigger secret and secret config properties are
+//! sealed in the database, redacted in the API, opened only for their
+//! trigger's calls, and unreadable from a database copied without its key.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::{WHSEC, signed_now};
+use crate::host::{Host, spawn_host, spawn_host_in};
+use crate::provider::Provider;
+
+const TOKEN_SECRET: &str = "tok_very_secret_4242";
+const WHSEC_KEY: &str = "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// Every byte the server has written to disk: database, WAL, log.
+fn bytes_on_disk(host: &Host) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(&host.data_dir).expect("data dir").flatten() {
+        if entry.path().is_file() {
+            bytes.extend(std::fs::read(entry.path()).unwrap_or_default());
+        }
+    }
+    bytes.extend(std::fs::read(host.data_dir.with_extension("log")).unwrap_or_default());
+    bytes
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+/// Copies a data dir, all but its key file.
+fn copy_without_key(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("copy dir");
+    for entry in std::fs::read_dir(from).expect("data dir").flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_without_key(&entry.path(), &target);
+        } else if entry.file_name() != "secret.key" {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}
+
+#[tokio::test]
+async fn secrets_are_sealed_at_rest_redacted_and_opened_only_for_their_trigger() {
+    let provider = Provider::start().await;
+    let host = spawn_host().await;
+    host.upload_plugin("standard_webhooks").await;
+    host.upload_plugin("registrar").await;
+    let allow = json!({ "outbound_hosts": [provider.url()], "key_value": true });
+    assert_eq!(host.api(Method::PUT, "/plugins/registrar/grants", Some(allow)).await.0, StatusCode::OK);
+
+    let signed = host.enabled_trigger("standard-webhooks", "message_received", Some(WHSEC)).await;
+    let config = json!({ "provider": provider.url(), "token": TOKEN_SECRET });
+    let registered = host.enabled_trigger_with("registrar", "hook", None, config).await;
+
+    // Opened for their own calls: the signature verifies, the provider
+    // gets the token.
+    let response = host.deliver(&signed, &signed_now("msg_secret", b"{}"), b"{}").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(provider.calls()[0].authorization.as_deref(), Some(&*format!("Bearer {TOKEN_SECRET}")));
+
+    // Redacted in the API, sealed on disk, absent from the log.
+    let (_, view) = host.api(Method::GET, &format!("/triggers/{registered}"), None).await;
+    assert_eq!(view["config"], json!({ "provider": provider.url(), "token": "[redacted]" }));
+    let (_, view) = host.api(Method::GET, &format!("/triggers/{signed}"), None).await;
+    assert_eq!(view["has_secret"], true);
+    assert!(!view.to_string().contains(WHSEC_KEY));
+    let (_, list) = host.api(Method::GET, "/triggers", None).await;
+    assert!(!list.to_string().contains(TOKEN_SECRET) && !list.to_string().contains(WHSEC_KEY));
+    let disk = bytes_on_disk(&host);
+    assert!(!contains(&disk, TOKEN_SECRET) && !contains(&disk, WHSEC_KEY), "a secret is on disk in plain text");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(host.data_dir.join("secret.key")).expect("key file").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // Patching the config keeps the token sealed and usable.
+    let patch = json!({ "config": { "provider": provider.url(), "token": "tok_rotated_777" } });
+    let (status, patched) = host.api(Method::PATCH, &format!("/triggers/{registered}"), Some(patch)).await;
+    assert_eq!((status, &patched["config"]["token"]), (StatusCode::OK, &json!("[redacted]")));
+    assert!(!contains(&bytes_on_disk(&host), "tok_rotated_777"));
+
+    // A copy of the data dir without its key file yields no secret: the
+    // triggers that need one are put in error, not served without it.
+    let mut host = host;
+    host.kill9().await;
+    let copy = tempfile::tempdir().expect("temp dir");
+    let copied = copy.path().join("data");
+    copy_without_key(&host.data_dir, &copied);
+    drop(host);
+    let thief = spawn_host_in(&copied).await;
+    let (_, view) = thief.api(Method::GET, &format!("/triggers/{signed}"), None).await;
+    assert_eq!(view["status"], "error");
+    assert!(view["last_error"].as_str().is_some_and(|e| e.contains("cannot be decrypted")), "{view}");
+    let response = thief.deliver(&signed, &signed_now("msg_thief", b"{}"), b"{}").await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let (status, refused) = thief.api(Method::POST, &format!("/triggers/{registered}/enable"), None).await;
+    assert_eq!((status, refused["status"].as_str()), (StatusCode::OK, Some("error")), "{refused}");
+    assert_eq!(provider.calls().iter().filter(|c| c.method == "POST").count(), 1, "no call with a stolen token");
+}
+
+#[tokio::test]
+async fn plaintext_secrets_of_an_earlier_version_are_sealed_at_start() {
+    let host = spawn_host().await;
+    host.upload_plugin("standard_webhooks").await;
+    let id = host.enabled_trigger("standard-webhooks", "message_received", Some(WHSEC)).await;
+    let mut host = host;
+    host.kill9().await;
+
+    // What the previous release stored: the secret as it was given.
+    let url = format!("sqlite://{}", host.data_dir.join("triggerhost.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("open database");
+    sqlx::query("UPDATE triggers SET secret = ? WHERE id = ?").bind(WHSEC).bind(&id).execute(&pool).await.expect("plain");
+    pool.close().await;
+
+    let host = host.restart().await;
+    let response = host.deliver(&id, &signed_now("msg_after_migration", b"{}"), b"{}").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("open database");
+    let stored: String = sqlx::query_scalar("SELECT secret FROM triggers WHERE id = ?").bind(&id).fetch_one(&pool).await.expect("row");
+    assert!(stored.starts_with("sealed:v1:") && !stored.contains(WHSEC_KEY), "{stored}");
+}
