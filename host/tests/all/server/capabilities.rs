@@ -344,6 +344,13 @@ async fn hostile_outbound_and_kv_attempts_get_typed_errors_recorded_on_their_tri
     assert_eq!(listed, json!({ "keys": [] }));
     let (_, wildcard, _) = probe(&host, "kv_probe", json!({ "op": "list", "key": "%" })).await;
     assert_eq!(wildcard, json!({ "keys": [] }));
+    // A prefix is literal text even among the trigger's own keys.
+    for (prefix, keys) in [("%", json!([])), ("s_c%", json!([])), ("sec", json!(["secret"]))] {
+        let patch = json!({ "config": { "op": "list", "key": prefix } });
+        assert_eq!(host.api(Method::PATCH, &format!("/triggers/{writer}"), Some(patch)).await.0, StatusCode::OK);
+        let listed: Value = host.deliver(&writer, &[], b"{}").await.json().await.expect("answer");
+        assert_eq!(listed, json!({ "keys": keys }), "prefix {prefix}");
+    }
     let filler = create(&host, "hostile", "kv_probe", json!({ "op": "fill" })).await;
     enable(&host, &filler).await;
     assert_eq!(
