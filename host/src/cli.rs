@@ -121,6 +121,10 @@ enum PluginCommand {
         /// Allow the per-trigger key-value store.
         #[arg(long)]
         kv: bool,
+        /// A per-plugin limit, as in the `[limits]` config: `fuel=500000000`,
+        /// `kv_max_keys=5000`. Repeatable.
+        #[arg(long = "limit", value_name = "NAME=VALUE")]
+        limits: Vec<String>,
     },
 }
 
@@ -239,8 +243,14 @@ async fn plugin(command: PluginCommand, client: &Client) -> anyhow::Result<()> {
             client.send(Method::POST, &format!("/plugins/{name}/activate"), Some(Body::Json(json!({ "version": version })))).await?;
             println!("{name}@{version} is active");
         }
-        PluginCommand::Grant { name, allow_hosts, kv } => {
-            let body = json!({ "outbound_hosts": allow_hosts, "key_value": kv });
+        PluginCommand::Grant { name, allow_hosts, kv, limits } => {
+            let mut overrides = serde_json::Map::new();
+            for limit in &limits {
+                let (key, value) = limit.split_once('=').context("--limit takes NAME=VALUE")?;
+                let value: u64 = value.parse().with_context(|| format!("--limit {key}: not a whole number"))?;
+                overrides.insert(key.to_owned(), value.into());
+            }
+            let body = json!({ "outbound_hosts": allow_hosts, "key_value": kv, "limits": overrides });
             let v = client.send(Method::PUT, &format!("/plugins/{name}/grants"), Some(Body::Json(body))).await?;
             let granted = &v["granted"];
             println!("{name}@{}: outbound {}, key-value {}", text(&v["active_version"]), list_of(&granted["outbound_hosts"]), granted["key_value"]);

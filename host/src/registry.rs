@@ -16,7 +16,7 @@ pub use blobs::BlobStore;
 pub use schema::{ConfigProblem, compile_config_schema};
 
 use crate::capabilities::grant::{Allowance, Grant};
-use crate::runtime::{LoadError, Plugin, Runtime};
+use crate::runtime::{Limits, LoadError, Plugin, Runtime};
 use crate::store::{PluginVersionRow, Store, StoreError, VersionInsert, now_ms};
 
 /// Why an upload or a lookup failed.
@@ -54,6 +54,9 @@ pub enum RegistryError {
         /// What is requested and not granted.
         missing: Vec<String>,
     },
+    /// A granted limit is past the host's maximum.
+    #[error("grant: {0}")]
+    Limits(crate::runtime::LimitsError),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -261,8 +264,22 @@ impl Registry {
         Grant::new(&manifest.capabilities, &self.allowance(&manifest.name))
     }
 
+    /// The limits of `name`'s calls: `defaults` with the operator's
+    /// overrides. Overrides were checked when they were granted; should
+    /// they no longer fit (the host's defaults changed), the defaults apply.
+    pub fn limits(&self, name: &str, defaults: &Limits) -> Limits {
+        let overrides = read(&self.allowances).get(name).map(|a| a.limits).unwrap_or_default();
+        defaults.with_overrides(&overrides, self.runtime.config()).unwrap_or_else(|error| {
+            tracing::warn!(plugin = %name, %error, "granted limits no longer fit; using the defaults");
+            defaults.clone()
+        })
+    }
+
     /// Sets what the operator allows `name`; it applies to every version.
+    /// Limit overrides past the host's maxima are refused.
     pub async fn set_allowance(&self, name: &str, allowance: Allowance) -> Result<(), RegistryError> {
+        let defaults = &self.runtime.config().default_limits;
+        defaults.with_overrides(&allowance.limits, self.runtime.config()).map_err(RegistryError::Limits)?;
         let json = serde_json::to_string(&allowance).map_err(|e| StoreError::Database(e.to_string()))?;
         self.store.set_allowance(name, &json).await.map_err(|e| match e {
             StoreError::NotFound => RegistryError::NotFound(name.to_owned()),

@@ -280,7 +280,8 @@ impl Triggers {
     /// What a call of trigger `id` served by `loaded` may use: the plugin's
     /// grant as of now, the trigger's own kv entries, the limits.
     pub fn scope(&self, id: &str, loaded: &LoadedPlugin) -> CallScope {
-        CallScope::new(id, Arc::new(self.registry.grant_of(loaded)), self.limits.clone())
+        let limits = self.registry.limits(&loaded.plugin.manifest().name, &self.limits);
+        CallScope::new(id, Arc::new(self.registry.grant_of(loaded)), limits)
     }
 
     /// The registry.

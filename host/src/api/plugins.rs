@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{ApiError, ApiJson};
-use crate::capabilities::grant::{Allowance, Grant, Origin};
+use crate::capabilities::grant::{Allowance, Grant, LimitOverrides, Origin};
 use crate::server::AppState;
 use crate::store::{PluginRow, PluginVersionRow};
 
@@ -73,7 +73,7 @@ fn grant_view(grant: &Grant) -> serde_json::Value {
 }
 
 fn allowance_view(allowance: &Allowance) -> serde_json::Value {
-    json!({ "outbound_hosts": origins(&allowance.outbound), "key_value": allowance.key_value })
+    json!({ "outbound_hosts": origins(&allowance.outbound), "key_value": allowance.key_value, "limits": allowance.limits })
 }
 
 async fn plugin_view(app: &AppState, plugin: PluginRow) -> Result<serde_json::Value, ApiError> {
@@ -137,6 +137,9 @@ pub struct Grants {
     /// Whether the key-value store may be used.
     #[serde(default)]
     key_value: bool,
+    /// Per-plugin limits, within the host's maxima.
+    #[serde(default)]
+    limits: LimitOverrides,
 }
 
 /// `PUT /api/v1/plugins/{name}/grants`: replaces what the plugin is
@@ -152,7 +155,7 @@ pub async fn put_grants(
         .map(|origin| Origin::parse(origin))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let allowance = Allowance { outbound, key_value: body.key_value };
+    let allowance = Allowance { outbound, key_value: body.key_value, limits: body.limits };
     app.registry.set_allowance(&name, allowance.clone()).await?;
     let plugin = app.store.get_plugin(&name).await?;
     let grant = app.registry.grant(&name, &plugin.active_version)?;

@@ -137,6 +137,50 @@ pub struct Allowance {
     pub outbound: Vec<Origin>,
     /// Whether the per-trigger key-value store may be used.
     pub key_value: bool,
+    /// The plugin's own limits, where they differ from the host's defaults.
+    #[serde(default)]
+    pub limits: LimitOverrides,
+}
+
+/// Per-plugin limits the operator sets in a grant; unset ones keep the
+/// host's defaults. The runtime checks them against the host's maxima
+/// (`Limits::with_overrides`). Names are those of the `[limits]` config.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitOverrides {
+    /// Fuel per call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuel: Option<u64>,
+    /// Wall-clock milliseconds per call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_clock_ms: Option<u64>,
+    /// Linear memory per call, MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<u64>,
+    /// Events per call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_events: Option<u64>,
+    /// Output bytes per call (at most the host's default: ingress buffers are sized by it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_output_bytes: Option<u64>,
+    /// Log bytes kept per call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_log_bytes: Option<u64>,
+    /// Keys one trigger may keep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_max_keys: Option<u64>,
+    /// Bytes of one kv value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_max_value_bytes: Option<u64>,
+    /// Bytes of all of a trigger's kv entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_max_total_bytes: Option<u64>,
+    /// Outbound requests per call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbound_requests_per_call: Option<u64>,
+    /// Bytes of one outbound response body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbound_max_response_bytes: Option<u64>,
 }
 
 /// What a plugin may use: its request intersected with the allowance.
@@ -262,6 +306,7 @@ mod tests {
         let allowance = Allowance {
             outbound: vec![origin("https://api.github.com"), origin("https://*.example.com"), origin("http://127.0.0.1:9000")],
             key_value: true,
+            ..Allowance::default()
         };
         let grant = Grant::new(&request(&["api.github.com", "*.eu.example.com", "127.0.0.1", "hooks.slack.com"], true), &allowance);
         assert_eq!(
@@ -279,7 +324,7 @@ mod tests {
         assert!(grant.outbound.is_empty() && !grant.key_value);
         assert_eq!(grant.missing, ["outbound host api.github.com", "key-value store"]);
         // Allowed but not requested is not granted either.
-        let allowance = Allowance { outbound: vec![origin("https://api.github.com")], key_value: true };
+        let allowance = Allowance { outbound: vec![origin("https://api.github.com")], key_value: true, ..Allowance::default() };
         let grant = Grant::new(&request(&[], false), &allowance);
         assert_eq!(grant, Grant::default());
         assert!(grant.is_complete());

@@ -2,8 +2,20 @@
 
 use std::time::Duration;
 
+use crate::capabilities::grant::LimitOverrides;
 use crate::capabilities::http::OutboundLimits;
 use crate::capabilities::kv::KvQuota;
+
+/// The most an operator may grant one plugin, whatever the defaults.
+const MAX_FUEL: u64 = 10_000_000_000;
+const MAX_WALL_CLOCK: Duration = Duration::from_secs(60);
+const MAX_EVENTS: u64 = 10_000;
+const MAX_LOG_BYTES: u64 = 1 << 20;
+const MAX_KV_KEYS: u64 = 100_000;
+const MAX_KV_VALUE_BYTES: u64 = 16 << 20;
+const MAX_KV_TOTAL_BYTES: u64 = 1 << 30;
+const MAX_OUTBOUND_REQUESTS: u64 = 1000;
+const MAX_OUTBOUND_RESPONSE_BYTES: u64 = 64 << 20;
 
 /// Limits applied to every call of a plugin. The operator may override them
 /// per plugin or per trigger; each one that trips has its own
@@ -69,6 +81,62 @@ impl Limits {
             return invalid("kv", "every kv quota must be at least 1".into());
         }
         Ok(())
+    }
+}
+
+impl Limits {
+    /// These limits with a plugin's overrides applied, each within the
+    /// host's maximum for it (and output within these limits, since the
+    /// ingress buffers are sized by the default).
+    pub fn with_overrides(&self, o: &LimitOverrides, config: &RuntimeConfig) -> Result<Limits, LimitsError> {
+        fn pick(limit: &'static str, value: Option<u64>, default: u64, max: u64) -> Result<u64, LimitsError> {
+            match value {
+                None => Ok(default),
+                Some(v) if (1..=max).contains(&v) => Ok(v),
+                Some(_) => Err(LimitsError { limit, message: format!("must be 1 to {max}") }),
+            }
+        }
+        let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        let wide = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        let max_memory_mib = wide(config.max_memory_bytes >> 20);
+        let limits = Limits {
+            fuel: pick("fuel", o.fuel, self.fuel, MAX_FUEL)?,
+            wall_clock: Duration::from_millis(pick(
+                "wall_clock_ms",
+                o.wall_clock_ms,
+                u64::try_from(self.wall_clock.as_millis()).unwrap_or(u64::MAX),
+                u64::try_from(MAX_WALL_CLOCK.as_millis()).unwrap_or(u64::MAX),
+            )?),
+            memory_bytes: match o.memory_mib {
+                None => self.memory_bytes,
+                Some(_) => size(pick("memory_mib", o.memory_mib, 0, max_memory_mib)? << 20),
+            },
+            max_events: size(pick("max_events", o.max_events, wide(self.max_events), MAX_EVENTS)?),
+            max_output_bytes: size(pick("max_output_bytes", o.max_output_bytes, wide(self.max_output_bytes), wide(self.max_output_bytes))?),
+            max_log_bytes: size(pick("max_log_bytes", o.max_log_bytes, wide(self.max_log_bytes), MAX_LOG_BYTES)?),
+            kv: KvQuota {
+                max_keys: size(pick("kv_max_keys", o.kv_max_keys, wide(self.kv.max_keys), MAX_KV_KEYS)?),
+                max_value_bytes: size(pick("kv_max_value_bytes", o.kv_max_value_bytes, wide(self.kv.max_value_bytes), MAX_KV_VALUE_BYTES)?),
+                max_total_bytes: size(pick("kv_max_total_bytes", o.kv_max_total_bytes, wide(self.kv.max_total_bytes), MAX_KV_TOTAL_BYTES)?),
+                ..self.kv
+            },
+            outbound: OutboundLimits {
+                requests_per_call: size(pick(
+                    "outbound_requests_per_call",
+                    o.outbound_requests_per_call,
+                    wide(self.outbound.requests_per_call),
+                    MAX_OUTBOUND_REQUESTS,
+                )?),
+                max_response_bytes: size(pick(
+                    "outbound_max_response_bytes",
+                    o.outbound_max_response_bytes,
+                    wide(self.outbound.max_response_bytes),
+                    MAX_OUTBOUND_RESPONSE_BYTES,
+                )?),
+            },
+        };
+        limits.validate(config)?;
+        Ok(limits)
     }
 }
 
@@ -188,5 +256,30 @@ impl Default for RuntimeConfig {
             epoch_tick: Duration::from_millis(10),
             pooling: true,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_apply_within_the_host_maxima() -> Result<(), LimitsError> {
+        let config = RuntimeConfig::default();
+        let defaults = Limits::default();
+        assert_eq!(defaults.with_overrides(&LimitOverrides::default(), &config)?, defaults);
+        let raised = LimitOverrides { fuel: Some(500_000_000), kv_max_keys: Some(5000), memory_mib: Some(128), ..Default::default() };
+        let limits = defaults.with_overrides(&raised, &config)?;
+        assert_eq!((limits.fuel, limits.kv.max_keys, limits.memory_bytes), (500_000_000, 5000, 128 << 20));
+        for (over, limit) in [
+            (LimitOverrides { fuel: Some(MAX_FUEL + 1), ..Default::default() }, "fuel"),
+            (LimitOverrides { wall_clock_ms: Some(0), ..Default::default() }, "wall_clock_ms"),
+            (LimitOverrides { memory_mib: Some(4096), ..Default::default() }, "memory_mib"),
+            (LimitOverrides { max_output_bytes: Some(64 << 20), ..Default::default() }, "max_output_bytes"),
+            (LimitOverrides { outbound_requests_per_call: Some(100_000), ..Default::default() }, "outbound_requests_per_call"),
+        ] {
+            assert_eq!(defaults.with_overrides(&over, &config).map_err(|e| e.limit), Err(limit));
+        }
+        Ok(())
     }
 }

@@ -86,4 +86,10 @@ async fn grant_from_the_command_line() {
     assert!(stdout(&partial).contains(missing), "{partial:?}");
     let bad = cli(&host, &["plugin", "grant", "hostile", "--allow-host", "api.example.com"]).await;
     assert_eq!(bad.status.code(), Some(1));
+    let limited = cli(&host, &["plugin", "grant", "hostile", "--limit", "fuel=5000000", "--limit", "kv_max_keys=3"]).await;
+    assert!(limited.status.success(), "{limited:?}");
+    let (_, plugin) = host.api(reqwest::Method::GET, "/plugins/hostile", None).await;
+    assert_eq!(plugin["allowed"]["limits"], serde_json::json!({ "fuel": 5_000_000, "kv_max_keys": 3 }));
+    let past = cli(&host, &["plugin", "grant", "hostile", "--limit", "fuel=0"]).await;
+    assert_eq!(past.status.code(), Some(1));
 }

@@ -73,3 +73,30 @@ async fn bad_grants_are_refused_with_a_reason() {
     let (status, _) = host.api(Method::PUT, "/plugins/hostile/grants", Some(json!({ "everything": true }))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn granted_limits_apply_to_the_plugins_calls_within_the_host_maxima() {
+    let host = spawn_host().await;
+    host.upload_plugin("hostile").await;
+    let grant = json!({ "limits": { "fuel": 5_000_000, "kv_max_keys": 3 } });
+    let (status, granted) = host.api(Method::PUT, "/plugins/hostile/grants", Some(grant)).await;
+    assert_eq!(status, StatusCode::OK, "{granted}");
+    assert_eq!(granted["allowed"]["limits"], json!({ "fuel": 5_000_000, "kv_max_keys": 3 }));
+
+    let id = host.enabled_trigger("hostile", "spin", None).await;
+    assert_eq!(host.deliver(&id, &[], b"{}").await.status(), StatusCode::BAD_GATEWAY);
+    let (_, failures) = host.api(Method::GET, &format!("/triggers/{id}/failures"), None).await;
+    assert_eq!(failures["failures"][0]["message"], "out of fuel (5000000 units)", "{failures}");
+
+    for (limits, named) in [
+        (json!({ "fuel": 0 }), "fuel"),
+        (json!({ "wall_clock_ms": 3_600_000 }), "wall_clock_ms"),
+        (json!({ "memory_mib": 1_000_000 }), "memory_mib"),
+    ] {
+        let (status, body) = host.api(Method::PUT, "/plugins/hostile/grants", Some(json!({ "limits": limits }))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains(named)), "{body}");
+    }
+    let (status, _) = host.api(Method::PUT, "/plugins/hostile/grants", Some(json!({ "limits": { "gas": 1 } }))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
