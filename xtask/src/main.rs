@@ -18,7 +18,8 @@ commands:
                  target/wasm32-wasip2/release/<crate_name>.wasm
   test           build-plugins, then run every test in the workspace
   lint           clippy on the whole workspace, warnings denied
-  bench          build-plugins, then the per-call cost benchmark (release build)
+  bench          build-plugins, then the benchmarks (release build): the per-call
+                 cost, and the host's cost per outbound request
   fuzz [SECS]    build-plugins, then each fuzz target (manifest validation, config
                  schemas, the HTTP request path) for SECS seconds (default 60),
                  printing executions and failures per target
@@ -40,7 +41,7 @@ fn main() -> Result<()> {
         "lint" => cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
         "bench" => {
             build_plugins()?;
-            cargo(&["bench", "-p", "triggerhost", "--bench", "call"])
+            cargo(&["bench", "-p", "triggerhost", "--bench", "call", "--bench", "outbound"])
         }
         "fuzz" => {
             let secs = std::env::args().nth(2).unwrap_or_else(|| "60".into());
