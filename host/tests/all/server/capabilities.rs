@@ -407,3 +407,37 @@ async fn hostile_outbound_and_kv_attempts_get_typed_errors_recorded_on_their_tri
         "the healthy trigger saw errors while {served} deliveries were served"
     );
 }
+
+#[tokio::test]
+async fn a_plugin_holds_at_most_its_outbound_connections() {
+    let provider = Provider::start().await;
+    let host = spawn_host_with_config("[limits]\nwall_clock_ms = 1500\n\n[outbound]\nconnections_per_plugin = 1\n").await;
+    host.upload_plugin("hostile").await;
+    grant(&host, "hostile", json!({ "outbound_hosts": [provider.url()] })).await;
+    let staller = create(&host, "hostile", "fetch", json!({ "url": format!("{}/stall", provider.url()) })).await;
+    enable(&host, &staller).await;
+    let stalled = {
+        let (url, http) = (format!("{}/hooks/{staller}", host.url), host.http.clone());
+        tokio::spawn(async move { http.post(url).body("{}").send().await.map(|r| r.status()) })
+    };
+    // Once the staller holds the plugin's one connection, another call of
+    // the plugin is refused a second one at once.
+    let mut refused = None;
+    for _ in 0..100 {
+        let (status, failure, _) = probe(&host, "fetch", json!({ "url": format!("{}/ok", provider.url()) })).await;
+        if status != StatusCode::OK {
+            refused = Some(failure);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let refused = refused.expect("a second connection was refused while the first stalled");
+    assert_eq!(
+        refused["message"],
+        r#"HttpError::Transport("the connector has as many connections open as it may")"#
+    );
+    assert_eq!(stalled.await.expect("staller").ok(), Some(StatusCode::BAD_GATEWAY));
+    // The slot is given back when the stalled request ends.
+    let (status, answer, _) = probe(&host, "fetch", json!({ "url": format!("{}/ok", provider.url()) })).await;
+    assert_eq!((status, answer), (StatusCode::OK, json!({ "status": 200, "bytes": 5 })));
+}
