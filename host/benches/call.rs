@@ -6,7 +6,7 @@
 //! batch means; compare them as ratios within one run, the machine is shared.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use triggerhost::contract::{Delivery, TriggerContext, WebhookRequest};
 use triggerhost::{Limits, Plugin, Runtime, RuntimeConfig};
@@ -20,6 +20,9 @@ mod scheme;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const BODY: &[u8] = br#"{"type":"invoice.paid","data":{"id":"inv_42","amount":1200,"currency":"eur"}}"#;
+#[path = "support/measure.rs"]
+mod measure;
+
 const BATCHES: usize = 15;
 const PER_BATCH: usize = 400;
 
@@ -79,21 +82,8 @@ fn native_delivery(ctx: &TriggerContext, request: WebhookRequest) -> Option<(Str
     Some((event_type, id, String::from_utf8(request.body).ok()?))
 }
 
-fn measure(mut call: impl FnMut()) -> Duration {
-    for _ in 0..PER_BATCH {
-        call();
-    }
-    let mut batches: Vec<Duration> = (0..BATCHES)
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..PER_BATCH {
-                call();
-            }
-            start.elapsed() / PER_BATCH as u32
-        })
-        .collect();
-    batches.sort();
-    batches[BATCHES / 2]
+fn measure(call: impl FnMut()) -> Duration {
+    measure::median_of_batches(BATCHES, PER_BATCH, call)
 }
 
 fn report(what: &str, per_call: Duration, native: Option<Duration>) {

@@ -8,7 +8,7 @@
 //! medians of batch means; compare them as ratios within one run.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
@@ -18,6 +18,9 @@ use triggerhost::capabilities::http::{Outbound, SystemResolver, Target, non_publ
 use triggerhost::contract::{RunInput, TriggerContext, WebhookRequest};
 use triggerhost::runtime::CallScope;
 use triggerhost::{Limits, Runtime, RuntimeConfig};
+
+#[path = "support/measure.rs"]
+mod measure;
 
 const BATCHES: usize = 15;
 const PER_BATCH: usize = 50;
@@ -107,21 +110,8 @@ async fn native_request(port: u16) {
     driver.abort();
 }
 
-fn measure(mut call: impl FnMut()) -> Duration {
-    for _ in 0..PER_BATCH {
-        call();
-    }
-    let mut batches: Vec<Duration> = (0..BATCHES)
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..PER_BATCH {
-                call();
-            }
-            start.elapsed() / PER_BATCH as u32
-        })
-        .collect();
-    batches.sort();
-    batches[BATCHES / 2]
+fn measure(call: impl FnMut()) -> Duration {
+    measure::median_of_batches(BATCHES, PER_BATCH, call)
 }
 
 fn context(config: &str) -> TriggerContext {
