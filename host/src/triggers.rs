@@ -12,6 +12,11 @@ use crate::contract::{ConnectorError, Strategy, TriggerContext};
 use crate::registry::{ConfigProblem, LoadedPlugin, Registry, RegistryError};
 use crate::runtime::{CallError, CallScope, Limits};
 use crate::secrets::{SecretBox, SecretError};
+
+mod sealed;
+
+pub use sealed::REDACTED;
+use sealed::{field, redacted};
 use crate::store::{FailureRow, Store, StoreError, TriggerPatch, TriggerRow, now_ms};
 
 /// Trigger statuses.
@@ -63,8 +68,6 @@ pub enum TriggerError {
     Secret(#[from] SecretError),
 }
 
-/// What the API shows in place of a sealed config value.
-pub const REDACTED: &str = "[redacted]";
 
 impl From<StoreError> for TriggerError {
     fn from(error: StoreError) -> Self {
@@ -210,63 +213,6 @@ impl Triggers {
         Ok(triggers)
     }
 
-    /// Seals a row's secret and secret config properties if an earlier
-    /// version of the host stored them in plain text.
-    async fn seal_plaintext(&self, row: &mut TriggerRow) -> Result<(), TriggerError> {
-        let secret_plain = row.secret.as_deref().is_some_and(|s| !SecretBox::is_sealed(s));
-        let loaded = self.registry.resolve(&row.plugin, row.plugin_version.as_deref()).ok();
-        let mut config: serde_json::Value = serde_json::from_str(&row.config).unwrap_or(serde_json::Value::Null);
-        let config_plain = match &loaded {
-            Some(loaded) => self.seal_config(&row.id, loaded, &row.trigger_name, &mut config)?,
-            None => false,
-        };
-        if !secret_plain && !config_plain {
-            return Ok(());
-        }
-        if secret_plain && let Some(secret) = row.secret.take() {
-            row.secret = Some(self.secrets.seal(&secret, &field(&row.id, "secret"))?);
-        }
-        row.config = config.to_string();
-        self.store.set_trigger_sealed(&row.id, &row.config, row.secret.as_deref()).await?;
-        tracing::info!(trigger = %row.id, "sealed secrets stored in plain text by an earlier version");
-        Ok(())
-    }
-
-    /// Seals the secret properties of `config` in place; whether any was
-    /// still in plain text.
-    fn seal_config(
-        &self,
-        id: &str,
-        loaded: &LoadedPlugin,
-        trigger: &str,
-        config: &mut serde_json::Value,
-    ) -> Result<bool, TriggerError> {
-        let mut sealed_any = false;
-        for name in loaded.secret_properties(trigger) {
-            let Some(value) = config.get_mut(name.as_str()) else { continue };
-            if value.as_str().is_some_and(SecretBox::is_sealed) {
-                continue;
-            }
-            // The JSON text is sealed, so a secret of any type comes back as it was.
-            *value = serde_json::Value::String(self.secrets.seal(&value.to_string(), &field(id, &format!("config.{name}")))?);
-            sealed_any = true;
-        }
-        Ok(sealed_any)
-    }
-
-    /// The config with its sealed properties opened.
-    fn open_config(&self, row: &TriggerRow) -> Result<serde_json::Value, SecretError> {
-        let mut config: serde_json::Value = serde_json::from_str(&row.config).unwrap_or(serde_json::Value::Null);
-        if let Some(properties) = config.as_object_mut() {
-            for (name, value) in properties.iter_mut() {
-                let Some(sealed) = value.as_str().filter(|v| SecretBox::is_sealed(v)) else { continue };
-                let text = self.secrets.open(sealed, &field(&row.id, &format!("config.{name}")))?;
-                *value = serde_json::from_str(text.expose()).unwrap_or(serde_json::Value::Null);
-            }
-        }
-        Ok(config)
-    }
-
     /// The webhook URL of a trigger.
     pub fn webhook_url(&self, id: &str) -> String {
         format!("{}/hooks/{id}", self.public_url)
@@ -324,22 +270,6 @@ impl Triggers {
 
     fn go_dark(&self, id: &str) {
         self.live.write().unwrap_or_else(|p| p.into_inner()).remove(id);
-    }
-
-    /// What a call of this trigger is given: its secrets opened, for this
-    /// trigger's calls only.
-    fn context(&self, row: &TriggerRow) -> Result<TriggerContext, SecretError> {
-        let secret = match row.secret.as_deref() {
-            Some(sealed) => Some(self.secrets.open(sealed, &field(&row.id, "secret"))?.into_exposed()),
-            None => None,
-        };
-        Ok(TriggerContext {
-            trigger_id: row.id.clone(),
-            trigger_name: row.trigger_name.clone(),
-            config: self.open_config(row)?.to_string(),
-            secret,
-            webhook_url: self.webhook_url(&row.id),
-        })
     }
 
     /// The API view of a row.
@@ -582,24 +512,6 @@ pub fn connector_failure(export: &str, error: &ConnectorError, log: &str) -> Fai
         log: log.into(),
         at_ms: now_ms(),
     }
-}
-
-/// What a sealed value is bound to: its trigger and field.
-fn field(id: &str, name: &str) -> String {
-    format!("trigger {id} {name}")
-}
-
-/// A stored config as the API shows it: sealed values replaced.
-fn redacted(config: &str) -> serde_json::Value {
-    let mut config: serde_json::Value = serde_json::from_str(config).unwrap_or(serde_json::Value::Null);
-    if let Some(properties) = config.as_object_mut() {
-        for value in properties.values_mut() {
-            if value.as_str().is_some_and(SecretBox::is_sealed) {
-                *value = serde_json::Value::String(REDACTED.into());
-            }
-        }
-    }
-    config
 }
 
 fn not_found(error: StoreError, id: &str) -> TriggerError {

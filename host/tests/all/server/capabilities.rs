@@ -224,7 +224,12 @@ async fn hostile_outbound_and_kv_attempts_get_typed_errors_recorded_on_their_tri
     host.upload_plugin("hostile").await;
     host.upload_plugin("standard_webhooks").await;
     let allow = json!({
-        "outbound_hosts": [provider.url(), format!("http://internal.test:{port}"), "https://api.example.com"],
+        "outbound_hosts": [
+            provider.url(),
+            format!("https://127.0.0.1:{port}"),
+            format!("http://internal.test:{port}"),
+            "https://api.example.com"
+        ],
         "key_value": true,
     });
     grant(&host, "hostile", allow).await;
@@ -299,6 +304,11 @@ async fn hostile_outbound_and_kv_attempts_get_typed_errors_recorded_on_their_tri
             "{url}: the host notes the denial: {log:?}"
         );
     }
+    // https means TLS: a granted https origin that speaks plain HTTP fails
+    // the handshake; nothing falls back to plain text.
+    let (status, failure, _) = probe(&host, "fetch", json!({ "url": format!("https://127.0.0.1:{port}/ok") })).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert!(failure["message"].as_str().is_some_and(|m| m.starts_with(r#"HttpError::Transport("tls: "#)), "{failure}");
     let (status, failure, _) = probe(&host, "fetch", json!({ "url": ok, "repeat": 17 })).await;
     assert_eq!(
         (status, failure["message"].as_str()),
@@ -367,6 +377,17 @@ async fn hostile_outbound_and_kv_attempts_get_typed_errors_recorded_on_their_tri
         "a failed call's writes are discarded"
     );
     assert_eq!(kv(&host, &writer, true).await[0]["value"], "writer-only");
+    // Entries go with their trigger.
+    assert_eq!(host.api(Method::DELETE, &format!("/triggers/{writer}"), None).await.0, StatusCode::NO_CONTENT);
+    let url = format!("sqlite://{}", host.data_dir.join("triggerhost.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("open database");
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM kv_entries WHERE trigger_id = ?")
+        .bind(&writer)
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(left, 0, "a deleted trigger's kv entries are deleted");
+    pool.close().await;
 
     // The sandbox's other walls hold in the same run.
     let (status, _, id) = probe(&host, "escape", json!({ "port": port })).await;
