@@ -15,9 +15,7 @@ use axum::routing::{get, post, put};
 
 pub use error::{ApiError, ApiJson};
 
-use crate::server::AppState;
-use sha2::{Digest, Sha256};
-use triggerhost_sdk::signature::constant_time_eq;
+use crate::app::AppState;
 
 /// Largest JSON body the API reads.
 pub const JSON_LIMIT: usize = 1 << 20;
@@ -46,30 +44,6 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/triggers/{id}/kv", get(triggers::kv))
         .fallback(|| async { ApiError::not_found("no such API route") })
         .layer(middleware::from_fn_with_state(state, require_admin))
-}
-
-/// The admin API's bearer token, kept only as its SHA-256 digest.
-#[derive(Clone)]
-pub struct AdminToken([u8; 32]);
-
-impl AdminToken {
-    /// Keeps the digest of `token`.
-    pub fn new(token: &str) -> Self {
-        AdminToken(Sha256::digest(token.as_bytes()).into())
-    }
-
-    /// Whether `presented` is the token. Digests of equal length are
-    /// compared in constant time, so neither where the tokens differ nor
-    /// how long the real one is shows in the timing.
-    pub fn matches(&self, presented: &str) -> bool {
-        constant_time_eq(&Sha256::digest(presented.as_bytes()), &self.0)
-    }
-}
-
-impl std::fmt::Debug for AdminToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AdminToken(<redacted>)")
-    }
 }
 
 /// Rejects requests without `Authorization: Bearer <admin token>`.

@@ -1,12 +1,12 @@
 //! Webhook ingress: `POST|GET /hooks/{trigger_id}`.
 //!
-//! Body cap, rate limit, `verify` + `run` on one fresh instance, events
-//! committed before the 2xx (ack-after-commit), redeliveries deduplicated.
-//! A sender sees a status, never host internals: the details of a failure
-//! are recorded on the trigger for the operator.
+//! The HTTP side of a delivery: rate limit, body cap and timeout, then the
+//! [`pipeline`](crate::pipeline) (`verify` + `run` on one fresh instance,
+//! events committed before the 2xx, redeliveries deduplicated), whose
+//! outcome becomes a status. A sender sees a status, never host internals:
+//! the details of a failure are recorded on the trigger for the operator.
 
 mod body;
-mod commit;
 
 use std::sync::Arc;
 
@@ -16,15 +16,12 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode, header
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-pub use commit::Committer;
-
 use body::{BodyError, BodyLimits, BufferedBody};
 
-use crate::contract::{ConnectorError, Delivery, ErrorCode, HttpResponse, WebhookRequest};
-use crate::runtime::{CallError, CallErrorKind};
-use crate::server::AppState;
-use crate::store::{DeliveryCommit, FailureRow, NewEvent, StoreError, Tally, now_ms};
-use crate::triggers::{LiveTrigger, call_failure, connector_failure};
+use crate::app::AppState;
+use crate::contract::{ErrorCode, HttpResponse, WebhookRequest};
+use crate::pipeline::Outcome;
+use crate::runtime::CallErrorKind;
 
 /// Seconds a sender is asked to wait before retrying a 503 or 429.
 const RETRY_AFTER_SECS: &str = "1";
@@ -54,11 +51,6 @@ pub async fn hook(State(app): State<Arc<AppState>>, Path(id): Path<String>, requ
         Err(BodyError::Broken) => return status_json(StatusCode::BAD_REQUEST, "incomplete body"),
     };
     let BufferedBody { bytes: body, _budget } = body;
-    let Ok(loaded) = app.triggers.registry().resolve(&trigger.row.plugin, trigger.row.plugin_version.as_deref())
-    else {
-        return retry_later(StatusCode::SERVICE_UNAVAILABLE, "connector unavailable");
-    };
-
     let delivery = WebhookRequest {
         method: parts.method.as_str().to_owned(),
         query: parts.uri.query().unwrap_or_default().to_owned(),
@@ -69,116 +61,30 @@ pub async fn hook(State(app): State<Arc<AppState>>, Path(id): Path<String>, requ
             .collect(),
         body,
     };
-    let plugin = &loaded.plugin;
-    let scope = app.triggers.scope(&trigger.row.id, &loaded);
-    let output = match plugin.deliver(trigger.context.clone(), delivery, scope).await {
-        Ok(output) => output,
-        Err(error) => return call_failed(&app, &trigger, &error).await,
-    };
-    match output.value {
-        Ok(Delivery::Accepted(run)) => {
-            // The output waits for the committer outside any call slot: it
-            // counts against the same budget as bodies until it is stored.
-            let held = u32::try_from(run.size_bytes()).unwrap_or(u32::MAX);
-            let Ok(output_budget) = Arc::clone(&app.delivery_budget).try_acquire_many_owned(held) else {
-                return retry_later(StatusCode::SERVICE_UNAVAILABLE, "overloaded");
-            };
-            let received_at_ms = now_ms();
-            let mut events = Vec::with_capacity(run.events.len());
-            for event in run.events {
-                let Ok(id) = crate::ids::new_id("evt") else {
-                    return retry_later(StatusCode::SERVICE_UNAVAILABLE, "try again");
-                };
-                events.push(NewEvent {
-                    id,
-                    dedupe_key: event.dedupe_key,
-                    event_type: event.event_type,
-                    occurred_at_ms: event.occurred_at_ms.and_then(|ms| i64::try_from(ms).ok()),
-                    payload: event.payload,
-                    received_at_ms,
-                });
-            }
-            let commit = DeliveryCommit {
-                trigger_id: trigger.row.id.clone(),
-                plugin_version: plugin.label().to_owned(),
-                events,
-                fuel_used: output.fuel_used,
-                kv_writes: output.kv_writes,
-            };
-            match app.committer.commit(commit, output_budget).await {
-                Ok(outcome) => match run.response {
-                    Some(response) => connector_response(response),
-                    None => (StatusCode::OK, axum::Json(json!({ "stored": outcome.stored, "duplicates": outcome.duplicates })))
-                        .into_response(),
-                },
-                Err(StoreError::Busy) => retry_later(StatusCode::SERVICE_UNAVAILABLE, "storage busy"),
-                Err(StoreError::NotFound) => status_json(StatusCode::NOT_FOUND, "no enabled trigger at this URL"),
-                Err(error @ StoreError::Quota(_)) => {
-                    let failure = FailureRow {
-                        seq: 0,
-                        export: "deliver".into(),
-                        code: "kv-quota".into(),
-                        message: error.to_string(),
-                        log: String::new(),
-                        at_ms: now_ms(),
-                    };
-                    record(&app, &trigger, failure, 0).await;
-                    status_json(StatusCode::BAD_GATEWAY, "connector failed")
-                }
-                Err(error) => {
-                    tracing::error!(trigger = %trigger.row.id, %error, "commit failed");
-                    retry_later(StatusCode::SERVICE_UNAVAILABLE, "storage unavailable")
-                }
-            }
+    respond(app.pipeline.deliver(&trigger, delivery).await)
+}
+
+/// The sender's answer to what became of its delivery.
+fn respond(outcome: Outcome) -> Response {
+    match outcome {
+        Outcome::Stored { response: Some(response), .. } | Outcome::Responded(response) => connector_response(response),
+        Outcome::Stored { stored, duplicates, response: None } => {
+            (StatusCode::OK, axum::Json(json!({ "stored": stored, "duplicates": duplicates }))).into_response()
         }
-        Ok(Delivery::Rejected(reason)) => {
-            tracing::info!(trigger = %trigger.row.id, %reason, "delivery rejected");
-            tally(&app, &trigger, Tally::Rejected, output.fuel_used).await;
-            status_json(StatusCode::UNAUTHORIZED, "delivery rejected")
+        Outcome::Rejected => status_json(StatusCode::UNAUTHORIZED, "delivery rejected"),
+        Outcome::ConnectorFailed(error) => match error.code {
+            _ if error.retryable => retry_later(StatusCode::SERVICE_UNAVAILABLE, "connector asked for a retry"),
+            ErrorCode::BadRequest => status_json(StatusCode::BAD_REQUEST, "bad request"),
+            ErrorCode::Unauthorized => status_json(StatusCode::UNAUTHORIZED, "delivery rejected"),
+            ErrorCode::RateLimited => retry_later(StatusCode::TOO_MANY_REQUESTS, "rate limited"),
+            _ => status_json(StatusCode::BAD_GATEWAY, "connector failed"),
+        },
+        Outcome::CallFailed(CallErrorKind::Overloaded(_) | CallErrorKind::Host(_)) => {
+            retry_later(StatusCode::SERVICE_UNAVAILABLE, "overloaded")
         }
-        Ok(Delivery::Responded(response)) => {
-            if let Err(error) = app.store.commit_kv(&output.kv_writes).await {
-                tracing::warn!(trigger = %trigger.row.id, %error, "cannot store a handshake's kv writes");
-                return retry_later(StatusCode::SERVICE_UNAVAILABLE, "storage unavailable");
-            }
-            tally(&app, &trigger, Tally::Answered, output.fuel_used).await;
-            connector_response(response)
-        }
-        Err(error) => connector_failed(&app, &trigger, &error, &output.log.text, output.fuel_used).await,
-    }
-}
-
-async fn tally(app: &AppState, trigger: &LiveTrigger, tally: Tally, fuel: u64) {
-    if let Err(error) = app.store.tally(&trigger.row.id, tally, fuel).await {
-        tracing::warn!(trigger = %trigger.row.id, %error, "cannot update stats");
-    }
-}
-
-async fn record(app: &AppState, trigger: &LiveTrigger, failure: FailureRow, fuel: u64) {
-    if let Err(error) = app.store.record_failure(&trigger.row.id, &failure, fuel, true).await {
-        tracing::warn!(trigger = %trigger.row.id, %error, "cannot record failure");
-    }
-}
-
-/// A sandbox failure: recorded, answered with a clean status.
-async fn call_failed(app: &AppState, trigger: &LiveTrigger, error: &CallError) -> Response {
-    tracing::warn!(trigger = %trigger.row.id, %error, "delivery failed in the connector");
-    record(app, trigger, call_failure(error), error.fuel_used).await;
-    match error.kind {
-        CallErrorKind::Overloaded(_) | CallErrorKind::Host(_) => retry_later(StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
-        _ => status_json(StatusCode::BAD_GATEWAY, "connector failed"),
-    }
-}
-
-/// A connector error returned on purpose.
-async fn connector_failed(app: &AppState, trigger: &LiveTrigger, error: &ConnectorError, log: &str, fuel: u64) -> Response {
-    record(app, trigger, connector_failure("deliver", error, log), fuel).await;
-    match error.code {
-        _ if error.retryable => retry_later(StatusCode::SERVICE_UNAVAILABLE, "connector asked for a retry"),
-        ErrorCode::BadRequest => status_json(StatusCode::BAD_REQUEST, "bad request"),
-        ErrorCode::Unauthorized => status_json(StatusCode::UNAUTHORIZED, "delivery rejected"),
-        ErrorCode::RateLimited => retry_later(StatusCode::TOO_MANY_REQUESTS, "rate limited"),
-        _ => status_json(StatusCode::BAD_GATEWAY, "connector failed"),
+        Outcome::CallFailed(_) | Outcome::OutputRefused => status_json(StatusCode::BAD_GATEWAY, "connector failed"),
+        Outcome::Unavailable(why) => retry_later(StatusCode::SERVICE_UNAVAILABLE, why),
+        Outcome::Gone => status_json(StatusCode::NOT_FOUND, "no enabled trigger at this URL"),
     }
 }
 

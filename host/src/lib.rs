@@ -7,13 +7,17 @@
 //! - [`secrets`]: secrets sealed at rest, and a type that never prints them.
 
 pub mod api;
+pub mod app;
 pub(crate) mod bindings;
 pub mod capabilities;
 pub mod cli;
 pub mod config;
 pub mod contract;
+pub(crate) mod data_dir;
+pub mod failures;
 pub mod ids;
 pub mod ingress;
+pub mod pipeline;
 pub(crate) mod private_file;
 pub mod registry;
 pub mod runtime;

@@ -1,6 +1,5 @@
-//! The HTTP server: shared state, the router, and `serve`.
+//! The HTTP server: the router over the shared state, and `serve`.
 
-mod data_dir;
 mod listener;
 mod stall;
 
@@ -13,73 +12,11 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-use crate::api::{self, AdminToken};
-use crate::capabilities::Backends;
-use crate::capabilities::http::{Outbound, SystemResolver};
-use crate::config::{IngressSettings, Settings};
-use crate::ingress::{self, Committer};
-use crate::registry::Registry;
-use crate::runtime::{Runtime, RuntimeConfig};
-use crate::store::Store;
-use crate::triggers::Triggers;
-
-/// Everything a request handler may need.
-#[derive(Debug)]
-pub struct AppState {
-    /// The database.
-    pub store: Store,
-    /// Plugins and versions.
-    pub registry: Arc<Registry>,
-    /// Trigger lifecycle and the live table.
-    pub triggers: Arc<Triggers>,
-    /// Group commit of delivered events.
-    pub committer: Committer,
-    /// The admin API's bearer token.
-    pub admin_token: AdminToken,
-    /// Webhook ingress limits.
-    pub ingress: IngressSettings,
-    /// Bytes ingress may hold at once across all deliveries: request bodies
-    /// being read or called, and connector output waiting for its commit.
-    pub delivery_budget: Arc<tokio::sync::Semaphore>,
-}
-
-impl AppState {
-    /// Opens the store, loads plugins and enabled triggers, starts the committer.
-    pub async fn open(settings: &Settings, public_url: String, admin_token: String) -> anyhow::Result<AppState> {
-        let store = Store::open(&settings.database_url, settings.busy_timeout)
-            .await
-            .with_context(|| format!("opening {}", settings.database_url))?;
-        let resolver = SystemResolver::with_table(settings.outbound.resolve.clone());
-        let backends = Backends {
-            kv: Some(Arc::new(store.clone())),
-            outbound: Some(Arc::new(Outbound::new(Arc::new(resolver)).context("outbound TLS settings")?)),
-        };
-        let config = RuntimeConfig {
-            default_limits: settings.limits.clone(),
-            max_concurrent_calls: settings.concurrent_calls.0,
-            max_concurrent_calls_per_plugin: settings.concurrent_calls.1,
-            outbound_connections_per_plugin: settings.outbound.connections_per_plugin,
-            ..RuntimeConfig::default()
-        };
-        let runtime = Runtime::with_backends(config, backends)?;
-        let registry = Arc::new(Registry::open(runtime, store.clone(), &settings.data_dir).await?);
-        let secrets = data_dir::secret_box(&settings.secret_key_file)?;
-        let triggers = Arc::new(
-            Triggers::open(store.clone(), Arc::clone(&registry), public_url, settings.limits.clone(), secrets).await?,
-        );
-        Ok(AppState {
-            committer: Committer::start(store.clone()),
-            store,
-            registry,
-            triggers,
-            admin_token: AdminToken::new(&admin_token),
-            delivery_budget: Arc::new(tokio::sync::Semaphore::new(
-                settings.ingress.max_buffered_bytes.min(tokio::sync::Semaphore::MAX_PERMITS),
-            )),
-            ingress: settings.ingress.clone(),
-        })
-    }
-}
+use crate::api;
+use crate::app::AppState;
+use crate::config::Settings;
+use crate::data_dir;
+use crate::ingress;
 
 /// The whole HTTP surface, separate from any socket so tests can drive it.
 pub fn app(state: Arc<AppState>) -> Router {

@@ -2,6 +2,7 @@
 //! Multi-row changes run in transactions; migrations are embedded and run
 //! at start.
 
+mod committer;
 mod events;
 mod kv;
 mod paging;
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
+pub use committer::Committer;
 pub use events::{CommitOutcome, DeliveryCommit, EventRow, NewEvent};
 pub use kv::KvEntryView;
 pub use plugins::{PluginRow, PluginVersionRow, VersionInsert};

@@ -8,9 +8,10 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::contract::{ConnectorError, Strategy, TriggerContext};
+use crate::contract::{Strategy, TriggerContext};
+use crate::failures::{call_failure, connector_failure};
 use crate::registry::{ConfigProblem, LoadedPlugin, Registry, RegistryError};
-use crate::runtime::{CallError, CallScope, Limits};
+use crate::runtime::{CallScope, Limits};
 use crate::secrets::{SecretBox, SecretError};
 
 mod sealed;
@@ -487,30 +488,6 @@ impl Triggers {
 
     async fn record(&self, id: &str, failure: FailureRow, fuel: u64) -> Result<(), StoreError> {
         self.store.record_failure(id, &failure, fuel, false).await
-    }
-}
-
-/// The record of a call the sandbox stopped (a trap, a limit hit, overload).
-pub fn call_failure(error: &CallError) -> FailureRow {
-    FailureRow {
-        seq: 0,
-        export: error.export.into(),
-        code: error.kind.code().into(),
-        message: error.kind.to_string(),
-        log: error.log.text.clone(),
-        at_ms: now_ms(),
-    }
-}
-
-/// The record of an error a connector returned from `export`.
-pub fn connector_failure(export: &str, error: &ConnectorError, log: &str) -> FailureRow {
-    FailureRow {
-        seq: 0,
-        export: export.into(),
-        code: error.code.as_str().into(),
-        message: error.message.clone(),
-        log: log.into(),
-        at_ms: now_ms(),
     }
 }
 

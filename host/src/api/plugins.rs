@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::{ApiError, ApiJson};
 use crate::capabilities::grant::{Allowance, Grant, LimitOverrides, Origin};
-use crate::server::AppState;
+use crate::app::AppState;
 use crate::store::{PluginRow, PluginVersionRow};
 
 /// `POST /api/v1/plugins` with the component as the body.

@@ -10,7 +10,7 @@ use serde_json::value::RawValue;
 use serde_json::json;
 
 use super::{ApiError, ApiJson};
-use crate::server::AppState;
+use crate::app::AppState;
 use crate::store::{EventRow, TriggerPatch};
 use crate::triggers::CreateTrigger;
 

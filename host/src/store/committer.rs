@@ -5,7 +5,7 @@
 
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
-use crate::store::{CommitOutcome, DeliveryCommit, Store, StoreError};
+use super::{CommitOutcome, DeliveryCommit, Store, StoreError};
 
 /// Deliveries per transaction at most.
 const MAX_BATCH: usize = 256;

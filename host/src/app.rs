@@ -1,0 +1,104 @@
+//! The state every request handler shares: the store, the registry, the
+//! triggers, the delivery pipeline and the admin token, opened from the
+//! settings. The server routes to handlers over it; the handlers (`api`,
+//! `ingress`) depend on it, never on the server.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+use triggerhost_sdk::signature::constant_time_eq;
+
+use crate::capabilities::Backends;
+use crate::capabilities::http::{Outbound, SystemResolver};
+use crate::config::{IngressSettings, Settings};
+use crate::data_dir;
+use crate::pipeline::Pipeline;
+use crate::registry::Registry;
+use crate::runtime::{Runtime, RuntimeConfig};
+use crate::store::{Committer, Store};
+use crate::triggers::Triggers;
+
+/// Everything a request handler may need.
+#[derive(Debug)]
+pub struct AppState {
+    /// The database.
+    pub store: Store,
+    /// Plugins and versions.
+    pub registry: Arc<Registry>,
+    /// Trigger lifecycle and the live table.
+    pub triggers: Arc<Triggers>,
+    /// Deliveries from call to commit.
+    pub pipeline: Pipeline,
+    /// The admin API's bearer token.
+    pub admin_token: AdminToken,
+    /// Webhook ingress limits.
+    pub ingress: IngressSettings,
+    /// Bytes ingress may hold at once across all deliveries: request bodies
+    /// being read or called, and connector output waiting for its commit.
+    pub delivery_budget: Arc<Semaphore>,
+}
+
+impl AppState {
+    /// Opens the store, loads plugins and enabled triggers, starts the committer.
+    pub async fn open(settings: &Settings, public_url: String, admin_token: String) -> anyhow::Result<AppState> {
+        let store = Store::open(&settings.database_url, settings.busy_timeout)
+            .await
+            .with_context(|| format!("opening {}", settings.database_url))?;
+        let resolver = SystemResolver::with_table(settings.outbound.resolve.clone());
+        let backends = Backends {
+            kv: Some(Arc::new(store.clone())),
+            outbound: Some(Arc::new(Outbound::new(Arc::new(resolver)).context("outbound TLS settings")?)),
+        };
+        let config = RuntimeConfig {
+            default_limits: settings.limits.clone(),
+            max_concurrent_calls: settings.concurrent_calls.0,
+            max_concurrent_calls_per_plugin: settings.concurrent_calls.1,
+            outbound_connections_per_plugin: settings.outbound.connections_per_plugin,
+            ..RuntimeConfig::default()
+        };
+        let runtime = Runtime::with_backends(config, backends)?;
+        let registry = Arc::new(Registry::open(runtime, store.clone(), &settings.data_dir).await?);
+        let secrets = data_dir::secret_box(&settings.secret_key_file)?;
+        let triggers = Arc::new(
+            Triggers::open(store.clone(), Arc::clone(&registry), public_url, settings.limits.clone(), secrets).await?,
+        );
+        let delivery_budget =
+            Arc::new(Semaphore::new(settings.ingress.max_buffered_bytes.min(Semaphore::MAX_PERMITS)));
+        let committer = Committer::start(store.clone());
+        Ok(AppState {
+            pipeline: Pipeline::new(store.clone(), committer, Arc::clone(&triggers), Arc::clone(&delivery_budget)),
+            store,
+            registry,
+            triggers,
+            admin_token: AdminToken::new(&admin_token),
+            delivery_budget,
+            ingress: settings.ingress.clone(),
+        })
+    }
+}
+
+/// The admin API's bearer token, kept only as its SHA-256 digest.
+#[derive(Clone)]
+pub struct AdminToken([u8; 32]);
+
+impl AdminToken {
+    /// Keeps the digest of `token`.
+    pub fn new(token: &str) -> Self {
+        AdminToken(Sha256::digest(token.as_bytes()).into())
+    }
+
+    /// Whether `presented` is the token. Digests of equal length are
+    /// compared in constant time, so neither where the tokens differ nor
+    /// how long the real one is shows in the timing.
+    pub fn matches(&self, presented: &str) -> bool {
+        constant_time_eq(&Sha256::digest(presented.as_bytes()), &self.0)
+    }
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(<redacted>)")
+    }
+}

@@ -1,0 +1,158 @@
+//! One delivery pipeline, with no HTTP in it: resolve the trigger's plugin,
+//! call it in the sandbox, turn its output into events, commit them with
+//! the call's kv writes and stats through the group committer, and record
+//! what failed. Ingress maps the [`Outcome`] to a status.
+
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
+use crate::contract::{ConnectorError, Delivery, HttpResponse, RunOutput, WebhookRequest};
+use crate::failures::{call_failure, commit_failure, connector_failure};
+use crate::runtime::CallErrorKind;
+use crate::store::{Committer, DeliveryCommit, FailureRow, NewEvent, Store, StoreError, Tally, now_ms};
+use crate::triggers::{LiveTrigger, Triggers};
+
+/// What became of one delivery.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The events are durably stored, with the call's kv writes and stats.
+    Stored {
+        /// New events.
+        stored: usize,
+        /// Events dropped as redeliveries.
+        duplicates: usize,
+        /// The connector's own response for the sender, if any.
+        response: Option<HttpResponse>,
+    },
+    /// `verify` rejected the delivery.
+    Rejected,
+    /// The connector answered the sender itself (a handshake).
+    Responded(HttpResponse),
+    /// The connector returned an error; it is recorded on the trigger.
+    ConnectorFailed(ConnectorError),
+    /// The sandbox stopped the call; it is recorded on the trigger.
+    CallFailed(CallErrorKind),
+    /// The output broke a store rule (the kv quota); recorded.
+    OutputRefused,
+    /// Not now, nothing recorded: the host is overloaded, the store busy or
+    /// the connector not loaded.
+    Unavailable(&'static str),
+    /// The trigger was deleted meanwhile.
+    Gone,
+}
+
+/// The pipeline, shared by every delivery.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    store: Store,
+    committer: Committer,
+    triggers: Arc<Triggers>,
+    /// Bytes held at once by deliveries: bodies, and outputs waiting for
+    /// their commit.
+    budget: Arc<Semaphore>,
+}
+
+impl Pipeline {
+    /// A pipeline committing through `committer`, holding outputs against `budget`.
+    pub fn new(store: Store, committer: Committer, triggers: Arc<Triggers>, budget: Arc<Semaphore>) -> Self {
+        Pipeline { store, committer, triggers, budget }
+    }
+
+    /// Handles one webhook delivery: `verify`, then `run`, then the commit.
+    pub async fn deliver(&self, trigger: &LiveTrigger, request: WebhookRequest) -> Outcome {
+        let registry = self.triggers.registry();
+        let Ok(loaded) = registry.resolve(&trigger.row.plugin, trigger.row.plugin_version.as_deref()) else {
+            return Outcome::Unavailable("connector unavailable");
+        };
+        let scope = self.triggers.scope(&trigger.row.id, &loaded);
+        let output = match loaded.plugin.deliver(trigger.context.clone(), request, scope).await {
+            Ok(output) => output,
+            Err(error) => {
+                tracing::warn!(trigger = %trigger.row.id, %error, "delivery failed in the connector");
+                self.record(trigger, call_failure(&error), error.fuel_used).await;
+                return Outcome::CallFailed(error.kind);
+            }
+        };
+        match output.value {
+            Ok(Delivery::Accepted(run)) => {
+                let commit = DeliveryCommit {
+                    trigger_id: trigger.row.id.clone(),
+                    plugin_version: loaded.plugin.label().to_owned(),
+                    events: Vec::new(),
+                    fuel_used: output.fuel_used,
+                    kv_writes: output.kv_writes,
+                };
+                self.commit(trigger, commit, run).await
+            }
+            Ok(Delivery::Rejected(reason)) => {
+                tracing::info!(trigger = %trigger.row.id, %reason, "delivery rejected");
+                self.tally(trigger, Tally::Rejected, output.fuel_used).await;
+                Outcome::Rejected
+            }
+            Ok(Delivery::Responded(response)) => {
+                if let Err(error) = self.store.commit_kv(&output.kv_writes).await {
+                    tracing::warn!(trigger = %trigger.row.id, %error, "cannot store a handshake's kv writes");
+                    return Outcome::Unavailable("storage unavailable");
+                }
+                self.tally(trigger, Tally::Answered, output.fuel_used).await;
+                Outcome::Responded(response)
+            }
+            Err(error) => {
+                self.record(trigger, connector_failure("deliver", &error, &output.log.text), output.fuel_used).await;
+                Outcome::ConnectorFailed(error)
+            }
+        }
+    }
+
+    /// Commits a run's events (with the call's kv writes and stats, in
+    /// `commit`) in one transaction.
+    async fn commit(&self, trigger: &LiveTrigger, mut commit: DeliveryCommit, run: RunOutput) -> Outcome {
+        // The output waits for the committer outside any call slot: it
+        // counts against the same budget as bodies until it is stored.
+        let held = u32::try_from(run.size_bytes()).unwrap_or(u32::MAX);
+        let Ok(output_budget) = Arc::clone(&self.budget).try_acquire_many_owned(held) else {
+            return Outcome::Unavailable("overloaded");
+        };
+        let received_at_ms = now_ms();
+        commit.events.reserve(run.events.len());
+        for event in run.events {
+            let Ok(id) = crate::ids::new_id("evt") else {
+                return Outcome::Unavailable("try again");
+            };
+            commit.events.push(NewEvent {
+                id,
+                dedupe_key: event.dedupe_key,
+                event_type: event.event_type,
+                occurred_at_ms: event.occurred_at_ms.and_then(|ms| i64::try_from(ms).ok()),
+                payload: event.payload,
+                received_at_ms,
+            });
+        }
+        match self.committer.commit(commit, output_budget).await {
+            Ok(stored) => Outcome::Stored { stored: stored.stored, duplicates: stored.duplicates, response: run.response },
+            Err(StoreError::Busy) => Outcome::Unavailable("storage busy"),
+            Err(StoreError::NotFound) => Outcome::Gone,
+            Err(error @ StoreError::Quota(_)) => {
+                self.record(trigger, commit_failure("deliver", error.to_string()), 0).await;
+                Outcome::OutputRefused
+            }
+            Err(error) => {
+                tracing::error!(trigger = %trigger.row.id, %error, "commit failed");
+                Outcome::Unavailable("storage unavailable")
+            }
+        }
+    }
+
+    async fn tally(&self, trigger: &LiveTrigger, tally: Tally, fuel: u64) {
+        if let Err(error) = self.store.tally(&trigger.row.id, tally, fuel).await {
+            tracing::warn!(trigger = %trigger.row.id, %error, "cannot update stats");
+        }
+    }
+
+    async fn record(&self, trigger: &LiveTrigger, failure: FailureRow, fuel: u64) {
+        if let Err(error) = self.store.record_failure(&trigger.row.id, &failure, fuel, true).await {
+            tracing::warn!(trigger = %trigger.row.id, %error, "cannot record failure");
+        }
+    }
+}
