@@ -29,9 +29,10 @@
 //! ```
 //!
 //! Without the default `guest` feature only the pure helpers are built:
-//! [`naming`], [`schema`] and [`signature`].
+//! [`naming`], [`polling`] (its strategies), [`schema`] and [`signature`].
 
 pub mod naming;
+pub mod polling;
 pub mod schema;
 pub mod signature;
 

@@ -42,6 +42,8 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/triggers/{id}/stats", get(triggers::stats))
         .route("/triggers/{id}/failures", get(triggers::failures))
         .route("/triggers/{id}/kv", get(triggers::kv))
+        .route("/triggers/{id}/poll", post(triggers::poll))
+        .route("/triggers/{id}/health", get(triggers::health))
         .fallback(|| async { ApiError::not_found("no such API route") })
         .layer(middleware::from_fn_with_state(state, require_admin))
 }

@@ -15,6 +15,7 @@ use crate::capabilities::http::{Outbound, SystemResolver};
 use crate::config::{IngressSettings, Settings};
 use crate::data_dir;
 use crate::pipeline::Pipeline;
+use crate::poller::{self, NextPolls, PollerSettings};
 use crate::registry::Registry;
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::store::{Committer, Store};
@@ -29,8 +30,10 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// Trigger lifecycle and the live table.
     pub triggers: Arc<Triggers>,
-    /// Deliveries from call to commit.
+    /// Deliveries and polls from call to commit.
     pub pipeline: Pipeline,
+    /// When each polling trigger polls next.
+    pub next_polls: NextPolls,
     /// The admin API's bearer token.
     pub admin_token: AdminToken,
     /// Webhook ingress limits.
@@ -67,8 +70,11 @@ impl AppState {
         let delivery_budget =
             Arc::new(Semaphore::new(settings.ingress.max_buffered_bytes.min(Semaphore::MAX_PERMITS)));
         let committer = Committer::start(store.clone());
+        let pipeline = Pipeline::new(store.clone(), committer, Arc::clone(&triggers), Arc::clone(&delivery_budget));
+        let next_polls = poller::start(Arc::clone(&triggers), pipeline.clone(), store.clone(), PollerSettings::default());
         Ok(AppState {
-            pipeline: Pipeline::new(store.clone(), committer, Arc::clone(&triggers), Arc::clone(&delivery_budget)),
+            pipeline,
+            next_polls,
             store,
             registry,
             triggers,

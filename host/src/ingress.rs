@@ -28,7 +28,8 @@ const RETRY_AFTER_SECS: &str = "1";
 
 /// Handles one delivery.
 pub async fn hook(State(app): State<Arc<AppState>>, Path(id): Path<String>, request: Request<Body>) -> Response {
-    let Some(trigger) = app.triggers.live(&id) else {
+    // A polling trigger takes no deliveries: its URL is not a webhook.
+    let Some(trigger) = app.triggers.live(&id).filter(|t| !t.is_polling()) else {
         return status_json(StatusCode::NOT_FOUND, "no enabled trigger at this URL");
     };
     if !trigger.admit(app.ingress.rate_per_second, app.ingress.burst) {

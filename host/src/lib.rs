@@ -18,6 +18,7 @@ pub mod failures;
 pub mod ids;
 pub mod ingress;
 pub mod pipeline;
+pub mod poller;
 pub(crate) mod private_file;
 pub mod registry;
 pub mod runtime;

@@ -1,16 +1,18 @@
 //! One delivery pipeline, with no HTTP in it: resolve the trigger's plugin,
 //! call it in the sandbox, turn its output into events, commit them with
-//! the call's kv writes and stats through the group committer, and record
-//! what failed. Ingress maps the [`Outcome`] to a status.
+//! the call's kv writes and stats (for a poll, its cursor and poll state)
+//! through the group committer, and record what failed. Ingress maps the
+//! [`Outcome`] to a status, the poller to its next tick.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::sync::Semaphore;
 
-use crate::contract::{ConnectorError, Delivery, HttpResponse, RunOutput, WebhookRequest};
+use crate::contract::{ConnectorError, Delivery, HttpResponse, PollTick, RunInput, RunOutput, WebhookRequest};
 use crate::failures::{call_failure, commit_failure, connector_failure};
 use crate::runtime::CallErrorKind;
-use crate::store::{Committer, DeliveryCommit, FailureRow, NewEvent, Store, StoreError, Tally, now_ms};
+use crate::store::{Committer, DeliveryCommit, FailureRow, NewEvent, PollRecord, Store, StoreError, Tally, now_ms};
 use crate::triggers::{LiveTrigger, Triggers};
 
 /// What became of one delivery.
@@ -82,6 +84,7 @@ impl Pipeline {
                     events: Vec::new(),
                     fuel_used: output.fuel_used,
                     kv_writes: output.kv_writes,
+                    poll: None,
                 };
                 self.commit(trigger, commit, run).await
             }
@@ -102,6 +105,71 @@ impl Pipeline {
                 self.record(trigger, connector_failure("deliver", &error, &output.log.text), output.fuel_used).await;
                 Outcome::ConnectorFailed(error)
             }
+        }
+    }
+
+    /// Runs one poll: `run` with a tick carrying the last success, then its
+    /// events, kv writes (the cursor) and poll state in one transaction. A
+    /// failed poll stores nothing but its failure and poll state.
+    pub async fn poll(&self, trigger: &LiveTrigger) -> Outcome {
+        let _turn = trigger.poll_turn().await;
+        let (at_ms, started) = (now_ms(), Instant::now());
+        let last_success = match self.store.poll_state(&trigger.row.id).await {
+            Ok(state) => state.last_success_at_ms,
+            Err(StoreError::Busy) => return Outcome::Unavailable("storage busy"),
+            Err(_) => return Outcome::Unavailable("storage unavailable"),
+        };
+        let Ok(loaded) = self.triggers.registry().resolve(&trigger.row.plugin, trigger.row.plugin_version.as_deref())
+        else {
+            return Outcome::Unavailable("connector unavailable");
+        };
+        let tick = PollTick {
+            scheduled_at_ms: u64::try_from(at_ms).unwrap_or(0),
+            last_success_at_ms: last_success.and_then(|ms| u64::try_from(ms).ok()),
+        };
+        let scope = self.triggers.scope(&trigger.row.id, &loaded);
+        let result = loaded.plugin.run(trigger.context.clone(), RunInput::Poll(tick), scope).await;
+        let record = |started: Instant| PollRecord {
+            at_ms,
+            duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+        };
+        let output = match result {
+            Ok(output) => output,
+            Err(error) => {
+                self.record_poll_failure(trigger, call_failure(&error), error.fuel_used, record(started)).await;
+                return Outcome::CallFailed(error.kind);
+            }
+        };
+        let run = match output.value {
+            Ok(run) => run,
+            Err(error) => {
+                let failure = connector_failure("poll", &error, &output.log.text);
+                self.record_poll_failure(trigger, failure, output.fuel_used, record(started)).await;
+                return Outcome::ConnectorFailed(error);
+            }
+        };
+        let commit = DeliveryCommit {
+            trigger_id: trigger.row.id.clone(),
+            plugin_version: loaded.plugin.label().to_owned(),
+            events: Vec::new(),
+            fuel_used: output.fuel_used,
+            kv_writes: output.kv_writes,
+            poll: Some(record(started)),
+        };
+        let outcome = self.commit(trigger, commit, run).await;
+        if matches!(outcome, Outcome::OutputRefused) {
+            let _ = self.store.record_poll_failure(&trigger.row.id, record(started), "kv quota").await;
+        }
+        outcome
+    }
+
+    async fn record_poll_failure(&self, trigger: &LiveTrigger, failure: FailureRow, fuel: u64, poll: PollRecord) {
+        let message = format!("{}: {}", failure.code, failure.message);
+        if let Err(error) = self.store.record_failure(&trigger.row.id, &failure, fuel, false).await {
+            tracing::warn!(trigger = %trigger.row.id, %error, "cannot record failure");
+        }
+        if let Err(error) = self.store.record_poll_failure(&trigger.row.id, poll, &message).await {
+            tracing::warn!(trigger = %trigger.row.id, %error, "cannot record poll state");
         }
     }
 

@@ -7,6 +7,7 @@ mod events;
 mod kv;
 mod paging;
 mod plugins;
+mod polls;
 mod stats;
 mod triggers;
 
@@ -18,6 +19,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 pub use committer::Committer;
 pub use events::{CommitOutcome, DeliveryCommit, EventRow, NewEvent};
 pub use kv::KvEntryView;
+pub use polls::{PollRecord, PollState};
 pub use plugins::{PluginRow, PluginVersionRow, VersionInsert};
 pub use stats::{FailureRow, StatsRow, Tally};
 pub use triggers::{TriggerPatch, TriggerRow};

@@ -137,6 +137,9 @@ pub struct LiveTrigger {
     /// Shared with the trigger's earlier and later live entries: patching,
     /// disabling and enabling do not refill it.
     bucket: Arc<Mutex<TokenBucket>>,
+    /// Held by the poll running for this trigger, across live entries too:
+    /// at most one poll at a time, whoever starts it.
+    poll_turn: Arc<tokio::sync::Mutex<()>>,
 }
 
 #[derive(Debug)]
@@ -146,6 +149,16 @@ struct TokenBucket {
 }
 
 impl LiveTrigger {
+    /// Whether the trigger polls (webhooks are not delivered to it).
+    pub fn is_polling(&self) -> bool {
+        self.row.poll_interval_s.is_some()
+    }
+
+    /// Waits for the trigger's turn to poll.
+    pub async fn poll_turn(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        Arc::clone(&self.poll_turn).lock_owned().await
+    }
+
     /// Takes one delivery's token from the trigger's rate limit.
     pub fn admit(&self, rate_per_second: u32, burst: u32) -> bool {
         let mut bucket = self.bucket.lock().unwrap_or_else(|p| p.into_inner());
@@ -173,6 +186,10 @@ pub struct Triggers {
     live: RwLock<HashMap<String, Arc<LiveTrigger>>>,
     /// Each trigger's rate bucket, kept for as long as the trigger exists.
     buckets: Mutex<HashMap<String, Arc<Mutex<TokenBucket>>>>,
+    /// Each trigger's poll lock, kept for as long as the trigger exists.
+    poll_turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Told the id of every trigger that goes live or dark (the poller).
+    watchers: Mutex<Vec<tokio::sync::mpsc::UnboundedSender<String>>>,
     /// One lock per trigger: enable, disable, patch and delete of a trigger
     /// run one at a time, so a slow `on-enable` cannot finish after a
     /// disable and bring the trigger back.
@@ -199,6 +216,8 @@ impl Triggers {
             secrets,
             live: RwLock::default(),
             buckets: Mutex::default(),
+            poll_turns: Mutex::default(),
+            watchers: Mutex::default(),
             lifecycle: Mutex::default(),
         };
         for mut row in triggers.store.list_triggers().await? {
@@ -258,19 +277,46 @@ impl Triggers {
         Arc::clone(bucket)
     }
 
+    /// Ids of triggers as they go live (enabled, patched) or dark
+    /// (disabled, deleted, failed).
+    pub fn watch(&self) -> tokio::sync::mpsc::UnboundedReceiver<String> {
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        self.watchers.lock().unwrap_or_else(|p| p.into_inner()).push(sender);
+        receiver
+    }
+
+    /// Every enabled trigger.
+    pub fn all_live(&self) -> Vec<Arc<LiveTrigger>> {
+        self.live.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+    }
+
+    fn changed(&self, id: &str) {
+        self.watchers.lock().unwrap_or_else(|p| p.into_inner()).retain(|w| w.send(id.to_owned()).is_ok());
+    }
+
+    fn poll_turn(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut turns = self.poll_turns.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(turns.entry(id.to_owned()).or_default())
+    }
+
     fn forget(&self, id: &str) {
+        self.poll_turns.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
         self.buckets.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
         self.lifecycle.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
     }
 
     fn go_live(&self, row: TriggerRow) -> Result<(), SecretError> {
-        let live = LiveTrigger { context: self.context(&row)?, bucket: self.bucket(&row.id), row };
-        self.live.write().unwrap_or_else(|p| p.into_inner()).insert(live.row.id.clone(), Arc::new(live));
+        let live =
+            LiveTrigger { context: self.context(&row)?, bucket: self.bucket(&row.id), poll_turn: self.poll_turn(&row.id), row };
+        let id = live.row.id.clone();
+        self.live.write().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), Arc::new(live));
+        self.changed(&id);
         Ok(())
     }
 
     fn go_dark(&self, id: &str) {
         self.live.write().unwrap_or_else(|p| p.into_inner()).remove(id);
+        self.changed(id);
     }
 
     /// The API view of a row.

@@ -11,6 +11,7 @@ use serde_json::json;
 
 use super::{ApiError, ApiJson};
 use crate::app::AppState;
+use crate::pipeline::Outcome;
 use crate::store::{EventRow, TriggerPatch};
 use crate::triggers::CreateTrigger;
 
@@ -222,4 +223,84 @@ pub async fn kv(
     app.triggers.get(&id).await?;
     let entries = app.store.kv_entries(&id, query.values).await?;
     Ok(axum::Json(json!({ "entries": entries })))
+}
+
+/// `POST /api/v1/triggers/{id}/poll` body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollNow {
+    /// Forget the cursor first: the poll starts from a new baseline.
+    #[serde(default)]
+    reset: bool,
+}
+
+/// `POST /api/v1/triggers/{id}/poll`: polls an enabled polling trigger now
+/// (after the poll in flight, if any) and answers with what it stored.
+pub async fn poll(
+    State(app): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> JsonResult {
+    // The body is optional: no body is `{}`.
+    let PollNow { reset } = if body.iter().all(u8::is_ascii_whitespace) {
+        PollNow::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("poll: {e}")))?
+    };
+    let row = app.triggers.get(&id).await?;
+    if row.poll_interval_s.is_none() {
+        return Err(ApiError::new(StatusCode::CONFLICT, "not-polling", "this trigger takes webhooks; it does not poll"));
+    }
+    let Some(live) = app.triggers.live(&id) else {
+        return Err(ApiError::new(StatusCode::CONFLICT, "not-enabled", "enable the trigger to poll it"));
+    };
+    if reset {
+        app.store.reset_poll(&id).await?;
+    }
+    let pipeline = app.pipeline.clone();
+    let outcome = to_completion(async move { pipeline.poll(&live).await }).await?;
+    match outcome {
+        Outcome::Stored { stored, duplicates, .. } => {
+            let limit = i64::try_from(stored).unwrap_or(i64::MAX).max(1);
+            let (events, _) = app.store.list_events(&id, limit, None, MAX_PAGE_BYTES).await?;
+            let events: Vec<_> = if stored == 0 { Vec::new() } else { events.into_iter().map(EventView::from).collect() };
+            Ok(axum::Json(json!({ "outcome": "stored", "stored": stored, "duplicates": duplicates, "events": events })))
+        }
+        Outcome::Unavailable(why) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", why)),
+        Outcome::Gone => Err(ApiError::not_found(format!("no trigger {id}"))),
+        other => {
+            let state = app.store.poll_state(&id).await?;
+            let code = match other {
+                Outcome::ConnectorFailed(_) => "connector-error",
+                Outcome::OutputRefused => "kv-quota",
+                _ => "call-failed",
+            };
+            Ok(axum::Json(json!({ "outcome": "failed", "code": code, "error": state.last_error })))
+        }
+    }
+}
+
+/// `GET /api/v1/triggers/{id}/health`: how polling goes.
+pub async fn health(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> JsonResult {
+    let row = app.triggers.get(&id).await?;
+    let state = app.store.poll_state(&id).await?;
+    let now = crate::store::now_ms();
+    let watermark_age_ms = state.last_success_at_ms.map(|at| now.saturating_sub(at));
+    Ok(axum::Json(json!({
+        "status": row.status,
+        "polling": row.poll_interval_s.is_some(),
+        "poll_interval_s": row.poll_interval_s,
+        "polls": state.polls,
+        "failures": state.failures,
+        "consecutive_failures": state.consecutive_failures,
+        "events": state.events,
+        "last_poll_at_ms": state.last_poll_at_ms,
+        "last_success_at_ms": state.last_success_at_ms,
+        "last_event_at_ms": state.last_event_at_ms,
+        "last_error": state.last_error,
+        "last_duration_ms": state.last_duration_ms,
+        "next_poll_at_ms": app.next_polls.get(&id),
+        "watermark_age_ms": watermark_age_ms,
+        "healthy": state.consecutive_failures == 0,
+    })))
 }

@@ -200,7 +200,9 @@ impl Grant {
     pub fn new(request: &CapabilityRequest, allowance: &Allowance) -> Grant {
         let mut grant = Grant::default();
         for requested in &request.outbound_hosts {
+            // `*` asks for whatever the operator allows, and gets exactly that.
             let covered: Vec<Origin> = match HostPattern::parse(requested) {
+                _ if requested == crate::contract::manifest::ANY_HOST => allowance.outbound.clone(),
                 Ok(pattern) => allowance
                     .outbound
                     .iter()
@@ -316,6 +318,17 @@ mod tests {
         assert!(grant.key_value);
         assert_eq!(grant.missing, ["outbound host hooks.slack.com"]);
         assert!(!grant.is_complete());
+    }
+
+    #[test]
+    fn a_request_for_any_host_gets_exactly_what_is_allowed() {
+        let grant = Grant::new(&request(&["*"], false), &Allowance::default());
+        assert!(grant.outbound.is_empty());
+        assert_eq!(grant.missing, ["outbound host *"]);
+        let allowance = Allowance { outbound: vec![origin("https://feeds.example.com")], ..Allowance::default() };
+        let grant = Grant::new(&request(&["*"], false), &allowance);
+        assert_eq!(shown(&grant), ["https://feeds.example.com:443"]);
+        assert!(grant.is_complete());
     }
 
     #[test]

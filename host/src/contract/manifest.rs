@@ -11,6 +11,9 @@ const MAX_DESCRIPTION_LEN: usize = 4 * 1024;
 const MAX_JSON_LEN: usize = 64 * 1024;
 /// Most triggers one connector may declare.
 const MAX_TRIGGERS: usize = 64;
+/// The request for any origin the operator allows.
+pub const ANY_HOST: &str = "*";
+
 /// Most outbound hosts one connector may request.
 const MAX_OUTBOUND_HOSTS: usize = 64;
 
@@ -109,9 +112,11 @@ impl Manifest {
             return;
         }
         for host in hosts {
-            if !is_host_pattern(host) {
+            // `*`: any origin the operator allows, for connectors whose
+            // host is in the integrator's config (a generic HTTP poller).
+            if host != ANY_HOST && !is_host_pattern(host) {
                 problems.push(format!(
-                    "outbound host {:?} must be a lower-case host name or *.domain, without scheme or port",
+                    "outbound host {:?} must be a lower-case host name, *.domain or *, without scheme or port",
                     truncate(host)
                 ));
             }

@@ -33,6 +33,8 @@ pub struct DeliveryCommit {
     pub fuel_used: u64,
     /// The key-value writes of the call, stored with its events or not at all.
     pub kv_writes: crate::capabilities::kv::KvWrites,
+    /// For a poll, what to record of it; `None` for a webhook delivery.
+    pub poll: Option<super::polls::PollRecord>,
 }
 
 /// What committing one delivery stored.
@@ -145,11 +147,15 @@ async fn commit_one(
             outcome.duplicates += 1;
         }
     }
+    // A poll is not a delivery received: it has its own counters.
+    let delivered = i64::from(delivery.poll.is_none());
     let updated = sqlx::query(
-        "UPDATE trigger_stats SET received = received + 1, accepted = accepted + 1,
+        "UPDATE trigger_stats SET received = received + ?, accepted = accepted + ?,
                 duplicates = duplicates + ?, fuel_used = fuel_used + ?
          WHERE trigger_id = ?",
     )
+    .bind(delivered)
+    .bind(delivered)
     .bind(to_i64(outcome.duplicates as u64))
     .bind(to_i64(delivery.fuel_used))
     .bind(&delivery.trigger_id)
@@ -157,6 +163,9 @@ async fn commit_one(
     .await?;
     if updated.rows_affected() == 0 {
         return Err(StoreError::NotFound);
+    }
+    if let Some(poll) = delivery.poll {
+        super::polls::record_success(conn, &delivery.trigger_id, poll, outcome.stored).await?;
     }
     Ok(outcome)
 }

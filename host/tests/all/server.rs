@@ -9,4 +9,5 @@ mod crash;
 mod failures;
 mod grants;
 mod lifecycle;
+mod polling;
 mod secrets;

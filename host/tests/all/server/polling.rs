@@ -1,0 +1,207 @@
+//! Polling over the real server: a feed on 127.0.0.1 whose content changes
+//! between polls, the http-json-poll connector, and every item emitted
+//! exactly once through shared timestamps, late items, edits, disable and
+//! enable, a restart, a reset and a failing feed.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode as AxumStatus;
+use axum::response::{IntoResponse, Response};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::host::{Host, spawn_host};
+
+/// Item times, in milliseconds (November 2023).
+const T0: u64 = 1_700_000_000_000;
+
+/// How the feed answers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Items,
+    Error,
+    Garbage,
+}
+
+#[derive(Clone)]
+struct Feed {
+    items: Arc<Mutex<Vec<Value>>>,
+    mode: Arc<Mutex<Mode>>,
+    url: String,
+    _server: Arc<tokio::task::JoinHandle<()>>,
+}
+
+impl Feed {
+    async fn start() -> Feed {
+        let items: Arc<Mutex<Vec<Value>>> = Arc::default();
+        let mode = Arc::new(Mutex::new(Mode::Items));
+        let app = axum::Router::new()
+            .route("/items", axum::routing::get(answer))
+            .with_state((Arc::clone(&items), Arc::clone(&mode)));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind feed");
+        let url = format!("http://127.0.0.1:{}", listener.local_addr().expect("address").port());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Feed { items, mode, url, _server: Arc::new(server) }
+    }
+
+    /// Adds an item `offset_ms` after [`T0`], newest first as feeds list them.
+    fn add(&self, id: &str, offset_ms: i64) {
+        let t = T0.saturating_add_signed(offset_ms);
+        self.items.lock().expect("feed").insert(0, json!({ "id": id, "t": t, "title": format!("item {id}") }));
+    }
+
+    fn edit(&self, id: &str, title: &str) {
+        for item in self.items.lock().expect("feed").iter_mut() {
+            if item["id"] == id {
+                item["title"] = json!(title);
+            }
+        }
+    }
+
+    fn set_mode(&self, mode: Mode) {
+        *self.mode.lock().expect("feed") = mode;
+    }
+}
+
+type FeedState = (Arc<Mutex<Vec<Value>>>, Arc<Mutex<Mode>>);
+
+async fn answer(State((items, mode)): State<FeedState>) -> Response {
+    let mode = *mode.lock().expect("feed");
+    match mode {
+        Mode::Items => axum::Json(json!({ "data": items.lock().expect("feed").clone() })).into_response(),
+        Mode::Error => (AxumStatus::INTERNAL_SERVER_ERROR, "feed down").into_response(),
+        Mode::Garbage => (AxumStatus::OK, "<html>not json").into_response(),
+    }
+}
+
+async fn setup(host: &Host, feed: &Feed, interval_s: u32) -> String {
+    host.upload_plugin("http_json_poll").await;
+    let allow = json!({ "outbound_hosts": [feed.url], "key_value": true });
+    assert_eq!(host.api(Method::PUT, "/plugins/http-json-poll/grants", Some(allow)).await.0, StatusCode::OK);
+    let config = json!({ "url": format!("{}/items", feed.url), "items_pointer": "/data", "time_field": "t", "lateness_ms": 10_000 });
+    let body = json!({ "plugin": "http-json-poll", "trigger": "new_item", "config": config, "poll_interval_s": interval_s });
+    let (status, created) = host.api(Method::POST, "/triggers", Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    created["id"].as_str().expect("id").to_owned()
+}
+
+async fn health(host: &Host, id: &str) -> Value {
+    let (status, health) = host.api(Method::GET, &format!("/triggers/{id}/health"), None).await;
+    assert_eq!(status, StatusCode::OK, "{health}");
+    health
+}
+
+/// Waits until the trigger has polled `polls` times.
+async fn polled(host: &Host, id: &str, polls: i64) -> Value {
+    for _ in 0..200 {
+        let health = health(host, id).await;
+        if health["polls"].as_i64() >= Some(polls) {
+            return health;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{id} did not poll {polls} times: {}", health(host, id).await);
+}
+
+async fn poll_now(host: &Host, id: &str, body: Option<Value>) -> Value {
+    let (status, answer) = host.api(Method::POST, &format!("/triggers/{id}/poll"), body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    answer
+}
+
+/// The ids of every event the trigger stored, oldest first.
+async fn emitted(host: &Host, id: &str) -> Vec<String> {
+    let mut ids: Vec<String> =
+        host.all_events(id).await.iter().map(|e| e["payload"]["id"].as_str().unwrap_or_default().to_owned()).collect();
+    ids.reverse();
+    ids
+}
+
+#[tokio::test]
+async fn each_item_is_emitted_once_across_shared_times_late_items_edits_disable_and_restart() {
+    let feed = Feed::start().await;
+    feed.add("a", 0);
+    feed.add("b", 0);
+    let host = spawn_host().await;
+    let id = setup(&host, &feed, 3600).await;
+    let (_, enabled) = host.api(Method::POST, &format!("/triggers/{id}/enable"), None).await;
+    assert_eq!(enabled["status"], "enabled", "{enabled}");
+
+    // Enabling polls once at once: a baseline, nothing old emitted.
+    let baseline = polled(&host, &id, 1).await;
+    assert_eq!((baseline["events"].as_i64(), baseline["consecutive_failures"].as_i64()), (Some(0), Some(0)), "{baseline}");
+    assert!(baseline["next_poll_at_ms"].as_i64() > baseline["last_poll_at_ms"].as_i64());
+    assert_eq!(host.deliver(&id, &[], b"{}").await.status(), StatusCode::NOT_FOUND, "a polling trigger takes no webhooks");
+
+    // c shares the watermark's timestamp, d is 5 s late: both are new.
+    feed.add("c", 0);
+    feed.add("d", -5_000);
+    let answer = poll_now(&host, &id, None).await;
+    assert_eq!(answer["stored"], 2, "{answer}");
+    assert_eq!(poll_now(&host, &id, None).await["stored"], 0);
+
+    // An edit is not a new item.
+    feed.edit("c", "edited");
+    assert_eq!(poll_now(&host, &id, None).await["stored"], 0);
+
+    // Items added while disabled are emitted once enabled again.
+    host.api(Method::POST, &format!("/triggers/{id}/disable"), None).await;
+    feed.add("e", 500);
+    host.api(Method::POST, &format!("/triggers/{id}/enable"), None).await;
+    assert_eq!(poll_now(&host, &id, None).await["stored"], 1);
+
+    // A restart keeps the cursor.
+    let host = host.restart().await;
+    assert_eq!(poll_now(&host, &id, None).await["stored"], 0);
+    feed.add("f", 1_000);
+    let answer = poll_now(&host, &id, None).await;
+    assert_eq!((answer["stored"].as_i64(), answer["events"][0]["payload"]["id"].as_str()), (Some(1), Some("f")), "{answer}");
+
+    assert_eq!(emitted(&host, &id).await, ["d", "c", "e", "f"]);
+
+    // Resetting is the operator's call: a new baseline, nothing old again.
+    assert_eq!(poll_now(&host, &id, Some(json!({ "reset": true }))).await["stored"], 0);
+    feed.add("g", 2_000);
+    assert_eq!(poll_now(&host, &id, None).await["stored"], 1);
+    assert_eq!(emitted(&host, &id).await, ["d", "c", "e", "f", "g"]);
+}
+
+#[tokio::test]
+async fn a_failing_feed_backs_off_visibly_and_loses_nothing_when_it_recovers() {
+    let feed = Feed::start().await;
+    feed.add("a", 0);
+    let host = spawn_host().await;
+    let id = setup(&host, &feed, 1).await;
+    host.api(Method::POST, &format!("/triggers/{id}/enable"), None).await;
+    polled(&host, &id, 1).await;
+
+    feed.set_mode(Mode::Error);
+    feed.add("b", 100);
+    let before = health(&host, &id).await["polls"].as_i64().unwrap_or(0);
+    let failing = polled(&host, &id, before + 2).await;
+    assert!(failing["consecutive_failures"].as_i64() >= Some(1), "{failing}");
+    assert!(failing["last_error"].as_str().is_some_and(|e| e.contains("500")), "{failing}");
+    assert_eq!(failing["healthy"], false);
+    // Backed off: the next poll is at least two intervals after the last.
+    let wait = failing["next_poll_at_ms"].as_i64().unwrap_or(0) - failing["last_poll_at_ms"].as_i64().unwrap_or(0);
+    assert!(wait >= 1_900, "no backoff after {} failures: next poll {wait} ms after the last", failing["consecutive_failures"]);
+    let (_, failures) = host.api(Method::GET, &format!("/triggers/{id}/failures"), None).await;
+    assert_eq!(failures["failures"][0]["export"], "poll");
+
+    feed.set_mode(Mode::Garbage);
+    let answer = poll_now(&host, &id, None).await;
+    assert_eq!(answer["outcome"], "failed");
+    assert!(answer["error"].as_str().is_some_and(|e| e.contains("not the JSON expected")), "{answer}");
+
+    feed.set_mode(Mode::Items);
+    feed.add("c", 200);
+    assert_eq!(poll_now(&host, &id, None).await["stored"], 2);
+    let recovered = health(&host, &id).await;
+    assert_eq!((recovered["consecutive_failures"].as_i64(), recovered["healthy"].as_bool()), (Some(0), Some(true)));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(emitted(&host, &id).await, ["b", "c"], "each item once, the scheduler's polls included");
+}
