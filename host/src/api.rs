@@ -44,6 +44,7 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/triggers/{id}/kv", get(triggers::kv))
         .route("/triggers/{id}/poll", post(triggers::poll))
         .route("/triggers/{id}/health", get(triggers::health))
+        .route("/triggers/{id}/test", post(triggers::test))
         .fallback(|| async { ApiError::not_found("no such API route") })
         .layer(middleware::from_fn_with_state(state, require_admin))
 }

@@ -144,6 +144,9 @@ enum TriggerCommand {
         /// Signing secret shared with the sender.
         #[arg(long)]
         secret: Option<String>,
+        /// Seconds between polls (polling triggers; default 60).
+        #[arg(long = "poll-interval")]
+        poll_interval_s: Option<u32>,
         /// Enable it right away.
         #[arg(long)]
         enable: bool,
@@ -162,6 +165,24 @@ enum TriggerCommand {
     },
     /// Delete a trigger and its events.
     Delete {
+        /// Trigger id.
+        id: String,
+    },
+    /// Poll a polling trigger now and show what it stored.
+    Poll {
+        /// Trigger id.
+        id: String,
+        /// Forget the cursor first: start from a new baseline.
+        #[arg(long)]
+        reset: bool,
+    },
+    /// Show what a poll would emit now (nothing stored), or the sample event.
+    Test {
+        /// Trigger id.
+        id: String,
+    },
+    /// Show how polling goes: last poll, last success, failures, next poll.
+    Health {
         /// Trigger id.
         id: String,
     },
@@ -264,9 +285,12 @@ async fn plugin(command: PluginCommand, client: &Client) -> anyhow::Result<()> {
 
 async fn trigger(command: TriggerCommand, client: &Client) -> anyhow::Result<()> {
     match command {
-        TriggerCommand::Create { plugin, trigger, config, secret, enable } => {
+        TriggerCommand::Create { plugin, trigger, config, secret, poll_interval_s, enable } => {
             let config: Value = serde_json::from_str(&config).context("--config is not valid JSON")?;
-            let body = json!({ "plugin": plugin, "trigger": trigger, "config": config, "secret": secret });
+            let mut body = json!({ "plugin": plugin, "trigger": trigger, "config": config, "secret": secret });
+            if let Some(interval) = poll_interval_s {
+                body["poll_interval_s"] = interval.into();
+            }
             let mut v = client.send(Method::POST, "/triggers", Some(Body::Json(body))).await?;
             if enable {
                 v = client.send(Method::POST, &format!("/triggers/{}/enable", text(&v["id"])), None).await?;
@@ -286,6 +310,21 @@ async fn trigger(command: TriggerCommand, client: &Client) -> anyhow::Result<()>
         TriggerCommand::Delete { id } => {
             client.send(Method::DELETE, &format!("/triggers/{id}"), None).await?;
             println!("deleted {id}");
+        }
+        TriggerCommand::Poll { id, reset } => {
+            let v = client.send(Method::POST, &format!("/triggers/{id}/poll"), Some(Body::Json(json!({ "reset": reset })))).await?;
+            match v["outcome"].as_str() {
+                Some("stored") => println!("stored {} (duplicates {})", v["stored"], v["duplicates"]),
+                _ => println!("poll failed: {} {}", text(&v["code"]), text(&v["error"])),
+            }
+        }
+        TriggerCommand::Test { id } => {
+            let v = client.send(Method::POST, &format!("/triggers/{id}/test"), None).await?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        TriggerCommand::Health { id } => {
+            let v = client.send(Method::GET, &format!("/triggers/{id}/health"), None).await?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
         }
     }
     Ok(())

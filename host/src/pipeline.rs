@@ -163,6 +163,33 @@ impl Pipeline {
         outcome
     }
 
+    /// What a poll would emit now, without its effects: at most `max`
+    /// events, nothing stored, no cursor or state advanced (the call's kv
+    /// writes are dropped). A failure is returned, not recorded.
+    pub async fn preview(&self, trigger: &LiveTrigger, max: usize) -> Result<Vec<crate::contract::Event>, Outcome> {
+        let _turn = trigger.poll_turn().await;
+        let last_success = self.store.poll_state(&trigger.row.id).await.ok().and_then(|s| s.last_success_at_ms);
+        let Ok(loaded) = self.triggers.registry().resolve(&trigger.row.plugin, trigger.row.plugin_version.as_deref())
+        else {
+            return Err(Outcome::Unavailable("connector unavailable"));
+        };
+        let tick = PollTick {
+            scheduled_at_ms: u64::try_from(now_ms()).unwrap_or(0),
+            last_success_at_ms: last_success.and_then(|ms| u64::try_from(ms).ok()),
+        };
+        let scope = self.triggers.scope(&trigger.row.id, &loaded);
+        match loaded.plugin.run(trigger.context.clone(), RunInput::Poll(tick), scope).await {
+            Ok(output) => match output.value {
+                Ok(mut run) => {
+                    run.events.truncate(max);
+                    Ok(run.events)
+                }
+                Err(error) => Err(Outcome::ConnectorFailed(error)),
+            },
+            Err(error) => Err(Outcome::CallFailed(error.kind)),
+        }
+    }
+
     async fn record_poll_failure(&self, trigger: &LiveTrigger, failure: FailureRow, fuel: u64, poll: PollRecord) {
         let message = format!("{}: {}", failure.code, failure.message);
         if let Err(error) = self.store.record_failure(&trigger.row.id, &failure, fuel, false).await {

@@ -304,3 +304,45 @@ pub async fn health(State(app): State<Arc<AppState>>, Path(id): Path<String>) ->
         "healthy": state.consecutive_failures == 0,
     })))
 }
+
+/// Sample events `test` shows at most.
+const TEST_EVENTS: usize = 5;
+
+/// `POST /api/v1/triggers/{id}/test`: for a polling trigger, what a poll
+/// would emit now (up to 5 events: nothing stored, no cursor advanced);
+/// for any trigger, the manifest's sample event.
+pub async fn test(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> JsonResult {
+    let row = app.triggers.get(&id).await?;
+    let loaded = app.registry.resolve(&row.plugin, row.plugin_version.as_deref())?;
+    let sample = loaded
+        .plugin
+        .manifest()
+        .trigger(&row.trigger_name)
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t.sample_event).ok());
+    if row.poll_interval_s.is_none() {
+        return Ok(axum::Json(json!({ "events": [], "sample_event": sample })));
+    }
+    let Some(live) = app.triggers.live(&id) else {
+        return Err(ApiError::new(StatusCode::CONFLICT, "not-enabled", "enable the trigger to test a poll"));
+    };
+    let pipeline = app.pipeline.clone();
+    match to_completion(async move { pipeline.preview(&live, TEST_EVENTS).await }).await? {
+        Ok(events) => {
+            let events: Vec<serde_json::Value> = events
+                .into_iter()
+                .map(|e| {
+                    let payload = serde_json::from_str::<serde_json::Value>(&e.payload).unwrap_or(serde_json::Value::Null);
+                    json!({ "type": e.event_type, "dedupe_key": e.dedupe_key, "occurred_at_ms": e.occurred_at_ms, "payload": payload })
+                })
+                .collect();
+            Ok(axum::Json(json!({ "events": events, "sample_event": sample })))
+        }
+        Err(Outcome::ConnectorFailed(error)) => {
+            Ok(axum::Json(json!({ "outcome": "failed", "code": error.code.as_str(), "error": error.message })))
+        }
+        Err(Outcome::CallFailed(kind)) => {
+            Ok(axum::Json(json!({ "outcome": "failed", "code": kind.code(), "error": kind.to_string() })))
+        }
+        Err(_) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "connector unavailable")),
+    }
+}

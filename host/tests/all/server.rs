@@ -3,7 +3,7 @@
 mod abuse;
 mod bad_input;
 mod capabilities;
-mod cli;
+pub mod cli;
 mod containment;
 mod crash;
 mod failures;

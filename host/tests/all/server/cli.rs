@@ -5,7 +5,7 @@ use std::process::Output;
 use crate::helpers::{WHSEC, component_bytes, signed_now};
 use crate::host::{Host, TOKEN, spawn_host};
 
-async fn cli(host: &Host, args: &[&str]) -> Output {
+pub async fn cli(host: &Host, args: &[&str]) -> Output {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_triggerhost"));
     command.args(args).args(["--server", &host.url, "--admin-token", TOKEN]);
     for (name, _) in std::env::vars().filter(|(k, _)| k.starts_with("TRIGGERHOST_")) {
@@ -14,7 +14,7 @@ async fn cli(host: &Host, args: &[&str]) -> Output {
     command.output().await.expect("run the CLI")
 }
 
-fn stdout(output: &Output) -> String {
+pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 

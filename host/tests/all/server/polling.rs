@@ -140,6 +140,13 @@ async fn each_item_is_emitted_once_across_shared_times_late_items_edits_disable_
     // c shares the watermark's timestamp, d is 5 s late: both are new.
     feed.add("c", 0);
     feed.add("d", -5_000);
+    // A test run shows them, and stores nothing or moves nothing.
+    let (status, test) = host.api(Method::POST, &format!("/triggers/{id}/test"), None).await;
+    assert_eq!(status, StatusCode::OK, "{test}");
+    let shown: Vec<&str> = test["events"].as_array().into_iter().flatten().filter_map(|e| e["payload"]["id"].as_str()).collect();
+    assert_eq!(shown, ["d", "c"], "{test}");
+    assert_eq!(test["sample_event"], json!({ "id": "42", "title": "Hello" }));
+    assert!(emitted(&host, &id).await.is_empty());
     let answer = poll_now(&host, &id, None).await;
     assert_eq!(answer["stored"], 2, "{answer}");
     assert_eq!(poll_now(&host, &id, None).await["stored"], 0);
@@ -156,7 +163,11 @@ async fn each_item_is_emitted_once_across_shared_times_late_items_edits_disable_
 
     // A restart keeps the cursor.
     let host = host.restart().await;
-    assert_eq!(poll_now(&host, &id, None).await["stored"], 0);
+    let polled_now = crate::server::cli::cli(&host, &["trigger", "poll", &id]).await;
+    assert_eq!(crate::server::cli::stdout(&polled_now), "stored 0 (duplicates 0)\n", "{polled_now:?}");
+    let health = crate::server::cli::cli(&host, &["trigger", "health", &id]).await;
+    let health: Value = serde_json::from_str(&crate::server::cli::stdout(&health)).expect("health is JSON");
+    assert_eq!((health["polling"].as_bool(), health["events"].as_i64()), (Some(true), Some(3)), "{health}");
     feed.add("f", 1_000);
     let answer = poll_now(&host, &id, None).await;
     assert_eq!((answer["stored"].as_i64(), answer["events"][0]["payload"]["id"].as_str()), (Some(1), Some("f")), "{answer}");
