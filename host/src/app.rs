@@ -15,7 +15,7 @@ use crate::capabilities::http::{Outbound, SystemResolver};
 use crate::config::{IngressSettings, Settings};
 use crate::data_dir;
 use crate::pipeline::Pipeline;
-use crate::poller::{self, NextPolls, PollerSettings};
+use crate::poller::{self, NextPolls};
 use crate::registry::Registry;
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::store::{Committer, Store};
@@ -65,13 +65,15 @@ impl AppState {
         let registry = Arc::new(Registry::open(runtime, store.clone(), &settings.data_dir).await?);
         let secrets = data_dir::secret_box(&settings.secret_key_file)?;
         let triggers = Arc::new(
-            Triggers::open(store.clone(), Arc::clone(&registry), public_url, settings.limits.clone(), secrets).await?,
+            Triggers::open(store.clone(), Arc::clone(&registry), public_url, settings.limits.clone(), secrets)
+                .await?
+                .with_min_poll_interval(settings.min_poll_interval_s),
         );
         let delivery_budget =
             Arc::new(Semaphore::new(settings.ingress.max_buffered_bytes.min(Semaphore::MAX_PERMITS)));
         let committer = Committer::start(store.clone());
         let pipeline = Pipeline::new(store.clone(), committer, Arc::clone(&triggers), Arc::clone(&delivery_budget));
-        let next_polls = poller::start(Arc::clone(&triggers), pipeline.clone(), store.clone(), PollerSettings::default());
+        let next_polls = poller::start(Arc::clone(&triggers), pipeline.clone(), store.clone(), settings.poller);
         Ok(AppState {
             pipeline,
             next_polls,

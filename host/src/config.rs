@@ -98,6 +98,21 @@ pub struct FileConfig {
     /// Outbound HTTP of connectors.
     #[serde(default)]
     pub outbound: OutboundConfig,
+    /// The poll scheduler.
+    #[serde(default)]
+    pub polling: PollingConfig,
+}
+
+/// `[polling]`: the poll scheduler.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollingConfig {
+    /// The shortest poll interval a trigger may ask for, seconds (default 10).
+    pub min_interval_s: Option<u32>,
+    /// Polls running at once over all triggers (default 32).
+    pub max_concurrent: Option<usize>,
+    /// The longest wait after failures, seconds (default 3600).
+    pub max_backoff_s: Option<u64>,
 }
 
 /// `[outbound]`: how connectors' granted requests leave the host.
@@ -277,6 +292,10 @@ pub struct Settings {
     pub busy_timeout: Duration,
     /// Outbound HTTP of connectors.
     pub outbound: OutboundSettings,
+    /// The shortest poll interval, seconds.
+    pub min_poll_interval_s: u32,
+    /// The poll scheduler.
+    pub poller: crate::poller::PollerSettings,
 }
 
 impl Settings {
@@ -412,6 +431,22 @@ impl Settings {
             });
         }
         let busy_timeout = Duration::from_millis(file.database.busy_timeout_ms.unwrap_or(5000));
+        let p = file.polling;
+        let min_poll_interval_s = p.min_interval_s.unwrap_or(10);
+        let defaults = crate::poller::PollerSettings::default();
+        let poller = crate::poller::PollerSettings {
+            max_concurrent: p.max_concurrent.unwrap_or(defaults.max_concurrent),
+            max_backoff: p.max_backoff_s.map(Duration::from_secs).unwrap_or(defaults.max_backoff),
+        };
+        for (key, zero) in [
+            ("polling.min_interval_s", min_poll_interval_s == 0),
+            ("polling.max_concurrent", poller.max_concurrent == 0),
+            ("polling.max_backoff_s", poller.max_backoff.is_zero()),
+        ] {
+            if zero {
+                return Err(ConfigError::Invalid { key, message: "must be at least 1".into() });
+            }
+        }
         Ok(Settings {
             listen,
             data_dir,
@@ -425,6 +460,8 @@ impl Settings {
             http,
             busy_timeout,
             outbound,
+            min_poll_interval_s,
+            poller,
         })
     }
 }

@@ -183,6 +183,8 @@ pub struct Triggers {
     public_url: String,
     limits: Limits,
     secrets: SecretBox,
+    /// The shortest poll interval a trigger may have, seconds.
+    min_poll_interval_s: u32,
     live: RwLock<HashMap<String, Arc<LiveTrigger>>>,
     /// Each trigger's rate bucket, kept for as long as the trigger exists.
     buckets: Mutex<HashMap<String, Arc<Mutex<TokenBucket>>>>,
@@ -214,6 +216,7 @@ impl Triggers {
             public_url,
             limits,
             secrets,
+            min_poll_interval_s: 10,
             live: RwLock::default(),
             buckets: Mutex::default(),
             poll_turns: Mutex::default(),
@@ -352,21 +355,7 @@ impl Triggers {
         let loaded = self.registry.resolve(&request.plugin, request.plugin_version.as_deref())?;
         let config = request.config.unwrap_or_else(|| serde_json::json!({}));
         self.check(&loaded, &request.trigger, &config)?;
-        let strategy = loaded.plugin.manifest().trigger(&request.trigger).map(|t| t.strategy);
-        let poll_interval_s = match (strategy, request.poll_interval_s) {
-            (Some(Strategy::Polling), None) => Some(60),
-            (Some(Strategy::Polling), Some(0)) => {
-                return Err(TriggerError::InvalidField { field: "poll_interval_s", message: "must be at least 1".into() });
-            }
-            (Some(Strategy::Polling), Some(s)) => Some(i64::from(s)),
-            (_, Some(_)) => {
-                return Err(TriggerError::InvalidField {
-                    field: "poll_interval_s",
-                    message: "only polling triggers take a poll interval".into(),
-                });
-            }
-            (_, None) => None,
-        };
+        let poll_interval_s = self.poll_interval(&loaded, &request.trigger, request.poll_interval_s.map(Some))?.flatten();
         let now = now_ms();
         let id = crate::ids::new_id("trg")?;
         let mut config = config;
@@ -391,6 +380,35 @@ impl Triggers {
         };
         self.store.insert_trigger(&row).await?;
         Ok(row)
+    }
+
+    /// Sets the shortest poll interval a trigger may have.
+    pub fn with_min_poll_interval(mut self, seconds: u32) -> Self {
+        self.min_poll_interval_s = seconds;
+        self
+    }
+
+    /// A new or patched poll interval, checked: polling triggers have one
+    /// (60 s unless given, at least the minimum), others none. `None`
+    /// leaves it as it is.
+    fn poll_interval(
+        &self,
+        loaded: &LoadedPlugin,
+        trigger: &str,
+        requested: Option<Option<u32>>,
+    ) -> Result<Option<Option<i64>>, TriggerError> {
+        let polling = loaded.plugin.manifest().trigger(trigger).is_some_and(|t| t.strategy == Strategy::Polling);
+        let invalid = |message: String| Err(TriggerError::InvalidField { field: "poll_interval_s", message });
+        match (polling, requested) {
+            (_, None) => Ok(if polling { Some(Some(60.max(i64::from(self.min_poll_interval_s)))) } else { Some(None) }),
+            (true, Some(Some(s))) if s < self.min_poll_interval_s => {
+                invalid(format!("must be at least {} seconds", self.min_poll_interval_s))
+            }
+            (true, Some(Some(s))) => Ok(Some(Some(i64::from(s)))),
+            (true, Some(None)) => invalid("a polling trigger needs a poll interval".into()),
+            (false, Some(Some(_))) => invalid("only polling triggers take a poll interval".into()),
+            (false, Some(None)) => Ok(Some(None)),
+        }
     }
 
     /// One trigger.
@@ -422,6 +440,10 @@ impl Triggers {
         }
         if let Some(Some(secret)) = &patch.secret {
             patch.secret = Some(Some(self.secrets.seal(secret, &field(id, "secret"))?));
+        }
+        if let Some(requested) = patch.poll_interval_s {
+            let requested = requested.map(|s| u32::try_from(s).unwrap_or(u32::MAX));
+            patch.poll_interval_s = self.poll_interval(&loaded, &current.trigger_name, Some(requested))?;
         }
         let row = self.store.patch_trigger(id, &patch).await.map_err(|e| not_found(e, id))?;
         if row.status == status::ENABLED {

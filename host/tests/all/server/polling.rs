@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::host::{Host, spawn_host};
+use crate::host::{Host, spawn_host, spawn_host_with_config};
 
 /// Item times, in milliseconds (November 2023).
 const T0: u64 = 1_700_000_000_000;
@@ -136,6 +136,12 @@ async fn each_item_is_emitted_once_across_shared_times_late_items_edits_disable_
     assert_eq!((baseline["events"].as_i64(), baseline["consecutive_failures"].as_i64()), (Some(0), Some(0)), "{baseline}");
     assert!(baseline["next_poll_at_ms"].as_i64() > baseline["last_poll_at_ms"].as_i64());
     assert_eq!(host.deliver(&id, &[], b"{}").await.status(), StatusCode::NOT_FOUND, "a polling trigger takes no webhooks");
+    for (interval, field) in [(json!(5), "at least 10 seconds"), (json!(null), "needs a poll interval")] {
+        let patch = json!({ "poll_interval_s": interval });
+        let (status, refused) = host.api(Method::PATCH, &format!("/triggers/{id}"), Some(patch)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+        assert!(refused["error"]["message"].as_str().is_some_and(|m| m.contains(field)), "{refused}");
+    }
 
     // c shares the watermark's timestamp, d is 5 s late: both are new.
     feed.add("c", 0);
@@ -185,7 +191,7 @@ async fn each_item_is_emitted_once_across_shared_times_late_items_edits_disable_
 async fn a_failing_feed_backs_off_visibly_and_loses_nothing_when_it_recovers() {
     let feed = Feed::start().await;
     feed.add("a", 0);
-    let host = spawn_host().await;
+    let host = spawn_host_with_config("[polling]\nmin_interval_s = 1\n").await;
     let id = setup(&host, &feed, 1).await;
     host.api(Method::POST, &format!("/triggers/{id}/enable"), None).await;
     polled(&host, &id, 1).await;
