@@ -23,11 +23,14 @@ enum Mode {
     Items,
     Error,
     Garbage,
+    /// Never answers.
+    Hang,
 }
 
 #[derive(Clone)]
 struct Feed {
     items: Arc<Mutex<Vec<Value>>>,
+    requests: Arc<std::sync::atomic::AtomicUsize>,
     mode: Arc<Mutex<Mode>>,
     url: String,
     _server: Arc<tokio::task::JoinHandle<()>>,
@@ -37,15 +40,16 @@ impl Feed {
     async fn start() -> Feed {
         let items: Arc<Mutex<Vec<Value>>> = Arc::default();
         let mode = Arc::new(Mutex::new(Mode::Items));
+        let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let app = axum::Router::new()
             .route("/items", axum::routing::get(answer))
-            .with_state((Arc::clone(&items), Arc::clone(&mode)));
+            .with_state((Arc::clone(&items), Arc::clone(&mode), Arc::clone(&requests)));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind feed");
         let url = format!("http://127.0.0.1:{}", listener.local_addr().expect("address").port());
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Feed { items, mode, url, _server: Arc::new(server) }
+        Feed { items, requests, mode, url, _server: Arc::new(server) }
     }
 
     /// Adds an item `offset_ms` after [`T0`], newest first as feeds list them.
@@ -67,11 +71,13 @@ impl Feed {
     }
 }
 
-type FeedState = (Arc<Mutex<Vec<Value>>>, Arc<Mutex<Mode>>);
+type FeedState = (Arc<Mutex<Vec<Value>>>, Arc<Mutex<Mode>>, Arc<std::sync::atomic::AtomicUsize>);
 
-async fn answer(State((items, mode)): State<FeedState>) -> Response {
+async fn answer(State((items, mode, requests)): State<FeedState>) -> Response {
+    requests.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let mode = *mode.lock().expect("feed");
     match mode {
+        Mode::Hang => std::future::pending().await,
         Mode::Items => axum::Json(json!({ "data": items.lock().expect("feed").clone() })).into_response(),
         Mode::Error => (AxumStatus::INTERNAL_SERVER_ERROR, "feed down").into_response(),
         Mode::Garbage => (AxumStatus::OK, "<html>not json").into_response(),
@@ -221,4 +227,37 @@ async fn a_failing_feed_backs_off_visibly_and_loses_nothing_when_it_recovers() {
     assert_eq!((recovered["consecutive_failures"].as_i64(), recovered["healthy"].as_bool()), (Some(0), Some(true)));
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(emitted(&host, &id).await, ["b", "c"], "each item once, the scheduler's polls included");
+}
+
+#[tokio::test]
+async fn a_host_killed_during_a_poll_emits_its_items_once_after_restart() {
+    let feed = Feed::start().await;
+    feed.add("a", 0);
+    let mut host = spawn_host_with_config("[polling]\nmin_interval_s = 1\n").await;
+    let id = setup(&host, &feed, 1).await;
+    host.api(Method::POST, &format!("/triggers/{id}/enable"), None).await;
+    polled(&host, &id, 1).await;
+
+    // The next poll is in flight, waiting for the feed, when the host dies.
+    feed.add("b", 100);
+    feed.set_mode(Mode::Hang);
+    let asked = feed.requests.load(std::sync::atomic::Ordering::SeqCst);
+    for _ in 0..100 {
+        if feed.requests.load(std::sync::atomic::Ordering::SeqCst) > asked {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(feed.requests.load(std::sync::atomic::Ordering::SeqCst) > asked, "no poll reached the feed");
+    host.kill9().await;
+    feed.set_mode(Mode::Items);
+    feed.add("c", 200);
+
+    // After the restart the trigger catches up once: b and c, once each.
+    let host = host.restart().await;
+    let before = health(&host, &id).await["polls"].as_i64().unwrap_or(0);
+    polled(&host, &id, before + 2).await;
+    assert_eq!(emitted(&host, &id).await, ["b", "c"]);
+    let health = health(&host, &id).await;
+    assert_eq!(health["events"].as_i64(), Some(2), "{health}");
 }
