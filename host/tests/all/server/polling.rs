@@ -261,3 +261,30 @@ async fn a_host_killed_during_a_poll_emits_its_items_once_after_restart() {
     let health = health(&host, &id).await;
     assert_eq!(health["events"].as_i64(), Some(2), "{health}");
 }
+
+#[tokio::test]
+async fn swapping_the_connector_version_between_polls_keeps_the_cursor() {
+    let feed = Feed::start().await;
+    feed.add("a", 0);
+    let host = spawn_host().await;
+    let id = setup(&host, &feed, 3600).await;
+    host.api(Method::POST, &format!("/triggers/{id}/enable"), None).await;
+    polled(&host, &id, 1).await;
+
+    feed.add("b", 100);
+    let uploaded = host.upload_plugin("http_json_poll_next").await;
+    assert_eq!((uploaded["version"].as_str(), uploaded["active"].as_bool()), (Some("0.2.0"), Some(false)));
+    let activate = |version: &str| json!({ "version": version });
+    assert_eq!(host.api(Method::POST, "/plugins/http-json-poll/activate", Some(activate("0.2.0"))).await.0, StatusCode::OK);
+    feed.add("c", 200);
+    let answer = poll_now(&host, &id, None).await;
+    assert_eq!(answer["stored"], 2, "{answer}");
+    assert_eq!(answer["events"][0]["plugin_version"], "http-json-poll@0.2.0");
+
+    // Rolled back, the old version goes on from the new cursor.
+    assert_eq!(host.api(Method::POST, "/plugins/http-json-poll/activate", Some(activate("0.1.0"))).await.0, StatusCode::OK);
+    assert_eq!(poll_now(&host, &id, None).await["stored"], 0);
+    feed.add("d", 300);
+    assert_eq!(poll_now(&host, &id, None).await["events"][0]["plugin_version"], "http-json-poll@0.1.0");
+    assert_eq!(emitted(&host, &id).await, ["b", "c", "d"]);
+}
