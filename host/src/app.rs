@@ -15,7 +15,7 @@ use crate::capabilities::http::{Outbound, SystemResolver};
 use crate::config::{IngressSettings, Settings};
 use crate::data_dir;
 use crate::pipeline::Pipeline;
-use crate::poller::{self, NextPolls};
+use crate::poller::{self, NextPolls, PollerSettings};
 use crate::registry::Registry;
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::store::{Committer, Store};
@@ -34,6 +34,8 @@ pub struct AppState {
     pub pipeline: Pipeline,
     /// When each polling trigger polls next.
     pub next_polls: NextPolls,
+    /// How polls are scheduled, and when a trigger counts as unhealthy.
+    pub poller: PollerSettings,
     /// The admin API's bearer token.
     pub admin_token: AdminToken,
     /// Webhook ingress limits.
@@ -77,6 +79,7 @@ impl AppState {
         Ok(AppState {
             pipeline,
             next_polls,
+            poller: settings.poller,
             store,
             registry,
             triggers,

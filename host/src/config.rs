@@ -113,6 +113,9 @@ pub struct PollingConfig {
     pub max_concurrent: Option<usize>,
     /// The longest wait after failures, seconds (default 3600).
     pub max_backoff_s: Option<u64>,
+    /// How long a polling trigger may go without a successful poll before
+    /// it is shown as unhealthy, seconds (default 3600).
+    pub unhealthy_after_s: Option<u64>,
 }
 
 /// `[outbound]`: how connectors' granted requests leave the host.
@@ -437,11 +440,13 @@ impl Settings {
         let poller = crate::poller::PollerSettings {
             max_concurrent: p.max_concurrent.unwrap_or(defaults.max_concurrent),
             max_backoff: p.max_backoff_s.map(Duration::from_secs).unwrap_or(defaults.max_backoff),
+            unhealthy_after: p.unhealthy_after_s.map(Duration::from_secs).unwrap_or(defaults.unhealthy_after),
         };
         for (key, zero) in [
             ("polling.min_interval_s", min_poll_interval_s == 0),
             ("polling.max_concurrent", poller.max_concurrent == 0),
             ("polling.max_backoff_s", poller.max_backoff.is_zero()),
+            ("polling.unhealthy_after_s", poller.unhealthy_after.is_zero()),
         ] {
             if zero {
                 return Err(ConfigError::Invalid { key, message: "must be at least 1".into() });

@@ -25,11 +25,18 @@ pub struct PollerSettings {
     pub max_concurrent: usize,
     /// The longest wait after failures.
     pub max_backoff: Duration,
+    /// How long a trigger may go without a successful poll before it is
+    /// shown as unhealthy.
+    pub unhealthy_after: Duration,
 }
 
 impl Default for PollerSettings {
     fn default() -> Self {
-        PollerSettings { max_concurrent: 32, max_backoff: Duration::from_secs(3600) }
+        PollerSettings {
+            max_concurrent: 32,
+            max_backoff: Duration::from_secs(3600),
+            unhealthy_after: Duration::from_secs(3600),
+        }
     }
 }
 
@@ -51,6 +58,15 @@ impl NextPolls {
     fn remove(&self, id: &str) {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
     }
+}
+
+/// Whether a polling trigger is healthy: its last poll did not fail, and
+/// it succeeded within `threshold` (or, before its first success, it has
+/// not been failing or waiting that long since `since_ms`).
+pub fn is_healthy(state: &crate::store::PollState, since_ms: i64, threshold: Duration, now_ms: i64) -> bool {
+    let threshold_ms = i64::try_from(threshold.as_millis()).unwrap_or(i64::MAX);
+    let last_good = state.last_success_at_ms.unwrap_or(since_ms);
+    state.consecutive_failures == 0 && now_ms.saturating_sub(last_good) <= threshold_ms
 }
 
 /// One scheduled trigger.

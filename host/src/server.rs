@@ -47,7 +47,41 @@ async fn metrics(State(app): State<Arc<AppState>>) -> Result<impl IntoResponse, 
             "# HELP triggerhost_{name}_total {help}\n# TYPE triggerhost_{name}_total counter\ntriggerhost_{name}_total {value}\n"
         ));
     }
+    poll_metrics(&app, &mut text).await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
+}
+
+/// A per-trigger metric: name, Prometheus type, help, and its value.
+type Series = (&'static str, &'static str, &'static str, fn(&crate::store::PollState) -> i64);
+
+/// Per polling trigger: polls, failures, events, the last poll's duration
+/// and whether it is healthy.
+async fn poll_metrics(app: &AppState, text: &mut String) -> Result<(), api::ApiError> {
+    let states = app.store.all_poll_states().await?;
+    let rows: Vec<_> = app.triggers.list().await?.into_iter().filter(|row| row.poll_interval_s.is_some()).collect();
+    let now = crate::store::now_ms();
+    let series: [Series; 4] = [
+        ("polls_total", "counter", "Polls run", |s| s.polls),
+        ("poll_failures_total", "counter", "Polls that failed", |s| s.failures),
+        ("poll_events_total", "counter", "Events stored by polls", |s| s.events),
+        ("poll_duration_ms", "gauge", "How long the last poll took", |s| s.last_duration_ms.unwrap_or(0)),
+    ];
+    for (name, kind, help, value) in series {
+        text.push_str(&format!("# HELP triggerhost_trigger_{name} {help}\n# TYPE triggerhost_trigger_{name} {kind}\n"));
+        for row in &rows {
+            let state = states.get(&row.id).cloned().unwrap_or_default();
+            text.push_str(&format!("triggerhost_trigger_{name}{{trigger=\"{}\",plugin=\"{}\"}} {}\n", row.id, row.plugin, value(&state)));
+        }
+    }
+    text.push_str("# HELP triggerhost_trigger_healthy Whether a polling trigger polls successfully\n");
+    text.push_str("# TYPE triggerhost_trigger_healthy gauge\n");
+    for row in &rows {
+        let state = states.get(&row.id).cloned().unwrap_or_default();
+        let healthy = row.status != crate::triggers::status::ENABLED
+            || crate::poller::is_healthy(&state, row.updated_at_ms, app.poller.unhealthy_after, now);
+        text.push_str(&format!("triggerhost_trigger_healthy{{trigger=\"{}\",plugin=\"{}\"}} {}\n", row.id, row.plugin, u8::from(healthy)));
+    }
+    Ok(())
 }
 
 /// The admin token: configured, else read from the data dir (refused if

@@ -41,14 +41,52 @@ pub async fn create(State(app): State<Arc<AppState>>, ApiJson(body): ApiJson<Cre
 
 /// `GET /api/v1/triggers`.
 pub async fn list(State(app): State<Arc<AppState>>) -> JsonResult {
-    let triggers: Vec<_> = app.triggers.list().await?.iter().map(|row| app.triggers.view(row)).collect();
+    let states = app.store.all_poll_states().await?;
+    let triggers: Vec<_> = app
+        .triggers
+        .list()
+        .await?
+        .iter()
+        .map(|row| with_health(&app, row, states.get(&row.id).cloned().unwrap_or_default()))
+        .collect();
     Ok(axum::Json(json!({ "triggers": triggers })))
 }
 
 /// `GET /api/v1/triggers/{id}`.
 pub async fn get(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> JsonResult {
     let row = app.triggers.get(&id).await?;
-    Ok(axum::Json(json!(app.triggers.view(&row))))
+    let state = app.store.poll_state(&id).await?;
+    Ok(axum::Json(with_health(&app, &row, state)))
+}
+
+/// A trigger's view, with its polling health if it polls.
+fn with_health(app: &AppState, row: &crate::store::TriggerRow, state: crate::store::PollState) -> serde_json::Value {
+    let mut view = json!(app.triggers.view(row));
+    if row.poll_interval_s.is_some() {
+        view["health"] = poll_health(app, row, &state);
+    }
+    view
+}
+
+/// What `/health` and the trigger views show of polling.
+fn poll_health(app: &AppState, row: &crate::store::TriggerRow, state: &crate::store::PollState) -> serde_json::Value {
+    let now = crate::store::now_ms();
+    let healthy = row.status != crate::triggers::status::ENABLED
+        || crate::poller::is_healthy(state, row.updated_at_ms, app.poller.unhealthy_after, now);
+    json!({
+        "healthy": healthy,
+        "polls": state.polls,
+        "failures": state.failures,
+        "consecutive_failures": state.consecutive_failures,
+        "events": state.events,
+        "last_poll_at_ms": state.last_poll_at_ms,
+        "last_success_at_ms": state.last_success_at_ms,
+        "last_event_at_ms": state.last_event_at_ms,
+        "last_error": state.last_error,
+        "last_duration_ms": state.last_duration_ms,
+        "next_poll_at_ms": app.next_polls.get(&row.id),
+        "watermark_age_ms": state.last_success_at_ms.map(|at| now.saturating_sub(at)),
+    })
 }
 
 /// Present-but-null is `Some(None)`, absent is `None`.
@@ -284,25 +322,11 @@ pub async fn poll(
 pub async fn health(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> JsonResult {
     let row = app.triggers.get(&id).await?;
     let state = app.store.poll_state(&id).await?;
-    let now = crate::store::now_ms();
-    let watermark_age_ms = state.last_success_at_ms.map(|at| now.saturating_sub(at));
-    Ok(axum::Json(json!({
-        "status": row.status,
-        "polling": row.poll_interval_s.is_some(),
-        "poll_interval_s": row.poll_interval_s,
-        "polls": state.polls,
-        "failures": state.failures,
-        "consecutive_failures": state.consecutive_failures,
-        "events": state.events,
-        "last_poll_at_ms": state.last_poll_at_ms,
-        "last_success_at_ms": state.last_success_at_ms,
-        "last_event_at_ms": state.last_event_at_ms,
-        "last_error": state.last_error,
-        "last_duration_ms": state.last_duration_ms,
-        "next_poll_at_ms": app.next_polls.get(&id),
-        "watermark_age_ms": watermark_age_ms,
-        "healthy": state.consecutive_failures == 0,
-    })))
+    let mut health = poll_health(&app, &row, &state);
+    health["status"] = json!(row.status);
+    health["polling"] = json!(row.poll_interval_s.is_some());
+    health["poll_interval_s"] = json!(row.poll_interval_s);
+    Ok(axum::Json(health))
 }
 
 /// Sample events `test` shows at most.

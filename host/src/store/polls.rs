@@ -38,6 +38,13 @@ pub struct PollState {
     pub last_duration_ms: Option<i64>,
 }
 
+#[derive(sqlx::FromRow)]
+struct KeyedState {
+    trigger_id: String,
+    #[sqlx(flatten)]
+    state: PollState,
+}
+
 /// Records a successful poll inside the commit of its events.
 pub(super) async fn record_success(
     conn: &mut sqlx::SqliteConnection,
@@ -82,6 +89,12 @@ impl Store {
         .execute(self.pool())
         .await?;
         Ok(())
+    }
+
+    /// Every polling trigger's poll state, by trigger id.
+    pub async fn all_poll_states(&self) -> Result<std::collections::HashMap<String, PollState>, StoreError> {
+        let rows: Vec<KeyedState> = sqlx::query_as("SELECT * FROM trigger_polls").fetch_all(self.pool()).await?;
+        Ok(rows.into_iter().map(|row| (row.trigger_id, row.state)).collect())
     }
 
     /// A trigger's poll state (all zero before its first poll).

@@ -214,6 +214,12 @@ async fn a_failing_feed_backs_off_visibly_and_loses_nothing_when_it_recovers() {
     assert!(wait >= 1_900, "no backoff after {} failures: next poll {wait} ms after the last", failing["consecutive_failures"]);
     let (_, failures) = host.api(Method::GET, &format!("/triggers/{id}/failures"), None).await;
     assert_eq!(failures["failures"][0]["export"], "poll");
+    // Unhealthy in the list and in /metrics too.
+    let (_, list) = host.api(Method::GET, "/triggers", None).await;
+    assert_eq!(list["triggers"][0]["health"]["healthy"], false, "{list}");
+    let metrics = host.http.get(format!("{}/metrics", host.url)).send().await.expect("metrics").text().await.expect("text");
+    assert!(metrics.contains(&format!("triggerhost_trigger_healthy{{trigger=\"{id}\",plugin=\"http-json-poll\"}} 0")), "{metrics}");
+    assert!(metrics.contains(&format!("triggerhost_trigger_poll_failures_total{{trigger=\"{id}\"")), "{metrics}");
 
     feed.set_mode(Mode::Garbage);
     let answer = poll_now(&host, &id, None).await;
@@ -225,6 +231,8 @@ async fn a_failing_feed_backs_off_visibly_and_loses_nothing_when_it_recovers() {
     assert_eq!(poll_now(&host, &id, None).await["stored"], 2);
     let recovered = health(&host, &id).await;
     assert_eq!((recovered["consecutive_failures"].as_i64(), recovered["healthy"].as_bool()), (Some(0), Some(true)));
+    let (_, view) = host.api(Method::GET, &format!("/triggers/{id}"), None).await;
+    assert_eq!(view["health"]["healthy"], true, "{view}");
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(emitted(&host, &id).await, ["b", "c"], "each item once, the scheduler's polls included");
 }
