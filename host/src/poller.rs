@@ -40,23 +40,43 @@ impl Default for PollerSettings {
     }
 }
 
-/// When each scheduled trigger polls next (Unix ms), for `/health`.
+/// Lateness samples kept at most (the newest).
+const LATENESS_SAMPLES: usize = 100_000;
+
+/// What the scheduler shows: when each scheduled trigger polls next (Unix
+/// ms, for `/health`) and how late polls started after they were due.
 #[derive(Debug, Clone, Default)]
-pub struct NextPolls(Arc<Mutex<HashMap<String, i64>>>);
+pub struct NextPolls {
+    next: Arc<Mutex<HashMap<String, i64>>>,
+    lateness: Arc<Mutex<std::collections::VecDeque<Duration>>>,
+}
 
 impl NextPolls {
     /// The next poll of `id`, if it is scheduled.
     pub fn get(&self, id: &str) -> Option<i64> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).get(id).copied()
+        self.next.lock().unwrap_or_else(|p| p.into_inner()).get(id).copied()
+    }
+
+    /// How late the polls since the last call started, oldest first.
+    pub fn take_lateness(&self) -> Vec<Duration> {
+        self.lateness.lock().unwrap_or_else(|p| p.into_inner()).drain(..).collect()
     }
 
     fn set(&self, id: &str, at: Instant) {
         let in_ms = i64::try_from(at.saturating_duration_since(Instant::now()).as_millis()).unwrap_or(i64::MAX);
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_owned(), now_ms().saturating_add(in_ms));
+        self.next.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_owned(), now_ms().saturating_add(in_ms));
     }
 
     fn remove(&self, id: &str) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        self.next.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+    }
+
+    fn late(&self, by: Duration) {
+        let mut lateness = self.lateness.lock().unwrap_or_else(|p| p.into_inner());
+        if lateness.len() == LATENESS_SAMPLES {
+            lateness.pop_front();
+        }
+        lateness.push_back(by);
     }
 }
 
@@ -178,10 +198,14 @@ impl Scheduler {
             }
             let Some(live) = self.triggers.live(&id) else { continue };
             entry.in_flight = true;
-            let (pipeline, slots, done) = (self.pipeline.clone(), Arc::clone(&self.slots), done.clone());
+            let (pipeline, slots, done, next) = (self.pipeline.clone(), Arc::clone(&self.slots), done.clone(), self.next.clone());
             tokio::spawn(async move {
                 let ok = match slots.acquire_owned().await {
-                    Ok(_slot) => matches!(pipeline.poll(&live).await, Outcome::Stored { .. }),
+                    Ok(_slot) => {
+                        // Late by the scheduler's own delay and the wait for a slot.
+                        next.late(Instant::now().saturating_duration_since(at));
+                        matches!(pipeline.poll(&live).await, Outcome::Stored { .. })
+                    }
                     Err(_) => false,
                 };
                 let _ = done.send(Done { id, generation, ok });

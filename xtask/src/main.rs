@@ -19,7 +19,8 @@ commands:
   test           build-plugins, then run every test in the workspace
   lint           clippy on the whole workspace, warnings denied
   bench          build-plugins, then the benchmarks (release build): the per-call
-                 cost, and the host's cost per outbound request
+                 cost, the host's cost per outbound request, and the poll
+                 scheduler with 2,000 triggers polling every second
   fuzz [SECS]    build-plugins, then each fuzz target (manifest validation, config
                  schemas, the HTTP request path) for SECS seconds (default 60),
                  printing executions and failures per target
@@ -41,7 +42,7 @@ fn main() -> Result<()> {
         "lint" => cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
         "bench" => {
             build_plugins()?;
-            cargo(&["bench", "-p", "triggerhost", "--bench", "call", "--bench", "outbound"])
+            cargo(&["bench", "-p", "triggerhost", "--bench", "call", "--bench", "outbound", "--bench", "scheduler"])
         }
         "fuzz" => {
             let secs = std::env::args().nth(2).unwrap_or_else(|| "60".into());
