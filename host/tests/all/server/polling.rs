@@ -43,6 +43,7 @@ impl Feed {
         let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let app = axum::Router::new()
             .route("/items", axum::routing::get(answer))
+            .route("/rss", axum::routing::get(rss))
             .with_state((Arc::clone(&items), Arc::clone(&mode), Arc::clone(&requests)));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind feed");
         let url = format!("http://127.0.0.1:{}", listener.local_addr().expect("address").port());
@@ -69,6 +70,25 @@ impl Feed {
     fn set_mode(&self, mode: Mode) {
         *self.mode.lock().expect("feed") = mode;
     }
+}
+
+/// The same items as an RSS 2.0 feed: a guid, a CDATA title and a date for
+/// items with a time, only a link for the others.
+async fn rss(State((items, _, _)): State<FeedState>) -> Response {
+    let items = items.lock().expect("feed").clone();
+    let mut xml = String::from(r#"<?xml version="1.0"?><rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/"><channel><title>Feed &amp; Co</title>"#);
+    for item in items {
+        let id = item["id"].as_str().unwrap_or_default();
+        if id.starts_with("nodate") {
+            xml.push_str(&format!("<item><title>{id}</title><link>https://example.com/{id}</link></item>"));
+        } else {
+            xml.push_str(&format!(
+                "<item><title><![CDATA[{id} & more]]></title><guid>{id}</guid><dc:date>2023-11-14T22:13:20Z</dc:date></item>"
+            ));
+        }
+    }
+    xml.push_str("</channel></rss>");
+    ([("content-type", "application/rss+xml")], xml).into_response()
 }
 
 type FeedState = (Arc<Mutex<Vec<Value>>>, Arc<Mutex<Mode>>, Arc<std::sync::atomic::AtomicUsize>);
@@ -304,4 +324,33 @@ async fn swapping_the_connector_version_between_polls_keeps_the_cursor() {
     feed.add("d", 300);
     assert_eq!(poll_now(&host, &id, None).await["events"][0]["plugin_version"], "http-json-poll@0.1.0");
     assert_eq!(emitted(&host, &id).await, ["b", "c", "d"]);
+}
+
+#[tokio::test]
+async fn an_rss_feed_emits_each_entry_once() {
+    let feed = Feed::start().await;
+    feed.add("a", 0);
+    let host = spawn_host().await;
+    host.upload_plugin("rss").await;
+    let allow = json!({ "outbound_hosts": [feed.url], "key_value": true });
+    assert_eq!(host.api(Method::PUT, "/plugins/rss/grants", Some(allow)).await.0, StatusCode::OK);
+    let config = json!({ "url": format!("{}/rss", feed.url) });
+    let body = json!({ "plugin": "rss", "trigger": "new_entry", "config": config, "poll_interval_s": 3600 });
+    let (_, created) = host.api(Method::POST, "/triggers", Some(body)).await;
+    let id = created["id"].as_str().expect("id").to_owned();
+    host.api(Method::POST, &format!("/triggers/{id}/enable"), None).await;
+    polled(&host, &id, 1).await;
+
+    feed.add("b", 0);
+    feed.add("nodate-c", 0);
+    let answer = poll_now(&host, &id, None).await;
+    assert_eq!(answer["stored"], 2, "{answer}");
+    assert_eq!(poll_now(&host, &id, None).await["stored"], 0);
+    let events = host.all_events(&id).await;
+    let titles: Vec<&str> = events.iter().filter_map(|e| e["payload"]["title"].as_str()).collect();
+    assert_eq!(titles.len(), 2);
+    assert!(titles.contains(&"b & more") && titles.contains(&"nodate-c"), "{titles:?}");
+    let dated = events.iter().find(|e| e["payload"]["id"] == "b").expect("b");
+    assert_eq!(dated["occurred_at_ms"], 1_700_000_000_000u64);
+    assert_eq!(dated["dedupe_key"], "b");
 }
