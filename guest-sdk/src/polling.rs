@@ -169,12 +169,18 @@ pub mod guest {
     /// The key the cursor is kept under.
     pub const CURSOR_KEY: &str = "poll.cursor";
 
+    /// The cursor as the last successful poll left it; `None` before the
+    /// first one (the next poll is a baseline). Useful to tell, page by
+    /// page, whether reading further can find anything new.
+    pub fn load_cursor() -> Result<Option<Cursor>, ConnectorError> {
+        Ok(kv::get(CURSOR_KEY)?.and_then(|bytes| serde_json::from_slice(&bytes).ok()))
+    }
+
     /// The events for this poll's new items, oldest first, with the cursor
     /// moved past them in the key-value store (stored only if the poll
     /// succeeds, together with these events).
     pub fn new_events(dedupe: &Dedupe, items: Vec<Item>, backfill: usize) -> Result<Vec<Event>, ConnectorError> {
-        let cursor: Option<Cursor> = kv::get(CURSOR_KEY)?.and_then(|bytes| serde_json::from_slice(&bytes).ok());
-        let (fresh, cursor) = dedupe.new_items(cursor, items, backfill);
+        let (fresh, cursor) = dedupe.new_items(load_cursor()?, items, backfill);
         let bytes = serde_json::to_vec(&cursor)
             .map_err(|e| ConnectorError::new(ErrorCode::Internal, format!("poll cursor: {e}")))?;
         kv::set(CURSOR_KEY, &bytes)?;

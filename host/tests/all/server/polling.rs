@@ -44,6 +44,7 @@ impl Feed {
         let app = axum::Router::new()
             .route("/items", axum::routing::get(answer))
             .route("/rss", axum::routing::get(rss))
+            .route("/paged", axum::routing::get(paged))
             .with_state((Arc::clone(&items), Arc::clone(&mode), Arc::clone(&requests)));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind feed");
         let url = format!("http://127.0.0.1:{}", listener.local_addr().expect("address").port());
@@ -89,6 +90,18 @@ async fn rss(State((items, _, _)): State<FeedState>) -> Response {
     }
     xml.push_str("</channel></rss>");
     ([("content-type", "application/rss+xml")], xml).into_response()
+}
+
+/// The items two per page, newest first, each page naming the next.
+async fn paged(
+    State((items, _, _)): State<FeedState>,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, usize>>,
+) -> Response {
+    let items = items.lock().expect("feed").clone();
+    let page = query.get("page").copied().unwrap_or(1).max(1);
+    let slice: Vec<Value> = items.iter().skip((page - 1) * 2).take(2).cloned().collect();
+    let next = (items.len() > page * 2).then(|| format!("/paged?page={}", page + 1));
+    axum::Json(json!({ "data": slice, "next": next })).into_response()
 }
 
 type FeedState = (Arc<Mutex<Vec<Value>>>, Arc<Mutex<Mode>>, Arc<std::sync::atomic::AtomicUsize>);
@@ -353,4 +366,33 @@ async fn an_rss_feed_emits_each_entry_once() {
     let dated = events.iter().find(|e| e["payload"]["id"] == "b").expect("b");
     assert_eq!(dated["occurred_at_ms"], 1_700_000_000_000u64);
     assert_eq!(dated["dedupe_key"], "b");
+}
+
+#[tokio::test]
+async fn more_new_items_than_one_page_are_all_emitted_once() {
+    let feed = Feed::start().await;
+    feed.add("a", 0);
+    let host = spawn_host().await;
+    host.upload_plugin("http_json_poll").await;
+    let allow = json!({ "outbound_hosts": [feed.url], "key_value": true });
+    assert_eq!(host.api(Method::PUT, "/plugins/http-json-poll/grants", Some(allow)).await.0, StatusCode::OK);
+    let config = json!({
+        "url": format!("{}/paged", feed.url), "items_pointer": "/data", "time_field": "t", "next_pointer": "/next", "max_pages": 3
+    });
+    let body = json!({ "plugin": "http-json-poll", "trigger": "new_item", "config": config, "poll_interval_s": 3600 });
+    let (_, created) = host.api(Method::POST, "/triggers", Some(body)).await;
+    let id = created["id"].as_str().expect("id").to_owned();
+    host.api(Method::POST, &format!("/triggers/{id}/enable"), None).await;
+    polled(&host, &id, 1).await;
+
+    // Seven new items: three pages of two in the first poll, the rest next.
+    for (n, item) in ["b", "c", "d", "e", "f", "g", "h"].iter().enumerate() {
+        feed.add(item, 100 * (n as i64 + 1));
+    }
+    assert_eq!(poll_now(&host, &id, None).await["stored"], 6);
+    assert_eq!(poll_now(&host, &id, None).await["stored"], 1);
+    assert_eq!(poll_now(&host, &id, None).await["stored"], 0);
+    let mut emitted = emitted(&host, &id).await;
+    emitted.sort();
+    assert_eq!(emitted, ["b", "c", "d", "e", "f", "g", "h"]);
 }
