@@ -10,7 +10,9 @@ use std::time::Instant;
 use tokio::sync::Semaphore;
 
 use crate::contract::{ConnectorError, Delivery, HttpResponse, PollTick, RunInput, RunOutput, WebhookRequest};
+use crate::capabilities::kv::KvWrites;
 use crate::failures::{call_failure, commit_failure, connector_failure};
+use crate::registry::LoadedPlugin;
 use crate::runtime::CallErrorKind;
 use crate::store::{Committer, DeliveryCommit, FailureRow, NewEvent, PollRecord, Store, StoreError, Tally, now_ms};
 use crate::triggers::{LiveTrigger, Triggers};
@@ -63,8 +65,7 @@ impl Pipeline {
 
     /// Handles one webhook delivery: `verify`, then `run`, then the commit.
     pub async fn deliver(&self, trigger: &LiveTrigger, request: WebhookRequest) -> Outcome {
-        let registry = self.triggers.registry();
-        let Ok(loaded) = registry.resolve(&trigger.row.plugin, trigger.row.plugin_version.as_deref()) else {
+        let Some(loaded) = self.plugin_of(trigger) else {
             return Outcome::Unavailable("connector unavailable");
         };
         let scope = self.triggers.scope(&trigger.row.id, &loaded);
@@ -78,14 +79,7 @@ impl Pipeline {
         };
         match output.value {
             Ok(Delivery::Accepted(run)) => {
-                let commit = DeliveryCommit {
-                    trigger_id: trigger.row.id.clone(),
-                    plugin_version: loaded.plugin.label().to_owned(),
-                    events: Vec::new(),
-                    fuel_used: output.fuel_used,
-                    kv_writes: output.kv_writes,
-                    poll: None,
-                };
+                let commit = commit_of(trigger, &loaded, output.fuel_used, output.kv_writes, None);
                 self.commit(trigger, commit, run).await
             }
             Ok(Delivery::Rejected(reason)) => {
@@ -119,8 +113,7 @@ impl Pipeline {
             Err(StoreError::Busy) => return Outcome::Unavailable("storage busy"),
             Err(_) => return Outcome::Unavailable("storage unavailable"),
         };
-        let Ok(loaded) = self.triggers.registry().resolve(&trigger.row.plugin, trigger.row.plugin_version.as_deref())
-        else {
+        let Some(loaded) = self.plugin_of(trigger) else {
             return Outcome::Unavailable("connector unavailable");
         };
         let tick = PollTick {
@@ -148,14 +141,7 @@ impl Pipeline {
                 return Outcome::ConnectorFailed(error);
             }
         };
-        let commit = DeliveryCommit {
-            trigger_id: trigger.row.id.clone(),
-            plugin_version: loaded.plugin.label().to_owned(),
-            events: Vec::new(),
-            fuel_used: output.fuel_used,
-            kv_writes: output.kv_writes,
-            poll: Some(record(started)),
-        };
+        let commit = commit_of(trigger, &loaded, output.fuel_used, output.kv_writes, Some(record(started)));
         let outcome = self.commit(trigger, commit, run).await;
         if matches!(outcome, Outcome::OutputRefused) {
             let _ = self.store.record_poll_failure(&trigger.row.id, record(started), "kv quota").await;
@@ -169,8 +155,7 @@ impl Pipeline {
     pub async fn preview(&self, trigger: &LiveTrigger, max: usize) -> Result<Vec<crate::contract::Event>, Outcome> {
         let _turn = trigger.poll_turn().await;
         let last_success = self.store.poll_state(&trigger.row.id).await.ok().and_then(|s| s.last_success_at_ms);
-        let Ok(loaded) = self.triggers.registry().resolve(&trigger.row.plugin, trigger.row.plugin_version.as_deref())
-        else {
+        let Some(loaded) = self.plugin_of(trigger) else {
             return Err(Outcome::Unavailable("connector unavailable"));
         };
         let tick = PollTick {
@@ -239,6 +224,11 @@ impl Pipeline {
         }
     }
 
+    /// The plugin version serving the trigger, if it is loaded.
+    fn plugin_of(&self, trigger: &LiveTrigger) -> Option<LoadedPlugin> {
+        self.triggers.registry().resolve(&trigger.row.plugin, trigger.row.plugin_version.as_deref()).ok()
+    }
+
     async fn tally(&self, trigger: &LiveTrigger, tally: Tally, fuel: u64) {
         if let Err(error) = self.store.tally(&trigger.row.id, tally, fuel).await {
             tracing::warn!(trigger = %trigger.row.id, %error, "cannot update stats");
@@ -249,5 +239,23 @@ impl Pipeline {
         if let Err(error) = self.store.record_failure(&trigger.row.id, &failure, fuel, true).await {
             tracing::warn!(trigger = %trigger.row.id, %error, "cannot record failure");
         }
+    }
+}
+
+/// A commit for a call's output, its events added by [`Pipeline::commit`].
+fn commit_of(
+    trigger: &LiveTrigger,
+    loaded: &LoadedPlugin,
+    fuel_used: u64,
+    kv_writes: KvWrites,
+    poll: Option<PollRecord>,
+) -> DeliveryCommit {
+    DeliveryCommit {
+        trigger_id: trigger.row.id.clone(),
+        plugin_version: loaded.plugin.label().to_owned(),
+        events: Vec::new(),
+        fuel_used,
+        kv_writes,
+        poll,
     }
 }
