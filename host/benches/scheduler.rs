@@ -53,8 +53,10 @@ fn main() {
                 poll_interval_s: Some(1),
                 plugin_version: None,
             };
-            let row = app.triggers.create(request).await.expect("create");
-            app.triggers.enable(&row.id).await.expect("enable");
+            // The triggers enabled so far are polling meanwhile: a write
+            // that finds the database busy is tried again.
+            let row = retry(|| app.triggers.create(request.clone())).await;
+            retry(|| app.triggers.enable(&row.id)).await;
         }
         println!("{TRIGGERS} polling triggers at a 1 s interval, enabled in {:.1} s", started.elapsed().as_secs_f64());
 
@@ -74,6 +76,16 @@ fn main() {
         println!("lateness: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (target p99 < 250 ms)", ms(at(0.5)), ms(at(0.99)), ms(lateness.last().copied()));
         println!("host CPU: {:.2} s over {wall:.1} s on {cores} cores = {:.0}% of the machine", cpu, cpu / wall / cores as f64 * 100.0);
     });
+}
+
+async fn retry<T, E: std::fmt::Debug, F: std::future::Future<Output = Result<T, E>>>(mut attempt: impl FnMut() -> F) -> T {
+    for _ in 0..20 {
+        match attempt().await {
+            Ok(value) => return value,
+            Err(error) => eprintln!("retrying: {error:?}"),
+        }
+    }
+    panic!("still failing after 20 attempts");
 }
 
 /// A feed on 127.0.0.1 answering every poll with the same two items, on
