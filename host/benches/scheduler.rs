@@ -58,7 +58,11 @@ fn main() {
             let row = retry(|| app.triggers.create(request.clone())).await;
             retry(|| app.triggers.enable(&row.id)).await;
         }
-        println!("{TRIGGERS} polling triggers at a 1 s interval, enabled in {:.1} s", started.elapsed().as_secs_f64());
+        println!(
+            "{TRIGGERS} polling triggers at a 1 s interval, enabled in {:.1} s ({} writes retried after a busy database)",
+            started.elapsed().as_secs_f64(),
+            RETRIED.load(std::sync::atomic::Ordering::Relaxed)
+        );
 
         tokio::time::sleep(WARM_UP).await;
         app.next_polls.take_lateness();
@@ -78,11 +82,17 @@ fn main() {
     });
 }
 
+/// Trigger writes that found the database busy and were tried again.
+static RETRIED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 async fn retry<T, E: std::fmt::Debug, F: std::future::Future<Output = Result<T, E>>>(mut attempt: impl FnMut() -> F) -> T {
     for _ in 0..20 {
         match attempt().await {
             Ok(value) => return value,
-            Err(error) => eprintln!("retrying: {error:?}"),
+            Err(error) => {
+                RETRIED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                eprintln!("retrying: {error:?}");
+            }
         }
     }
     panic!("still failing after 20 attempts");

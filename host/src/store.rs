@@ -61,6 +61,8 @@ impl From<sqlx::Error> for StoreError {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// Whose turn it is to write; see [`Store::write_turn`].
+    write_turns: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Unix time in milliseconds.
@@ -94,12 +96,21 @@ impl Store {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Database(format!("migrations: {e}")))?;
-        Ok(Store { pool })
+        Ok(Store { pool, write_turns: std::sync::Arc::default() })
     }
 
     /// The pool, for the modules of this store.
     fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// Waits for this process's turn to write. SQLite lets one writer in at
+    /// a time and its busy handler is not fair: the group committer, which
+    /// begins its next batch as soon as the last one commits, could keep
+    /// every other writer (an operator creating a trigger) waiting past the
+    /// busy timeout. Tokio's mutex serves writers in the order they came.
+    async fn write_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.write_turns.lock().await
     }
 
     /// Closes every connection (used at shutdown).

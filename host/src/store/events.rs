@@ -78,6 +78,7 @@ impl Store {
         &self,
         batch: &[DeliveryCommit],
     ) -> Result<Vec<Result<CommitOutcome, StoreError>>, StoreError> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
         let mut outcomes = Vec::with_capacity(batch.len());
         for delivery in batch {

@@ -124,6 +124,7 @@ impl Store {
     /// Commits the writes of a successful call that produced no events
     /// (`on-enable`, `on-disable`, a handshake).
     pub async fn commit_kv(&self, writes: &KvWrites) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         if writes.is_empty() {
             return Ok(());
         }

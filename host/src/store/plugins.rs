@@ -52,6 +52,7 @@ pub enum VersionInsert {
 impl Store {
     /// Registers a version; the first version of a plugin becomes active.
     pub async fn insert_plugin_version(&self, row: &PluginVersionRow) -> Result<VersionInsert, StoreError> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
         let existing: Option<String> =
             sqlx::query_scalar("SELECT digest FROM plugin_versions WHERE name = ? AND version = ?")
@@ -108,6 +109,7 @@ impl Store {
 
     /// Sets what the operator allows a plugin; `NotFound` if there is no such plugin.
     pub async fn set_allowance(&self, name: &str, allowance: &str) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         let done = sqlx::query(
             "INSERT INTO plugin_grants (name, allowance, updated_at_ms)
              SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM plugins WHERE name = ?)
@@ -147,6 +149,7 @@ impl Store {
 
     /// Makes `version` the active one; `NotFound` if it was never uploaded.
     pub async fn set_active_version(&self, name: &str, version: &str) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         let done = sqlx::query(
             "UPDATE plugins SET active_version = ?, updated_at_ms = ?
              WHERE name = ? AND EXISTS (SELECT 1 FROM plugin_versions WHERE name = ? AND version = ?)",

@@ -74,6 +74,7 @@ pub(super) async fn record_success(
 impl Store {
     /// Records a failed poll; its failure record is written apart.
     pub async fn record_poll_failure(&self, trigger_id: &str, poll: PollRecord, message: &str) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO trigger_polls (trigger_id, polls, failures, consecutive_failures, last_poll_at_ms, last_error,
                                         last_duration_ms)
@@ -109,6 +110,7 @@ impl Store {
     /// Forgets where polling stood: the trigger's kv entries (its cursor)
     /// and its last success, so the next poll starts from a new baseline.
     pub async fn reset_poll(&self, trigger_id: &str) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query("DELETE FROM kv_entries WHERE trigger_id = ?").bind(trigger_id).execute(&mut *tx).await?;
         sqlx::query("UPDATE trigger_polls SET last_success_at_ms = NULL WHERE trigger_id = ?")

@@ -56,6 +56,7 @@ pub enum Tally {
 impl Store {
     /// Counts a delivery that stored nothing.
     pub async fn tally(&self, trigger_id: &str, tally: Tally, fuel_used: u64) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         let rejected = i64::from(tally == Tally::Rejected);
         sqlx::query(
             "UPDATE trigger_stats SET received = received + 1, rejected = rejected + ?, fuel_used = fuel_used + ?
@@ -78,6 +79,7 @@ impl Store {
         fuel_used: u64,
         counts_as_delivery: bool,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "UPDATE trigger_stats SET received = received + ?, errors = errors + 1, fuel_used = fuel_used + ?

@@ -47,6 +47,7 @@ pub struct TriggerPatch {
 impl Store {
     /// Stores a new trigger with its zeroed stats, in one transaction.
     pub async fn insert_trigger(&self, row: &TriggerRow) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO triggers (id, plugin, plugin_version, trigger_name, config, secret, poll_interval_s,
@@ -84,6 +85,7 @@ impl Store {
 
     /// Applies a patch and returns the updated trigger.
     pub async fn patch_trigger(&self, id: &str, patch: &TriggerPatch) -> Result<TriggerRow, StoreError> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
         let mut row: TriggerRow =
             sqlx::query_as("SELECT * FROM triggers WHERE id = ?").bind(id).fetch_one(&mut *tx).await?;
@@ -118,6 +120,7 @@ impl Store {
 
     /// Rewrites a trigger's config and secret with their secrets sealed.
     pub async fn set_trigger_sealed(&self, id: &str, config: &str, secret: Option<&str>) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query("UPDATE triggers SET config = ?, secret = ? WHERE id = ?")
             .bind(config)
             .bind(secret)
@@ -135,6 +138,7 @@ impl Store {
         last_error: Option<&str>,
         expires_at_ms: Option<i64>,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         let done = sqlx::query(
             "UPDATE triggers SET status = ?, last_error = ?, expires_at_ms = ?, updated_at_ms = ? WHERE id = ?",
         )
@@ -150,6 +154,7 @@ impl Store {
 
     /// Deletes a trigger with its events, stats, failures and kv entries.
     pub async fn delete_trigger(&self, id: &str) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         // Foreign keys cascade the rest within the statement's transaction.
         let done = sqlx::query("DELETE FROM triggers WHERE id = ?").bind(id).execute(self.pool()).await?;
         if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
