@@ -19,6 +19,8 @@ use triggerhost::contract::{RunInput, TriggerContext, WebhookRequest};
 use triggerhost::runtime::CallScope;
 use triggerhost::{Limits, Runtime, RuntimeConfig};
 
+#[path = "support/loopback.rs"]
+mod loopback;
 #[path = "support/measure.rs"]
 mod measure;
 
@@ -28,7 +30,8 @@ const PER_BATCH: usize = 50;
 fn main() {
     let component = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/wasm32-wasip2/release/hostile.wasm"))
         .unwrap_or_else(|e| panic!("hostile.wasm: {e}; run `cargo xtask build-plugins`"));
-    let port = loopback_server();
+    // Every request is answered `hello`.
+    let port = loopback::serve(axum::Router::new().fallback(|| async { "hello" }));
     let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
 
     println!("per request to a loopback server, median of {BATCHES} batches x {PER_BATCH}:\n");
@@ -77,22 +80,6 @@ fn main() {
 
 fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
-}
-
-/// An HTTP server on 127.0.0.1 answering every request with `hello`, on
-/// its own thread so the measured side has its thread to itself.
-fn loopback_server() -> u16 {
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("server runtime");
-        tokio.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-            sender.send(listener.local_addr().expect("address").port()).expect("port");
-            let app = axum::Router::new().fallback(|| async { "hello" });
-            axum::serve(listener, app).await.expect("serve");
-        });
-    });
-    receiver.recv().expect("server started")
 }
 
 /// What the host does for one request, without its checks: a fresh

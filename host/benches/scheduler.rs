@@ -5,13 +5,15 @@
 //! p99; the target is p99 under 250 ms) and the share of the machine's
 //! CPU the host used meanwhile.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use triggerhost::app::AppState;
 use triggerhost::capabilities::grant::{Allowance, Origin};
 use triggerhost::config::{FileConfig, ServeArgs, Settings};
 use triggerhost::triggers::CreateTrigger;
+
+#[path = "support/loopback.rs"]
+mod loopback;
 
 const TRIGGERS: usize = 2000;
 const WARM_UP: Duration = Duration::from_secs(5);
@@ -98,24 +100,10 @@ async fn retry<T, E: std::fmt::Debug, F: std::future::Future<Output = Result<T, 
     panic!("still failing after 20 attempts");
 }
 
-/// A feed on 127.0.0.1 answering every poll with the same two items, on
-/// its own thread.
+/// A feed on 127.0.0.1 answering every poll with the same two items.
 fn feed_server() -> u16 {
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("feed runtime");
-        tokio.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-            sender.send(listener.local_addr().expect("address").port()).expect("port");
-            let body = Arc::new(r#"[{"id":"a","t":1700000000000},{"id":"b","t":1700000001000}]"#.to_owned());
-            let app = axum::Router::new().fallback(move || {
-                let body = Arc::clone(&body);
-                async move { ([("content-type", "application/json")], body.as_str().to_owned()) }
-            });
-            axum::serve(listener, app).await.expect("serve");
-        });
-    });
-    receiver.recv().expect("feed started")
+    let body = r#"[{"id":"a","t":1700000000000},{"id":"b","t":1700000001000}]"#;
+    loopback::serve(axum::Router::new().fallback(move || async move { ([("content-type", "application/json")], body) }))
 }
 
 /// CPU time this process has used (user + system), from /proc.

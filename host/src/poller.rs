@@ -15,7 +15,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
 
 use crate::pipeline::{Outcome, Pipeline};
-use crate::store::{Store, now_ms};
+use crate::store::{PollState, Store, TriggerRow, now_ms};
 use crate::triggers::Triggers;
 
 /// How the scheduler runs.
@@ -80,12 +80,16 @@ impl NextPolls {
     }
 }
 
-/// Whether a polling trigger is healthy: its last poll did not fail, and
-/// it succeeded within `threshold` (or, before its first success, it has
-/// not been failing or waiting that long since `since_ms`).
-pub fn is_healthy(state: &crate::store::PollState, since_ms: i64, threshold: Duration, now_ms: i64) -> bool {
+/// Whether a polling trigger is healthy: one that is not enabled is not
+/// failing; an enabled one's last poll did not fail, and it succeeded
+/// within `threshold` (or, before its first success, it has not been
+/// waiting that long since it last changed).
+pub fn is_healthy(row: &TriggerRow, state: &PollState, threshold: Duration, now_ms: i64) -> bool {
+    if row.status != crate::triggers::status::ENABLED {
+        return true;
+    }
     let threshold_ms = i64::try_from(threshold.as_millis()).unwrap_or(i64::MAX);
-    let last_good = state.last_success_at_ms.unwrap_or(since_ms);
+    let last_good = state.last_success_at_ms.unwrap_or(row.updated_at_ms);
     state.consecutive_failures == 0 && now_ms.saturating_sub(last_good) <= threshold_ms
 }
 

@@ -253,8 +253,7 @@ impl Registry {
 
     /// What `name@version` may use: its request narrowed to the allowance.
     pub fn grant(&self, name: &str, version: &str) -> Result<Grant, RegistryError> {
-        let loaded = self.resolve(name, Some(version))?;
-        Ok(Grant::new(&loaded.plugin.manifest().capabilities, &self.allowance(name)))
+        Ok(self.grant_of(&self.resolve(name, Some(version))?))
     }
 
     /// What a loaded version may use now: read at every call, so a changed

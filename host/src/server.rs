@@ -77,8 +77,7 @@ async fn poll_metrics(app: &AppState, text: &mut String) -> Result<(), api::ApiE
     text.push_str("# TYPE triggerhost_trigger_healthy gauge\n");
     for row in &rows {
         let state = states.get(&row.id).cloned().unwrap_or_default();
-        let healthy = row.status != crate::triggers::status::ENABLED
-            || crate::poller::is_healthy(&state, row.updated_at_ms, app.poller.unhealthy_after, now);
+        let healthy = crate::poller::is_healthy(row, &state, app.poller.unhealthy_after, now);
         text.push_str(&format!("triggerhost_trigger_healthy{{trigger=\"{}\",plugin=\"{}\"}} {}\n", row.id, row.plugin, u8::from(healthy)));
     }
     Ok(())

@@ -71,8 +71,7 @@ fn with_health(app: &AppState, row: &crate::store::TriggerRow, state: crate::sto
 /// What `/health` and the trigger views show of polling.
 fn poll_health(app: &AppState, row: &crate::store::TriggerRow, state: &crate::store::PollState) -> serde_json::Value {
     let now = crate::store::now_ms();
-    let healthy = row.status != crate::triggers::status::ENABLED
-        || crate::poller::is_healthy(state, row.updated_at_ms, app.poller.unhealthy_after, now);
+    let healthy = crate::poller::is_healthy(row, state, app.poller.unhealthy_after, now);
     json!({
         "healthy": healthy,
         "polls": state.polls,
