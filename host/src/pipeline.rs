@@ -108,17 +108,9 @@ impl Pipeline {
     pub async fn poll(&self, trigger: &LiveTrigger) -> Outcome {
         let _turn = trigger.poll_turn().await;
         let (at_ms, started) = (now_ms(), Instant::now());
-        let last_success = match self.store.poll_state(&trigger.row.id).await {
-            Ok(state) => state.last_success_at_ms,
-            Err(StoreError::Busy) => return Outcome::Unavailable("storage busy"),
-            Err(_) => return Outcome::Unavailable("storage unavailable"),
-        };
-        let Some(loaded) = self.plugin_of(trigger) else {
-            return Outcome::Unavailable("connector unavailable");
-        };
-        let tick = PollTick {
-            scheduled_at_ms: u64::try_from(at_ms).unwrap_or(0),
-            last_success_at_ms: last_success.and_then(|ms| u64::try_from(ms).ok()),
+        let (loaded, tick) = match self.tick(trigger, at_ms).await {
+            Ok(ready) => ready,
+            Err(outcome) => return outcome,
         };
         let scope = self.triggers.scope(&trigger.row.id, &loaded);
         let result = loaded.plugin.run(trigger.context.clone(), RunInput::Poll(tick), scope).await;
@@ -142,11 +134,7 @@ impl Pipeline {
             }
         };
         let commit = commit_of(trigger, &loaded, output.fuel_used, output.kv_writes, Some(record(started)));
-        let outcome = self.commit(trigger, commit, run).await;
-        if matches!(outcome, Outcome::OutputRefused) {
-            let _ = self.store.record_poll_failure(&trigger.row.id, record(started), "kv quota").await;
-        }
-        outcome
+        self.commit(trigger, commit, run).await
     }
 
     /// What a poll would emit now, without its effects: at most `max`
@@ -154,14 +142,7 @@ impl Pipeline {
     /// writes are dropped). A failure is returned, not recorded.
     pub async fn preview(&self, trigger: &LiveTrigger, max: usize) -> Result<Vec<crate::contract::Event>, Outcome> {
         let _turn = trigger.poll_turn().await;
-        let last_success = self.store.poll_state(&trigger.row.id).await.ok().and_then(|s| s.last_success_at_ms);
-        let Some(loaded) = self.plugin_of(trigger) else {
-            return Err(Outcome::Unavailable("connector unavailable"));
-        };
-        let tick = PollTick {
-            scheduled_at_ms: u64::try_from(now_ms()).unwrap_or(0),
-            last_success_at_ms: last_success.and_then(|ms| u64::try_from(ms).ok()),
-        };
+        let (loaded, tick) = self.tick(trigger, now_ms()).await?;
         let scope = self.triggers.scope(&trigger.row.id, &loaded);
         match loaded.plugin.run(trigger.context.clone(), RunInput::Poll(tick), scope).await {
             Ok(output) => match output.value {
@@ -188,6 +169,7 @@ impl Pipeline {
     /// Commits a run's events (with the call's kv writes and stats, in
     /// `commit`) in one transaction.
     async fn commit(&self, trigger: &LiveTrigger, mut commit: DeliveryCommit, run: RunOutput) -> Outcome {
+        let poll = commit.poll;
         // The output waits for the committer outside any call slot: it
         // counts against the same budget as bodies until it is stored.
         let held = u32::try_from(run.size_bytes()).unwrap_or(u32::MAX);
@@ -213,8 +195,13 @@ impl Pipeline {
             Ok(stored) => Outcome::Stored { stored: stored.stored, duplicates: stored.duplicates, response: run.response },
             Err(StoreError::Busy) => Outcome::Unavailable("storage busy"),
             Err(StoreError::NotFound) => Outcome::Gone,
+            // Recorded as what it was: a refused poll is a failed poll, not
+            // a delivery received.
             Err(error @ StoreError::Quota(_)) => {
-                self.record(trigger, commit_failure("deliver", error.to_string()), 0).await;
+                match poll {
+                    Some(poll) => self.record_poll_failure(trigger, commit_failure("poll", error.to_string()), 0, poll).await,
+                    None => self.record(trigger, commit_failure("deliver", error.to_string()), 0).await,
+                }
                 Outcome::OutputRefused
             }
             Err(error) => {
@@ -222,6 +209,22 @@ impl Pipeline {
                 Outcome::Unavailable("storage unavailable")
             }
         }
+    }
+
+    /// The plugin serving a poll, and its tick: when it was scheduled and
+    /// when the trigger last polled successfully.
+    async fn tick(&self, trigger: &LiveTrigger, at_ms: i64) -> Result<(LoadedPlugin, PollTick), Outcome> {
+        let last_success = match self.store.poll_state(&trigger.row.id).await {
+            Ok(state) => state.last_success_at_ms,
+            Err(StoreError::Busy) => return Err(Outcome::Unavailable("storage busy")),
+            Err(_) => return Err(Outcome::Unavailable("storage unavailable")),
+        };
+        let loaded = self.plugin_of(trigger).ok_or(Outcome::Unavailable("connector unavailable"))?;
+        let tick = PollTick {
+            scheduled_at_ms: u64::try_from(at_ms).unwrap_or(0),
+            last_success_at_ms: last_success.and_then(|ms| u64::try_from(ms).ok()),
+        };
+        Ok((loaded, tick))
     }
 
     /// The plugin version serving the trigger, if it is loaded.
