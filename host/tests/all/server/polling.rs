@@ -25,7 +25,14 @@ enum Mode {
     Garbage,
     /// Never answers.
     Hang,
+    /// Answers after 300 ms, counting the requests it holds at once in
+    /// [`SLOW_AT_ONCE`] (only one test uses it).
+    Slow,
 }
+
+/// Requests held by [`Mode::Slow`] now, and the most at any time.
+static SLOW_AT_ONCE: [std::sync::atomic::AtomicUsize; 2] =
+    [std::sync::atomic::AtomicUsize::new(0), std::sync::atomic::AtomicUsize::new(0)];
 
 #[derive(Clone)]
 struct Feed {
@@ -111,6 +118,14 @@ async fn answer(State((items, mode, requests)): State<FeedState>) -> Response {
     let mode = *mode.lock().expect("feed");
     match mode {
         Mode::Hang => std::future::pending().await,
+        Mode::Slow => {
+            use std::sync::atomic::Ordering::SeqCst;
+            let now = SLOW_AT_ONCE[0].fetch_add(1, SeqCst) + 1;
+            SLOW_AT_ONCE[1].fetch_max(now, SeqCst);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            SLOW_AT_ONCE[0].fetch_sub(1, SeqCst);
+            axum::Json(json!({ "data": items.lock().expect("feed").clone() })).into_response()
+        }
         Mode::Items => axum::Json(json!({ "data": items.lock().expect("feed").clone() })).into_response(),
         Mode::Error => (AxumStatus::INTERNAL_SERVER_ERROR, "feed down").into_response(),
         Mode::Garbage => (AxumStatus::OK, "<html>not json").into_response(),
@@ -395,4 +410,30 @@ async fn more_new_items_than_one_page_are_all_emitted_once() {
     let mut emitted = emitted(&host, &id).await;
     emitted.sort();
     assert_eq!(emitted, ["b", "c", "d", "e", "f", "g", "h"]);
+}
+
+#[tokio::test]
+async fn polls_of_one_trigger_never_overlap() {
+    let feed = Feed::start().await;
+    feed.add("a", 0);
+    let host = spawn_host().await;
+    let id = setup(&host, &feed, 3600).await;
+    host.api(Method::POST, &format!("/triggers/{id}/enable"), None).await;
+    polled(&host, &id, 1).await;
+
+    // Four polls asked for at once, each taking 300 ms at the feed: they
+    // run one after the other, and the item is stored once.
+    feed.set_mode(Mode::Slow);
+    feed.add("b", 100);
+    let polls: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, http) = (format!("{}/api/v1/triggers/{id}/poll", host.url), host.http.clone());
+            tokio::spawn(async move { http.post(url).bearer_auth(crate::host::TOKEN).send().await.map(|r| r.status()) })
+        })
+        .collect();
+    for poll in polls {
+        assert_eq!(poll.await.expect("poll").ok(), Some(StatusCode::OK));
+    }
+    assert_eq!(SLOW_AT_ONCE[1].load(std::sync::atomic::Ordering::SeqCst), 1, "polls overlapped at the feed");
+    assert_eq!(emitted(&host, &id).await, ["b"]);
 }
