@@ -180,10 +180,16 @@ pub mod guest {
     /// moved past them in the key-value store (stored only if the poll
     /// succeeds, together with these events).
     pub fn new_events(dedupe: &Dedupe, items: Vec<Item>, backfill: usize) -> Result<Vec<Event>, ConnectorError> {
-        let (fresh, cursor) = dedupe.new_items(load_cursor()?, items, backfill);
+        let stored = kv::get(CURSOR_KEY)?;
+        let previous = stored.as_deref().and_then(|bytes| serde_json::from_slice(bytes).ok());
+        let (fresh, cursor) = dedupe.new_items(previous, items, backfill);
         let bytes = serde_json::to_vec(&cursor)
             .map_err(|e| ConnectorError::new(ErrorCode::Internal, format!("poll cursor: {e}")))?;
-        kv::set(CURSOR_KEY, &bytes)?;
+        // A poll that moved nothing writes nothing: idle polls cost the
+        // store no write.
+        if stored.as_deref() != Some(bytes.as_slice()) {
+            kv::set(CURSOR_KEY, &bytes)?;
+        }
         fresh
             .into_iter()
             .map(|item| {

@@ -14,7 +14,7 @@ use crate::capabilities::kv::KvWrites;
 use crate::failures::{call_failure, commit_failure, connector_failure};
 use crate::registry::LoadedPlugin;
 use crate::runtime::CallErrorKind;
-use crate::store::{Committer, DeliveryCommit, FailureRow, NewEvent, PollRecord, Store, StoreError, Tally, now_ms};
+use crate::store::{Committer, DeliveryCommit, FailedCall, FailureRow, NewEvent, PollRecord, Store, StoreError, Tally, now_ms};
 use crate::triggers::{LiveTrigger, Triggers};
 
 /// What became of one delivery.
@@ -104,7 +104,8 @@ impl Pipeline {
 
     /// Runs one poll: `run` with a tick carrying the last success, then its
     /// events, kv writes (the cursor) and poll state in one transaction. A
-    /// failed poll stores nothing but its failure and poll state.
+    /// failed poll stores nothing but its failure and poll state, in one
+    /// transaction too.
     pub async fn poll(&self, trigger: &LiveTrigger) -> Outcome {
         let _turn = trigger.poll_turn().await;
         let (at_ms, started) = (now_ms(), Instant::now());
@@ -157,13 +158,7 @@ impl Pipeline {
     }
 
     async fn record_poll_failure(&self, trigger: &LiveTrigger, failure: FailureRow, fuel: u64, poll: PollRecord) {
-        let message = format!("{}: {}", failure.code, failure.message);
-        if let Err(error) = self.store.record_failure(&trigger.row.id, &failure, fuel, false).await {
-            tracing::warn!(trigger = %trigger.row.id, %error, "cannot record failure");
-        }
-        if let Err(error) = self.store.record_poll_failure(&trigger.row.id, poll, &message).await {
-            tracing::warn!(trigger = %trigger.row.id, %error, "cannot record poll state");
-        }
+        self.record_as(trigger, failure, fuel, FailedCall::Poll(poll)).await;
     }
 
     /// Commits a run's events (with the call's kv writes and stats, in
@@ -239,7 +234,11 @@ impl Pipeline {
     }
 
     async fn record(&self, trigger: &LiveTrigger, failure: FailureRow, fuel: u64) {
-        if let Err(error) = self.store.record_failure(&trigger.row.id, &failure, fuel, true).await {
+        self.record_as(trigger, failure, fuel, FailedCall::Delivery).await;
+    }
+
+    async fn record_as(&self, trigger: &LiveTrigger, failure: FailureRow, fuel: u64, call: FailedCall) {
+        if let Err(error) = self.store.record_failure(&trigger.row.id, &failure, fuel, call).await {
             tracing::warn!(trigger = %trigger.row.id, %error, "cannot record failure");
         }
     }

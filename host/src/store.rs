@@ -21,7 +21,7 @@ pub use events::{CommitOutcome, DeliveryCommit, EventRow, NewEvent};
 pub use kv::KvEntryView;
 pub use polls::{PollRecord, PollState};
 pub use plugins::{PluginRow, PluginVersionRow, VersionInsert};
-pub use stats::{FailureRow, StatsRow, Tally};
+pub use stats::{FailedCall, FailureRow, StatsRow, Tally};
 pub use triggers::{TriggerPatch, TriggerRow};
 
 /// A storage failure. `Busy` means try again later (503 with Retry-After).

@@ -18,7 +18,7 @@ mod sealed;
 
 pub use sealed::REDACTED;
 use sealed::{field, redacted};
-use crate::store::{FailureRow, Store, StoreError, TriggerPatch, TriggerRow, now_ms};
+use crate::store::{FailedCall, FailureRow, Store, StoreError, TriggerPatch, TriggerRow, now_ms};
 
 /// Trigger statuses.
 pub mod status {
@@ -555,7 +555,7 @@ impl Triggers {
     }
 
     async fn record(&self, id: &str, failure: FailureRow, fuel: u64) -> Result<(), StoreError> {
-        self.store.record_failure(id, &failure, fuel, false).await
+        self.store.record_failure(id, &failure, fuel, FailedCall::Lifecycle).await
     }
 }
 

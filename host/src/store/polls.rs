@@ -1,6 +1,7 @@
 //! Poll state per trigger: counters, last poll, last success, the last
 //! error and the run of failures the scheduler backs off on. A successful
-//! poll's row is written in the transaction that stores its events.
+//! poll's row is written in the transaction that stores its events, a
+//! failed poll's in the one that records its failure.
 
 use serde::Serialize;
 
@@ -71,27 +72,31 @@ pub(super) async fn record_success(
     Ok(())
 }
 
-impl Store {
-    /// Records a failed poll; its failure record is written apart.
-    pub async fn record_poll_failure(&self, trigger_id: &str, poll: PollRecord, message: &str) -> Result<(), StoreError> {
-        let _turn = self.write_turn().await;
-        sqlx::query(
-            "INSERT INTO trigger_polls (trigger_id, polls, failures, consecutive_failures, last_poll_at_ms, last_error,
-                                        last_duration_ms)
-             VALUES (?1, 1, 1, 1, ?2, ?3, ?4)
-             ON CONFLICT (trigger_id) DO UPDATE SET
-                 polls = polls + 1, failures = failures + 1, consecutive_failures = consecutive_failures + 1,
-                 last_poll_at_ms = ?2, last_error = ?3, last_duration_ms = ?4",
-        )
-        .bind(trigger_id)
-        .bind(poll.at_ms)
-        .bind(message)
-        .bind(poll.duration_ms)
-        .execute(self.pool())
-        .await?;
-        Ok(())
-    }
+/// Records a failed poll inside the transaction that records its failure.
+pub(super) async fn record_failure(
+    conn: &mut sqlx::SqliteConnection,
+    trigger_id: &str,
+    poll: PollRecord,
+    message: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO trigger_polls (trigger_id, polls, failures, consecutive_failures, last_poll_at_ms, last_error,
+                                    last_duration_ms)
+         VALUES (?1, 1, 1, 1, ?2, ?3, ?4)
+         ON CONFLICT (trigger_id) DO UPDATE SET
+             polls = polls + 1, failures = failures + 1, consecutive_failures = consecutive_failures + 1,
+             last_poll_at_ms = ?2, last_error = ?3, last_duration_ms = ?4",
+    )
+    .bind(trigger_id)
+    .bind(poll.at_ms)
+    .bind(message)
+    .bind(poll.duration_ms)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
 
+impl Store {
     /// Every polling trigger's poll state, by trigger id.
     pub async fn all_poll_states(&self) -> Result<std::collections::HashMap<String, PollState>, StoreError> {
         let rows: Vec<KeyedState> = sqlx::query_as("SELECT * FROM trigger_polls").fetch_all(self.pool()).await?;

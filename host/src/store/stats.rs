@@ -25,6 +25,17 @@ pub struct StatsRow {
     pub fuel_used: i64,
 }
 
+/// What the failed call was, for the counters it moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailedCall {
+    /// A webhook delivery: it counts as received.
+    Delivery,
+    /// A poll: recorded in the trigger's poll state as well.
+    Poll(super::PollRecord),
+    /// A lifecycle call (`on-enable`, `on-disable`).
+    Lifecycle,
+}
+
 /// A recorded failure.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize)]
 pub struct FailureRow {
@@ -70,22 +81,23 @@ impl Store {
         Ok(())
     }
 
-    /// Records a failed call: counters, the failure itself and the
-    /// trigger's last error, in one transaction.
+    /// Records a failed call: counters, the failure itself, the trigger's
+    /// last error and, for a poll, its poll state, in one transaction.
     pub async fn record_failure(
         &self,
         trigger_id: &str,
         failure: &FailureRow,
         fuel_used: u64,
-        counts_as_delivery: bool,
+        call: FailedCall,
     ) -> Result<(), StoreError> {
+        let message = format!("{}: {}", failure.code, failure.message);
         let _turn = self.write_turn().await;
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "UPDATE trigger_stats SET received = received + ?, errors = errors + 1, fuel_used = fuel_used + ?
              WHERE trigger_id = ?",
         )
-        .bind(i64::from(counts_as_delivery))
+        .bind(i64::from(matches!(call, FailedCall::Delivery)))
         .bind(to_i64(fuel_used))
         .bind(trigger_id)
         .execute(&mut *tx)
@@ -110,8 +122,11 @@ impl Store {
         .bind(FAILURES_KEPT)
         .execute(&mut *tx)
         .await?;
+        if let FailedCall::Poll(poll) = call {
+            super::polls::record_failure(&mut tx, trigger_id, poll, &message).await?;
+        }
         sqlx::query("UPDATE triggers SET last_error = ?, updated_at_ms = ? WHERE id = ?")
-            .bind(format!("{}: {}", failure.code, failure.message))
+            .bind(&message)
             .bind(now_ms())
             .bind(trigger_id)
             .execute(&mut *tx)

@@ -97,6 +97,7 @@ impl Connector for HttpJsonPoll {
         // the list. Each chain stops at a page with nothing new: what lies
         // past it was seen before.
         let resume = store::get_string(RESUME_KEY)?;
+        let resuming = resume.is_some();
         let mut pages_left = config.max_pages.max(1);
         let mut items = Vec::new();
         let mut unread = None;
@@ -120,7 +121,9 @@ impl Connector for HttpJsonPoll {
         // A baseline is what is visible now; older pages are old.
         match unread.filter(|_| cursor.is_some()) {
             Some(url) => store::set_string(RESUME_KEY, &url)?,
-            None => store::delete(RESUME_KEY)?,
+            None if resuming => store::delete(RESUME_KEY)?,
+            // An idle poll writes nothing.
+            None => {}
         }
         Ok(RunOutput::from_events(new_events(&dedupe, items, config.backfill)?))
     }

@@ -328,6 +328,50 @@ async fn a_host_killed_during_a_poll_emits_its_items_once_after_restart() {
 }
 
 #[tokio::test]
+async fn a_host_killed_between_a_poll_and_its_commit_emits_its_items_once_after_restart() {
+    use sqlx::Connection;
+    let feed = Feed::start().await;
+    feed.add("a", 0);
+    // A commit waits for a locked database far longer than this test takes.
+    let mut host = spawn_host_with_config("[polling]\nmin_interval_s = 1\n[database]\nbusy_timeout_ms = 60000\n").await;
+    let id = setup(&host, &feed, 1).await;
+    host.api(Method::POST, &format!("/triggers/{id}/enable"), None).await;
+    polled(&host, &id, 1).await;
+
+    // The test holds the database's write lock: the next poll reads the
+    // feed, its connector returns b and the new cursor, and its commit
+    // waits for the lock when the host dies.
+    let database = format!("sqlite://{}", host.data_dir.join("triggerhost.db").display());
+    let mut lock = sqlx::SqliteConnection::connect(&database).await.expect("open the host's database");
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut lock).await.expect("take the write lock");
+    feed.add("b", 100);
+    let asked = feed.requests.load(std::sync::atomic::Ordering::SeqCst);
+    for _ in 0..100 {
+        if feed.requests.load(std::sync::atomic::Ordering::SeqCst) > asked {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(feed.requests.load(std::sync::atomic::Ordering::SeqCst) > asked, "no poll reached the feed");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    host.kill9().await;
+    let (stored,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM events WHERE trigger_id = ?").bind(&id).fetch_one(&mut lock).await.expect("count");
+    assert_eq!(stored, 0, "the poll's commit was still waiting when the host died");
+    sqlx::query("ROLLBACK").execute(&mut lock).await.expect("release the lock");
+    lock.close().await.expect("close");
+    feed.add("c", 200);
+
+    // Nothing of the killed poll was kept, its cursor included: the first
+    // poll after the restart emits b and c, once each.
+    let host = host.restart().await;
+    let before = health(&host, &id).await["polls"].as_i64().unwrap_or(0);
+    polled(&host, &id, before + 2).await;
+    assert_eq!(emitted(&host, &id).await, ["b", "c"]);
+    assert_eq!(health(&host, &id).await["events"].as_i64(), Some(2));
+}
+
+#[tokio::test]
 async fn swapping_the_connector_version_between_polls_keeps_the_cursor() {
     let feed = Feed::start().await;
     feed.add("a", 0);
@@ -436,4 +480,30 @@ async fn polls_of_one_trigger_never_overlap() {
     }
     assert_eq!(SLOW_AT_ONCE[1].load(std::sync::atomic::Ordering::SeqCst), 1, "polls overlapped at the feed");
     assert_eq!(emitted(&host, &id).await, ["b"]);
+}
+
+#[tokio::test]
+async fn a_backfill_emits_that_many_existing_items_once() {
+    let feed = Feed::start().await;
+    for (item, at) in [("a", 0), ("b", 100), ("c", 200)] {
+        feed.add(item, at);
+    }
+    let host = spawn_host().await;
+    host.upload_plugin("http_json_poll").await;
+    let allow = json!({ "outbound_hosts": [feed.url], "key_value": true });
+    assert_eq!(host.api(Method::PUT, "/plugins/http-json-poll/grants", Some(allow)).await.0, StatusCode::OK);
+    let config = json!({ "url": format!("{}/items", feed.url), "items_pointer": "/data", "time_field": "t", "backfill": 2 });
+    let body = json!({ "plugin": "http-json-poll", "trigger": "new_item", "config": config, "poll_interval_s": 3600 });
+    let (_, created) = host.api(Method::POST, "/triggers", Some(body)).await;
+    let id = created["id"].as_str().expect("id").to_owned();
+    host.api(Method::POST, &format!("/triggers/{id}/enable"), None).await;
+
+    // The first poll emits the two newest of the three items, then only
+    // what is new.
+    polled(&host, &id, 1).await;
+    assert_eq!(emitted(&host, &id).await, ["b", "c"]);
+    assert_eq!(poll_now(&host, &id, None).await["stored"], 0);
+    feed.add("d", 300);
+    assert_eq!(poll_now(&host, &id, None).await["stored"], 1);
+    assert_eq!(emitted(&host, &id).await, ["b", "c", "d"]);
 }
