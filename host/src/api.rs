@@ -11,7 +11,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 
 pub use error::{ApiError, ApiJson};
 
@@ -33,6 +33,7 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         )
         .route("/plugins/{name}", get(plugins::get))
         .route("/plugins/{name}/activate", post(plugins::activate))
+        .route("/plugins/{name}/versions/{version}", delete(plugins::delete_version))
         .route("/plugins/{name}/grants", put(plugins::put_grants))
         .route("/triggers", post(triggers::create).get(triggers::list))
         .route("/triggers/{id}", get(triggers::get).patch(triggers::patch).delete(triggers::delete))

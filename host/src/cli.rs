@@ -103,8 +103,27 @@ enum PluginCommand {
         /// Plugin name.
         name: String,
     },
-    /// Make a version active (hot swap or roll back).
+    /// Make a version active (hot swap or roll back). Refused, with the
+    /// list, if it would break triggers that follow the active version.
     Activate {
+        /// Plugin name.
+        name: String,
+        /// Version.
+        version: String,
+        /// Disable the triggers the version would break instead of refusing.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Activate the version that was active before the last activation.
+    Rollback {
+        /// Plugin name.
+        name: String,
+        /// Disable the triggers it would break instead of refusing.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Delete a version that is neither active nor pinned by a trigger.
+    DeleteVersion {
         /// Plugin name.
         name: String,
         /// Version.
@@ -260,9 +279,17 @@ async fn plugin(command: PluginCommand, client: &Client) -> anyhow::Result<()> {
                 );
             }
         }
-        PluginCommand::Activate { name, version } => {
-            client.send(Method::POST, &format!("/plugins/{name}/activate"), Some(Body::Json(json!({ "version": version })))).await?;
-            println!("{name}@{version} is active");
+        PluginCommand::Activate { name, version, force } => activate(client, &name, &version, force).await?,
+        PluginCommand::Rollback { name, force } => {
+            let plugin = client.send(Method::GET, &format!("/plugins/{name}"), None).await?;
+            let Some(previous) = plugin["previous_version"].as_str() else {
+                anyhow::bail!("{name} has no previous version to roll back to");
+            };
+            activate(client, &name, previous, force).await?;
+        }
+        PluginCommand::DeleteVersion { name, version } => {
+            client.send(Method::DELETE, &format!("/plugins/{name}/versions/{version}"), None).await?;
+            println!("{name}@{version} deleted");
         }
         PluginCommand::Grant { name, allow_hosts, kv, limits } => {
             let mut overrides = serde_json::Map::new();
@@ -279,6 +306,17 @@ async fn plugin(command: PluginCommand, client: &Client) -> anyhow::Result<()> {
                 println!("still missing: {}", list_of(&Value::Array(missing.clone())));
             }
         }
+    }
+    Ok(())
+}
+
+/// Activates a version and says which triggers a forced activation disabled.
+async fn activate(client: &Client, name: &str, version: &str, force: bool) -> anyhow::Result<()> {
+    let body = json!({ "version": version, "force": force });
+    let v = client.send(Method::POST, &format!("/plugins/{name}/activate"), Some(Body::Json(body))).await?;
+    println!("{name}@{version} is active");
+    for disabled in v["disabled_triggers"].as_array().into_iter().flatten() {
+        println!("disabled {} ({}): {}", text(&disabled["trigger_id"]), text(&disabled["trigger"]), text(&disabled["problem"]));
     }
     Ok(())
 }

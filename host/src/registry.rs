@@ -17,7 +17,7 @@ pub use schema::{ConfigProblem, compile_config_schema};
 
 use crate::capabilities::grant::{Allowance, Grant};
 use crate::runtime::{Limits, LoadError, Plugin, Runtime};
-use crate::store::{PluginVersionRow, Store, StoreError, VersionInsert, now_ms};
+use crate::store::{PluginVersionRow, Store, StoreError, VersionDelete, VersionInsert, now_ms};
 
 /// Why an upload or a lookup failed.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +46,14 @@ pub enum RegistryError {
     /// No such plugin or version.
     #[error("no plugin {0}")]
     NotFound(String),
+    /// The version cannot be deleted: something uses it.
+    #[error("{plugin} is in use: {reason}")]
+    InUse {
+        /// `name@version`.
+        plugin: String,
+        /// What uses it.
+        reason: String,
+    },
     /// The version requests capabilities the operator has not granted.
     #[error("{plugin} requests more than is granted: {}", missing.join(", "))]
     NotGranted {
@@ -300,6 +308,28 @@ impl Registry {
             other => other.into(),
         })?;
         write(&self.active).insert(name.to_owned(), version.to_owned());
+        Ok(())
+    }
+
+    /// Deletes a version that is neither active nor pinned by a trigger:
+    /// its row, its loaded plugin and, unless another version has the same
+    /// bytes, its blob. Calls in flight finish on the plugin they hold.
+    pub async fn delete_version(&self, name: &str, version: &str) -> Result<(), RegistryError> {
+        let plugin = format!("{name}@{version}");
+        // Not while an upload may be storing the same bytes.
+        let _one_upload = self.uploads.lock().await;
+        let deleted = self.store.delete_plugin_version(name, version).await.map_err(|e| match e {
+            StoreError::NotFound => RegistryError::NotFound(plugin.clone()),
+            other => other.into(),
+        })?;
+        let (digest, digest_unused) = match deleted {
+            VersionDelete::Deleted { digest, digest_unused } => (digest, digest_unused),
+            VersionDelete::InUse(reason) => return Err(RegistryError::InUse { plugin, reason }),
+        };
+        write(&self.loaded).remove(&(name.to_owned(), version.to_owned()));
+        if digest_unused && let Err(error) = self.blobs.remove(&digest) {
+            tracing::warn!(%plugin, %digest, %error, "cannot remove the blob of a deleted version");
+        }
         Ok(())
     }
 

@@ -20,7 +20,7 @@ pub use committer::Committer;
 pub use events::{CommitOutcome, DeliveryCommit, EventRow, NewEvent};
 pub use kv::KvEntryView;
 pub use polls::{PollRecord, PollState};
-pub use plugins::{PluginRow, PluginVersionRow, VersionInsert};
+pub use plugins::{PluginRow, PluginVersionRow, VersionDelete, VersionInsert};
 pub use stats::{FailedCall, FailureRow, StatsRow, Tally};
 pub use triggers::{TriggerPatch, TriggerRow};
 

@@ -14,7 +14,10 @@ use crate::registry::{ConfigProblem, LoadedPlugin, Registry, RegistryError};
 use crate::runtime::{CallScope, Limits};
 use crate::secrets::{SecretBox, SecretError};
 
+mod activation;
 mod sealed;
+
+pub use activation::Breakage;
 
 pub use sealed::REDACTED;
 use sealed::{field, redacted};
@@ -67,6 +70,15 @@ pub enum TriggerError {
     /// A secret cannot be sealed or opened.
     #[error(transparent)]
     Secret(#[from] SecretError),
+    /// Activating the version would break triggers that follow the active one.
+    #[error("activating {plugin} would break {} trigger(s): {}", breakages.len(),
+        breakages.iter().map(|b| format!("{} ({}): {}", b.trigger_id, b.trigger, b.problem)).collect::<Vec<_>>().join("; "))]
+    WouldBreak {
+        /// `name@version`.
+        plugin: String,
+        /// Each trigger it would break, and how.
+        breakages: Vec<Breakage>,
+    },
 }
 
 

@@ -89,6 +89,7 @@ impl From<RegistryError> for ApiError {
                 Self::new(StatusCode::BAD_REQUEST, "invalid-component", error.to_string())
             }
             RegistryError::Conflict { .. } => Self::new(StatusCode::CONFLICT, "conflict", error.to_string()),
+            RegistryError::InUse { .. } => Self::new(StatusCode::CONFLICT, "in-use", error.to_string()),
             RegistryError::NotGranted { ref missing, .. } => {
                 let missing = json!(missing);
                 Self::new(StatusCode::CONFLICT, "not-granted", error.to_string()).with_details(missing)
@@ -114,6 +115,10 @@ impl From<TriggerError> for ApiError {
                 Self::new(StatusCode::BAD_REQUEST, "invalid-config", error.to_string()).with_details(details)
             }
             TriggerError::InvalidField { .. } => Self::bad_request(error.to_string()),
+            TriggerError::WouldBreak { ref breakages, .. } => {
+                let details = json!({ "breakages": breakages });
+                Self::new(StatusCode::CONFLICT, "would-break-triggers", error.to_string()).with_details(details)
+            }
             TriggerError::Store(store) => store.into(),
             TriggerError::Random(_) => Self::internal(&error),
             // Says which trigger and field, never the value.

@@ -1,4 +1,4 @@
-//! `/api/v1/plugins`: upload, list, inspect, activate, grant.
+//! `/api/v1/plugins`: upload, list, inspect, activate, delete a version, grant.
 
 use std::sync::Arc;
 
@@ -87,6 +87,7 @@ async fn plugin_view(app: &AppState, plugin: PluginRow) -> Result<serde_json::Va
     Ok(json!({
         "name": plugin.name,
         "active_version": plugin.active_version,
+        "previous_version": plugin.previous_version,
         "allowed": allowance_view(&app.registry.allowance(&plugin.name)),
         "created_at_ms": plugin.created_at_ms,
         "updated_at_ms": plugin.updated_at_ms,
@@ -114,17 +115,35 @@ pub async fn get(State(app): State<Arc<AppState>>, Path(name): Path<String>) -> 
 #[serde(deny_unknown_fields)]
 pub struct Activate {
     version: String,
+    /// Disable the triggers the version would break instead of refusing.
+    #[serde(default)]
+    force: bool,
 }
 
-/// `POST /api/v1/plugins/{name}/activate`: hot swap or roll back.
+/// `POST /api/v1/plugins/{name}/activate`: hot swap or roll back. Refused
+/// (409, with the list) when it would break triggers following the active
+/// version, unless forced; answers with the plugin and the triggers a
+/// forced activation disabled.
 pub async fn activate(
     State(app): State<Arc<AppState>>,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<Activate>,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
-    app.registry.activate(&name, &body.version).await?;
+    let disabled = app.triggers.activate(&name, &body.version, body.force).await?;
     let plugin = app.store.get_plugin(&name).await?;
-    Ok(axum::Json(plugin_view(&app, plugin).await?))
+    let mut view = plugin_view(&app, plugin).await?;
+    view["disabled_triggers"] = json!(disabled);
+    Ok(axum::Json(view))
+}
+
+/// `DELETE /api/v1/plugins/{name}/versions/{version}`: removes a version
+/// that is neither active nor pinned by a trigger (409 otherwise).
+pub async fn delete_version(
+    State(app): State<Arc<AppState>>,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    app.registry.delete_version(&name, &version).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 /// `PUT /api/v1/plugins/{name}/grants` body: what the operator allows.

@@ -9,6 +9,8 @@ pub struct PluginRow {
     pub name: String,
     /// The version serving triggers that pin none.
     pub active_version: String,
+    /// The version active before the last swap: what a rollback activates.
+    pub previous_version: Option<String>,
     /// First upload.
     pub created_at_ms: i64,
     /// Last activation or upload.
@@ -30,6 +32,20 @@ pub struct PluginVersionRow {
     pub manifest: String,
     /// Upload time.
     pub created_at_ms: i64,
+}
+
+/// The outcome of deleting a version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VersionDelete {
+    /// Deleted; `digest_unused` when no other version has its bytes.
+    Deleted {
+        /// The component's digest.
+        digest: String,
+        /// Whether no other version has the same bytes.
+        digest_unused: bool,
+    },
+    /// Kept, because something uses it: why.
+    InUse(String),
 }
 
 /// The outcome of registering a version.
@@ -151,16 +167,51 @@ impl Store {
     pub async fn set_active_version(&self, name: &str, version: &str) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
         let done = sqlx::query(
-            "UPDATE plugins SET active_version = ?, updated_at_ms = ?
-             WHERE name = ? AND EXISTS (SELECT 1 FROM plugin_versions WHERE name = ? AND version = ?)",
+            "UPDATE plugins SET active_version = ?1, updated_at_ms = ?2,
+                 previous_version = CASE WHEN active_version = ?1 THEN previous_version ELSE active_version END
+             WHERE name = ?3 AND EXISTS (SELECT 1 FROM plugin_versions WHERE name = ?3 AND version = ?1)",
         )
         .bind(version)
         .bind(now_ms())
         .bind(name)
-        .bind(name)
-        .bind(version)
         .execute(self.pool())
         .await?;
         if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+    }
+
+    /// Deletes a version that is neither active nor pinned by a trigger,
+    /// checked in the transaction that deletes it.
+    pub async fn delete_plugin_version(&self, name: &str, version: &str) -> Result<VersionDelete, StoreError> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let active: String =
+            sqlx::query_scalar("SELECT active_version FROM plugins WHERE name = ?").bind(name).fetch_one(&mut *tx).await?;
+        if active == version {
+            return Ok(VersionDelete::InUse("it is the active version".into()));
+        }
+        let pinned: i64 = sqlx::query_scalar("SELECT count(*) FROM triggers WHERE plugin = ? AND plugin_version = ?")
+            .bind(name)
+            .bind(version)
+            .fetch_one(&mut *tx)
+            .await?;
+        if pinned > 0 {
+            return Ok(VersionDelete::InUse(format!("{pinned} trigger(s) pin it")));
+        }
+        let digest: String = sqlx::query_scalar("DELETE FROM plugin_versions WHERE name = ? AND version = ? RETURNING digest")
+            .bind(name)
+            .bind(version)
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE plugins SET previous_version = NULL WHERE name = ? AND previous_version = ?")
+            .bind(name)
+            .bind(version)
+            .execute(&mut *tx)
+            .await?;
+        let in_use: Option<i64> = sqlx::query_scalar("SELECT 1 FROM plugin_versions WHERE digest = ? LIMIT 1")
+            .bind(&digest)
+            .fetch_optional(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(VersionDelete::Deleted { digest_unused: in_use.is_none(), digest })
     }
 }

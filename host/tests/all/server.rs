@@ -1,6 +1,7 @@
 //! The server over real HTTP: the binary on port 0 with a temp data dir.
 
 mod abuse;
+mod activation;
 mod bad_input;
 mod capabilities;
 pub mod cli;
