@@ -13,6 +13,7 @@ use super::{ApiError, ApiJson};
 use crate::capabilities::grant::{Allowance, Grant, LimitOverrides, Origin};
 use crate::app::AppState;
 use crate::store::{PluginRow, PluginVersionRow};
+use crate::triggers::TriggerError;
 
 /// `POST /api/v1/plugins` with the component as the body.
 pub async fn upload(
@@ -129,7 +130,11 @@ pub async fn activate(
     Path(name): Path<String>,
     ApiJson(body): ApiJson<Activate>,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
-    let disabled = app.triggers.activate(&name, &body.version, body.force).await?;
+    let disabled = app.triggers.activate(&name, &body.version, body.force).await.map_err(|error| match error {
+        // The version is this route's resource: missing, it is a 404.
+        TriggerError::Plugin(registry) => ApiError::from(registry),
+        other => ApiError::from(other),
+    })?;
     let plugin = app.store.get_plugin(&name).await?;
     let mut view = plugin_view(&app, plugin).await?;
     view["disabled_triggers"] = json!(disabled);

@@ -97,9 +97,22 @@ async fn start(data_dir: &Path, config: Option<&Path>) -> Host {
 }
 
 impl Host {
-    /// SIGKILL, no chance to flush anything.
+    /// SIGKILL, no chance to flush anything (nothing if it has exited).
     pub async fn kill9(&mut self) {
-        self.child.kill().await.expect("kill -9");
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.child.kill().await.expect("kill -9");
+        }
+    }
+
+    /// SIGTERM, then waits (at most 30 s) for the server to exit.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("the server is running");
+        let sent = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("run kill");
+        assert!(sent.success(), "kill -TERM {pid}");
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("the server exits within 30 s of SIGTERM")
+            .expect("wait for the server")
     }
 
     /// Kills the server and starts a new one on the same data dir.

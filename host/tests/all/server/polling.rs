@@ -75,6 +75,18 @@ impl Feed {
         }
     }
 
+    /// Waits until the feed gets its next request.
+    async fn next_request(&self) {
+        let asked = self.requests.load(std::sync::atomic::Ordering::SeqCst);
+        for _ in 0..100 {
+            if self.requests.load(std::sync::atomic::Ordering::SeqCst) > asked {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("no poll reached the feed");
+    }
+
     fn set_mode(&self, mode: Mode) {
         *self.mode.lock().expect("feed") = mode;
     }
@@ -306,14 +318,7 @@ async fn a_host_killed_during_a_poll_emits_its_items_once_after_restart() {
     // The next poll is in flight, waiting for the feed, when the host dies.
     feed.add("b", 100);
     feed.set_mode(Mode::Hang);
-    let asked = feed.requests.load(std::sync::atomic::Ordering::SeqCst);
-    for _ in 0..100 {
-        if feed.requests.load(std::sync::atomic::Ordering::SeqCst) > asked {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(feed.requests.load(std::sync::atomic::Ordering::SeqCst) > asked, "no poll reached the feed");
+    feed.next_request().await;
     host.kill9().await;
     feed.set_mode(Mode::Items);
     feed.add("c", 200);
@@ -345,14 +350,7 @@ async fn a_host_killed_between_a_poll_and_its_commit_emits_its_items_once_after_
     let mut lock = sqlx::SqliteConnection::connect(&database).await.expect("open the host's database");
     sqlx::query("BEGIN IMMEDIATE").execute(&mut lock).await.expect("take the write lock");
     feed.add("b", 100);
-    let asked = feed.requests.load(std::sync::atomic::Ordering::SeqCst);
-    for _ in 0..100 {
-        if feed.requests.load(std::sync::atomic::Ordering::SeqCst) > asked {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(feed.requests.load(std::sync::atomic::Ordering::SeqCst) > asked, "no poll reached the feed");
+    feed.next_request().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     host.kill9().await;
     let (stored,): (i64,) =
