@@ -105,8 +105,8 @@ pub struct CreateTrigger {
     /// Poll interval, for polling triggers.
     #[serde(default)]
     pub poll_interval_s: Option<u32>,
-    /// Pin a version instead of following the active one.
-    #[serde(default)]
+    /// Pin a version instead of following the active one (`version` also reads).
+    #[serde(default, alias = "version")]
     pub plugin_version: Option<String>,
 }
 

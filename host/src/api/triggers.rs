@@ -101,7 +101,8 @@ pub struct Patch {
     config: Option<serde_json::Value>,
     #[serde(default, deserialize_with = "nullable")]
     secret: Option<Option<String>>,
-    #[serde(default, deserialize_with = "nullable")]
+    /// A version to pin (`null` follows the active one again); `version` also reads.
+    #[serde(default, deserialize_with = "nullable", alias = "version")]
     plugin_version: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     poll_interval_s: Option<Option<u32>>,

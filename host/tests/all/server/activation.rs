@@ -6,7 +6,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::host::{Host, spawn_host};
+use crate::host::{Host, spawn_host, spawn_host_with_config};
 use crate::server::cli::{cli, stdout};
 
 async fn create(host: &Host, trigger: &str, label: &str, pin: Option<&str>) -> String {
@@ -120,11 +120,73 @@ async fn a_version_is_deleted_only_when_nothing_uses_it() {
     let (_, plugin) = host.api(Method::GET, "/plugins/evolving", None).await;
     let versions: Vec<&str> = plugin["versions"].as_array().into_iter().flatten().filter_map(|v| v["version"].as_str()).collect();
     assert_eq!(versions, ["1.0.0"]);
-    let body = json!({ "plugin": "evolving", "trigger": "gamma", "config": {}, "plugin_version": "2.0.0" });
+    let body = json!({ "plugin": "evolving", "trigger": "gamma", "config": {}, "version": "2.0.0" });
     let (status, refused) = host.api(Method::POST, "/triggers", Some(body)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
     assert!(refused["error"]["message"].as_str().is_some_and(|m| m.contains("evolving@2.0.0")), "a deleted version is gone: {refused}");
     // Uploading it again brings it back.
     host.upload_plugin("evolving_next").await;
     assert_eq!(host.api(Method::DELETE, &version("2.0.0"), None).await.0, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swap_and_a_rollback_under_load_fail_no_delivery() {
+    use crate::helpers::{WHSEC, signed_now};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    // No per-trigger rate limit in the way: the load is the point.
+    let host = spawn_host_with_config("[ingress]\nrate_per_second = 1000000\nburst = 1000000\n").await;
+    host.upload_plugin("standard_webhooks").await;
+    let id = host.enabled_trigger("standard-webhooks", "message_received", Some(WHSEC)).await;
+    host.upload_plugin("standard_webhooks_next").await;
+
+    // Eight senders deliver signed messages, one after another each, until told to stop.
+    let (stop, sent, failed) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)), Arc::new(std::sync::Mutex::new(Vec::new())));
+    let senders: Vec<_> = (0..8)
+        .map(|sender| {
+            let (stop, sent, failed, http) = (Arc::clone(&stop), Arc::clone(&sent), Arc::clone(&failed), host.http.clone());
+            let url = format!("{}/hooks/{id}", host.url);
+            tokio::spawn(async move {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let (delivery, body) = (format!("msg_swap_{sender}_{n}"), format!(r#"{{"n":{n}}}"#));
+                    let mut request = http.post(&url).body(body.clone());
+                    for (name, value) in signed_now(&delivery, body.as_bytes()) {
+                        request = request.header(name, value);
+                    }
+                    match request.send().await {
+                        Ok(response) if response.status() == StatusCode::OK => {}
+                        other => failed.lock().expect("failures").push(format!("{delivery}: {other:?}")),
+                    }
+                    sent.fetch_add(1, Ordering::Relaxed);
+                    n += 1;
+                }
+            })
+        })
+        .collect();
+    let settle = || async { tokio::time::sleep(std::time::Duration::from_millis(700)).await };
+
+    settle().await;
+    let swap = json!({ "version": "0.2.0" });
+    assert_eq!(host.api(Method::POST, "/plugins/standard-webhooks/activate", Some(swap)).await.0, StatusCode::OK);
+    settle().await;
+    let output = cli(&host, &["plugin", "rollback", "standard-webhooks"]).await;
+    assert_eq!(stdout(&output), "standard-webhooks@0.1.0 is active\n", "{output:?}");
+    settle().await;
+    stop.store(true, Ordering::Relaxed);
+    for sender in senders {
+        sender.await.expect("sender");
+    }
+
+    let failed = failed.lock().expect("failures").clone();
+    assert!(failed.is_empty(), "{} of {} deliveries failed: {:?}", failed.len(), sent.load(Ordering::Relaxed), &failed[..failed.len().min(5)]);
+    let events = host.all_events(&id).await;
+    assert_eq!(events.len(), sent.load(Ordering::Relaxed), "every delivery stored once");
+    let count = |label: &str| events.iter().filter(|e| e["plugin_version"] == label).count();
+    let (v1, v2) = (count("standard-webhooks@0.1.0"), count("standard-webhooks@0.2.0"));
+    assert!(v1 > 0 && v2 > 0 && v1 + v2 == events.len(), "0.1.0: {v1}, 0.2.0: {v2} of {}", events.len());
+    eprintln!("{} deliveries over a swap and a rollback: {v1} by 0.1.0, {v2} by 0.2.0, none failed", events.len());
+    // Rolled back: the newest events are 0.1.0's again.
+    assert_eq!(events[0]["plugin_version"], "standard-webhooks@0.1.0");
 }
