@@ -61,6 +61,7 @@ impl AppState {
             max_concurrent_calls: settings.concurrent_calls.0,
             max_concurrent_calls_per_plugin: settings.concurrent_calls.1,
             outbound_connections_per_plugin: settings.outbound.connections_per_plugin,
+            precompiled_cache: Some(settings.data_dir.join("precompiled")),
             ..RuntimeConfig::default()
         };
         let runtime = Runtime::with_backends(config, backends)?;

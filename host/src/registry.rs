@@ -254,6 +254,11 @@ impl Registry {
         })
     }
 
+    /// The runtime the versions are loaded into.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
     /// What the operator allows `name`.
     pub fn allowance(&self, name: &str) -> Allowance {
         read(&self.allowances).get(name).cloned().unwrap_or_default()

@@ -7,6 +7,7 @@ mod engine;
 mod error;
 mod limits;
 mod plugin;
+mod precompiled;
 mod scope;
 mod shape;
 mod state;
@@ -23,7 +24,8 @@ pub use call::CallOutput;
 pub use engine::Allocation;
 pub use error::{CallError, CallErrorKind, LoadError};
 pub use limits::{ComponentCaps, Limits, LimitsError, MAX_COMPONENT_BYTES, RuntimeConfig};
-pub use plugin::Plugin;
+pub use plugin::{CompileCounts, Plugin};
+pub use precompiled::{Lookup, PrecompiledCache};
 pub use scope::CallScope;
 pub use shape::{ComponentShape, component_shape};
 pub(crate) use state::HostState;
@@ -42,6 +44,8 @@ struct RuntimeInner {
     allocation: Allocation,
     call_slots: Semaphore,
     compile_slots: Arc<Semaphore>,
+    precompiled: Option<PrecompiledCache>,
+    compiles: plugin::CompileCounters,
     _ticker: engine::EpochTicker,
 }
 
@@ -66,10 +70,19 @@ impl Runtime {
             .map_err(|e| RuntimeError(e.to_string()))?;
         let ticker = engine::EpochTicker::start(engine.clone(), config.epoch_tick)
             .map_err(|e| RuntimeError(format!("epoch ticker: {e}")))?;
+        let precompiled = match &config.precompiled_cache {
+            Some(root) => Some(
+                PrecompiledCache::open(root, &engine)
+                    .map_err(|e| RuntimeError(format!("precompiled cache at {}: {e}", root.display())))?,
+            ),
+            None => None,
+        };
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
                 call_slots: Semaphore::new(config.max_concurrent_calls),
                 compile_slots: Arc::new(Semaphore::new(config.max_concurrent_compiles)),
+                precompiled,
+                compiles: plugin::CompileCounters::default(),
                 engine,
                 linker,
                 config,
@@ -83,6 +96,16 @@ impl Runtime {
     /// Whether the pooling allocator is in use.
     pub fn allocation(&self) -> Allocation {
         self.inner.allocation
+    }
+
+    /// The precompiled cache, if the runtime keeps one.
+    pub fn precompiled_cache(&self) -> Option<&PrecompiledCache> {
+        self.inner.precompiled.as_ref()
+    }
+
+    /// How loads have found their compiled code so far.
+    pub fn compile_counts(&self) -> CompileCounts {
+        self.inner.compiles.snapshot()
     }
 
     /// The settings the runtime was built with.

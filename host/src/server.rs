@@ -47,6 +47,16 @@ async fn metrics(State(app): State<Arc<AppState>>) -> Result<impl IntoResponse, 
             "# HELP triggerhost_{name}_total {help}\n# TYPE triggerhost_{name}_total counter\ntriggerhost_{name}_total {value}\n"
         ));
     }
+    let compiles = app.registry.runtime().compile_counts();
+    for (name, help, value) in [
+        ("components_compiled", "Components compiled", compiles.compiled),
+        ("components_cached", "Components loaded from the precompiled cache", compiles.cached),
+        ("precompiled_discarded", "Cached artifacts that failed a check and were compiled again", compiles.discarded),
+    ] {
+        text.push_str(&format!(
+            "# HELP triggerhost_{name}_total {help}\n# TYPE triggerhost_{name}_total counter\ntriggerhost_{name}_total {value}\n"
+        ));
+    }
     poll_metrics(&app, &mut text).await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }

@@ -212,6 +212,8 @@ pub struct RuntimeConfig {
     /// Use the pooling allocator (falls back to on-demand if the address
     /// space for the pool cannot be reserved).
     pub pooling: bool,
+    /// Where compiled components are kept across restarts; none when `None`.
+    pub precompiled_cache: Option<std::path::PathBuf>,
 }
 
 impl RuntimeConfig {
@@ -255,6 +257,7 @@ impl Default for RuntimeConfig {
             outbound_connections_per_plugin: 16,
             epoch_tick: Duration::from_millis(10),
             pooling: true,
+            precompiled_cache: None,
         }
     }
 }

@@ -2,12 +2,14 @@
 //! for calls that each get a fresh instance.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use wasmtime::component::Component;
 
 use super::Runtime;
+use super::precompiled::Lookup;
 use super::call::{Caller, CallOutput, ExportCall, check_response, check_run_output, unchecked};
 use super::error::{CallError, CallErrorKind, LoadError};
 use super::limits::Limits;
@@ -66,9 +68,9 @@ impl Runtime {
         let caps = &self.inner.config.component_caps;
         let counted = super::shape::component_shape(bytes)?;
         counted.check(caps)?;
-        let digest = format!("sha256:{}", hex::encode(Sha256::digest(bytes)));
-
-        let component = self.compile(bytes).await?;
+        let digest_hex = hex::encode(Sha256::digest(bytes));
+        let component = self.compiled(bytes, &digest_hex).await?;
+        let digest = format!("sha256:{digest_hex}");
         let shape = counted.refined(&component);
         shape.check(caps)?;
 
@@ -103,7 +105,68 @@ impl Runtime {
     }
 }
 
+/// How loads found their compiled code, since the runtime started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CompileCounts {
+    /// Components compiled.
+    pub compiled: u64,
+    /// Components loaded from the precompiled cache.
+    pub cached: u64,
+    /// Cached artifacts that failed a check and were compiled again.
+    pub discarded: u64,
+}
+
+#[derive(Default)]
+pub(super) struct CompileCounters {
+    compiled: AtomicU64,
+    cached: AtomicU64,
+    discarded: AtomicU64,
+}
+
+impl CompileCounters {
+    pub(super) fn snapshot(&self) -> CompileCounts {
+        CompileCounts {
+            compiled: self.compiled.load(Ordering::Relaxed),
+            cached: self.cached.load(Ordering::Relaxed),
+            discarded: self.discarded.load(Ordering::Relaxed),
+        }
+    }
+}
+
 impl Runtime {
+    /// The compiled component: from the precompiled cache if it holds a
+    /// good artifact, else compiled (and then cached). The cache is read
+    /// and written off the async workers.
+    async fn compiled(&self, bytes: &[u8], digest_hex: &str) -> Result<Component, LoadError> {
+        let counters = &self.inner.compiles;
+        if let Some(cache) = self.inner.precompiled.clone() {
+            let (engine, digest) = (self.inner.engine.clone(), digest_hex.to_owned());
+            let lookup = tokio::task::spawn_blocking(move || cache.load(&engine, &digest))
+                .await
+                .map_err(|e| LoadError::Host(e.to_string()))?;
+            match lookup {
+                Lookup::Hit(component) => {
+                    counters.cached.fetch_add(1, Ordering::Relaxed);
+                    return Ok(component);
+                }
+                Lookup::Discarded(_) => {
+                    counters.discarded.fetch_add(1, Ordering::Relaxed);
+                }
+                Lookup::Miss => {}
+            }
+        }
+        let component = self.compile(bytes).await?;
+        counters.compiled.fetch_add(1, Ordering::Relaxed);
+        if let Some(cache) = self.inner.precompiled.clone() {
+            let (component, digest) = (component.clone(), digest_hex.to_owned());
+            let stored = tokio::task::spawn_blocking(move || cache.store(&digest, &component)).await;
+            if let Ok(Err(error)) | Err(error) = stored.map_err(std::io::Error::other) {
+                tracing::warn!(component = %digest_hex, %error, "cannot write the precompiled artifact");
+            }
+        }
+        Ok(component)
+    }
+
     /// Compiles off the async workers, a few at a time, within the compile
     /// timeout. Cranelift cannot be stopped midway: a compile past the
     /// timeout is refused at once and keeps its slot until it really ends,

@@ -11,4 +11,5 @@ mod failures;
 mod grants;
 mod lifecycle;
 mod polling;
+mod precompiled;
 mod secrets;

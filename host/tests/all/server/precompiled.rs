@@ -1,0 +1,106 @@
+//! The precompiled cache across restarts: a restart loads what was
+//! compiled before instead of compiling it again, and an artifact that is
+//! corrupt, truncated, stale or compiled by another engine configuration is
+//! discarded and compiled again, never loaded.
+
+use std::path::PathBuf;
+
+use reqwest::{Method, StatusCode};
+use sha2::{Digest, Sha256};
+
+use crate::helpers::{WHSEC, component_bytes, signed_now};
+use crate::host::{Host, spawn_host};
+
+/// `(compiled, loaded from the cache, discarded)` from `/metrics`.
+async fn compiles(host: &Host) -> (u64, u64, u64) {
+    let text = host.http.get(format!("{}/metrics", host.url)).send().await.expect("metrics").text().await.expect("text");
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(&format!("triggerhost_{name}_total ")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    (value("components_compiled"), value("components_cached"), value("precompiled_discarded"))
+}
+
+/// The cached artifact of a component, and its checksum file.
+fn cache_files(host: &Host, component: &[u8]) -> (PathBuf, PathBuf) {
+    let digest = hex::encode(Sha256::digest(component));
+    let root = host.data_dir.join("precompiled");
+    let dirs: Vec<PathBuf> = std::fs::read_dir(&root).expect("cache dir").flatten().map(|e| e.path()).collect();
+    assert_eq!(dirs.len(), 1, "one engine's cache: {dirs:?}");
+    (dirs[0].join(format!("{digest}.cwasm")), dirs[0].join(format!("{digest}.sum")))
+}
+
+/// A delivery the connector must verify and run: the component loaded works.
+async fn delivers(host: &Host, id: &str, n: usize) {
+    let body = format!(r#"{{"n":{n}}}"#);
+    let response = host.deliver(id, &signed_now(&format!("msg_cache_{n}"), body.as_bytes()), body.as_bytes()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_restart_loads_cached_components_without_compiling_them() {
+    let host = spawn_host().await;
+    host.upload_plugin("rss").await;
+    host.upload_plugin("standard_webhooks").await;
+    let id = host.enabled_trigger("standard-webhooks", "message_received", Some(WHSEC)).await;
+    assert_eq!(compiles(&host).await, (2, 0, 0), "each upload compiled once");
+
+    let host = host.restart().await;
+    assert_eq!(compiles(&host).await, (0, 2, 0), "nothing compiled at the restart");
+    delivers(&host, &id, 1).await;
+    let (status, _) = host.api(Method::GET, "/plugins/rss", None).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn corrupt_truncated_stale_and_foreign_artifacts_are_compiled_again() {
+    let component = component_bytes("standard_webhooks");
+    let mut host = spawn_host().await;
+    host.upload_plugin("standard_webhooks").await;
+    let id = host.enabled_trigger("standard-webhooks", "message_received", Some(WHSEC)).await;
+    let (artifact, sum) = cache_files(&host, &component);
+    let good = std::fs::read(&artifact).expect("artifact");
+    // Another engine's cache dir is removed at start.
+    let other_engine = host.data_dir.join("precompiled").join("0123456789abcdef");
+    std::fs::create_dir_all(&other_engine).expect("mkdir");
+
+    // Another engine configuration (no fuel, no epochs) compiles the same
+    // component; its artifact gets a checksum file that matches it.
+    let mut config = wasmtime::Config::new();
+    config.wasm_component_model(true);
+    let foreign = wasmtime::Engine::new(&config).expect("engine").precompile_component(&component).expect("precompile");
+    let with_checksum_of = |bytes: &[u8]| {
+        let line = std::fs::read_to_string(&sum).expect("sum");
+        let fields: Vec<&str> = line.split(' ').collect();
+        format!("{} {} {}", fields[0], fields[1], hex::encode(Sha256::digest(bytes)))
+    };
+
+    let corrupt = {
+        let mut bytes = good.clone();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0xff;
+        bytes
+    };
+    let cases: Vec<(&str, Vec<u8>, Option<String>)> = vec![
+        ("corrupt", corrupt, None),
+        ("truncated", good[..good.len() / 2].to_vec(), None),
+        ("foreign", foreign.clone(), Some(with_checksum_of(&foreign))),
+        ("stale", good.clone(), Some(std::fs::read_to_string(&sum).expect("sum").replacen(|c: char| c.is_ascii_hexdigit(), "x", 1))),
+    ];
+    for (n, (case, bytes, checksum)) in cases.into_iter().enumerate() {
+        host.kill9().await;
+        std::fs::write(&artifact, &bytes).expect("write artifact");
+        if let Some(checksum) = checksum {
+            std::fs::write(&sum, checksum).expect("write sum");
+        }
+        host = host.restart().await;
+        assert_eq!(compiles(&host).await, (1, 0, 1), "{case}: discarded and compiled again");
+        assert!(!other_engine.exists(), "another engine's cache is removed");
+        delivers(&host, &id, n).await;
+        assert_eq!(std::fs::read(&artifact).expect("artifact"), good, "{case}: the artifact is written again");
+    }
+    let host = host.restart().await;
+    assert_eq!(compiles(&host).await, (0, 1, 0), "the rewritten artifact is loaded");
+}
