@@ -7,6 +7,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 mod demo;
+mod python;
 
 const WASM_TARGET: &str = "wasm32-wasip2";
 
@@ -78,6 +79,9 @@ pub(crate) fn build_plugins() -> Result<()> {
         if !file.is_file() {
             bail!("{name} built, but {} is missing", file.display());
         }
+        eprintln!("built {}", file.display());
+    }
+    for file in python::build()? {
         eprintln!("built {}", file.display());
     }
     Ok(())

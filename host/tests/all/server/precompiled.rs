@@ -1,11 +1,12 @@
 //! The precompiled cache across restarts: a restart loads what was
-//! compiled before instead of compiling it again, and an artifact that is
+//! compiled before (an 18 MB Python connector among it) instead of
+//! compiling it again, and an artifact that is
 //! corrupt, truncated, stale or compiled by another engine configuration is
 //! discarded and compiled again, never loaded.
 
 use std::path::PathBuf;
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use sha2::{Digest, Sha256};
 
 use crate::helpers::{WHSEC, component_bytes, signed_now};
@@ -42,16 +43,25 @@ async fn delivers(host: &Host, id: &str, n: usize) {
 #[tokio::test]
 async fn a_restart_loads_cached_components_without_compiling_them() {
     let host = spawn_host().await;
-    host.upload_plugin("rss").await;
+    // The large one: an 18 MB componentize-py connector (a Python
+    // interpreter inside), seconds to compile.
+    assert!(component_bytes("python_hmac").len() > 10 << 20, "the large component is large");
+    host.upload_plugin("python_hmac").await;
     host.upload_plugin("standard_webhooks").await;
+    let python = host.enabled_trigger("python-hmac", "signed", Some("python-secret")).await;
     let id = host.enabled_trigger("standard-webhooks", "message_received", Some(WHSEC)).await;
     assert_eq!(compiles(&host).await, (2, 0, 0), "each upload compiled once");
 
     let host = host.restart().await;
     assert_eq!(compiles(&host).await, (0, 2, 0), "nothing compiled at the restart");
     delivers(&host, &id, 1).await;
-    let (status, _) = host.api(Method::GET, "/plugins/rss", None).await;
-    assert_eq!(status, StatusCode::OK);
+    let body = br#"{"from":"python"}"#;
+    let signature = triggerhost_sdk::signature::hmac_sha256_hex(b"python-secret", &[body]);
+    let response = host.deliver(&python, &[("x-signature".into(), signature)], body).await;
+    let status = response.status();
+    let failures = host.api(reqwest::Method::GET, &format!("/triggers/{python}/failures"), None).await.1;
+    assert_eq!(status, StatusCode::OK, "{failures}");
+    assert_eq!(host.all_events(&python).await[0]["payload"]["from"], "python");
 }
 
 #[tokio::test]
