@@ -16,7 +16,9 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   build-plugins  install the wasm32-wasip2 target if missing, build every connector
                  (plugins/) and test plugin (tests/plugins/) into
-                 target/wasm32-wasip2/release/<crate_name>.wasm
+                 target/wasm32-wasip2/release/<crate_name>.wasm; directories with an
+                 app.py are Python connectors, built with componentize-py (installed
+                 into target/componentize-py on first use)
   test           build-plugins, then run every test in the workspace
   lint           clippy on the whole workspace, warnings denied
   bench          build-plugins, then the benchmarks (release build): the per-call
