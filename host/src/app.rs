@@ -15,7 +15,7 @@ use crate::capabilities::http::{Outbound, SystemResolver};
 use crate::config::{IngressSettings, Settings};
 use crate::data_dir;
 use crate::pipeline::Pipeline;
-use crate::poller::{self, NextPolls, PollerSettings};
+use crate::poller::{self, NextPolls, PollDrain, PollerSettings};
 use crate::registry::Registry;
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::store::{Committer, Store};
@@ -34,6 +34,8 @@ pub struct AppState {
     pub pipeline: Pipeline,
     /// When each polling trigger polls next.
     pub next_polls: NextPolls,
+    /// Stops polling at shutdown, letting the polls in flight finish.
+    pub poll_drain: PollDrain,
     /// How polls are scheduled, and when a trigger counts as unhealthy.
     pub poller: PollerSettings,
     /// The admin API's bearer token.
@@ -76,10 +78,11 @@ impl AppState {
             Arc::new(Semaphore::new(settings.ingress.max_buffered_bytes.min(Semaphore::MAX_PERMITS)));
         let committer = Committer::start(store.clone());
         let pipeline = Pipeline::new(store.clone(), committer, Arc::clone(&triggers), Arc::clone(&delivery_budget));
-        let next_polls = poller::start(Arc::clone(&triggers), pipeline.clone(), store.clone(), settings.poller);
+        let (next_polls, poll_drain) = poller::start(Arc::clone(&triggers), pipeline.clone(), store.clone(), settings.poller);
         Ok(AppState {
             pipeline,
             next_polls,
+            poll_drain,
             poller: settings.poller,
             store,
             registry,

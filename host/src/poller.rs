@@ -8,6 +8,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -110,10 +111,35 @@ struct Done {
     ok: bool,
 }
 
+/// Stops the scheduler at shutdown and waits for the polls in flight.
+#[derive(Debug, Clone)]
+pub struct PollDrain {
+    stopping: Arc<AtomicBool>,
+    slots: Arc<Semaphore>,
+    max_concurrent: u32,
+}
+
+impl PollDrain {
+    /// Starts no more polls and waits, at most `within`, for those in
+    /// flight to commit or fail; returns whether they all finished. A poll
+    /// cut off by the timeout commits nothing: its items come again.
+    pub async fn drain(&self, within: Duration) -> bool {
+        self.stopping.store(true, Ordering::SeqCst);
+        // Every slot free means no poll is running.
+        tokio::time::timeout(within, self.slots.acquire_many(self.max_concurrent)).await.is_ok_and(|slots| slots.is_ok())
+    }
+}
+
 /// Starts the scheduler for every enabled polling trigger, now and later.
-pub fn start(triggers: Arc<Triggers>, pipeline: Pipeline, store: Store, settings: PollerSettings) -> NextPolls {
+pub fn start(triggers: Arc<Triggers>, pipeline: Pipeline, store: Store, settings: PollerSettings) -> (NextPolls, PollDrain) {
     let next = NextPolls::default();
     let changes = triggers.watch();
+    let slots = Arc::new(Semaphore::new(settings.max_concurrent));
+    let drain = PollDrain {
+        stopping: Arc::default(),
+        slots: Arc::clone(&slots),
+        max_concurrent: u32::try_from(settings.max_concurrent).unwrap_or(u32::MAX),
+    };
     let scheduler = Scheduler {
         triggers,
         pipeline,
@@ -122,10 +148,11 @@ pub fn start(triggers: Arc<Triggers>, pipeline: Pipeline, store: Store, settings
         next: next.clone(),
         heap: BinaryHeap::new(),
         entries: HashMap::new(),
-        slots: Arc::new(Semaphore::new(settings.max_concurrent)),
+        slots,
+        stopping: Arc::clone(&drain.stopping),
     };
     tokio::spawn(scheduler.run(changes));
-    next
+    (next, drain)
 }
 
 struct Scheduler {
@@ -137,6 +164,8 @@ struct Scheduler {
     heap: BinaryHeap<Reverse<(Instant, u64, String)>>,
     entries: HashMap<String, Entry>,
     slots: Arc<Semaphore>,
+    /// Set at shutdown: no poll starts any more.
+    stopping: Arc<AtomicBool>,
 }
 
 impl Scheduler {
@@ -190,6 +219,10 @@ impl Scheduler {
 
     /// Starts every poll that is due.
     fn start_due(&mut self, done: &mpsc::UnboundedSender<Done>) {
+        if self.stopping.load(Ordering::SeqCst) {
+            self.heap.clear();
+            return;
+        }
         let now = Instant::now();
         while let Some(Reverse((at, generation, id))) = self.heap.peek().cloned() {
             if at > now {
@@ -203,8 +236,11 @@ impl Scheduler {
             let Some(live) = self.triggers.live(&id) else { continue };
             entry.in_flight = true;
             let (pipeline, slots, done, next) = (self.pipeline.clone(), Arc::clone(&self.slots), done.clone(), self.next.clone());
+            let stopping = Arc::clone(&self.stopping);
             tokio::spawn(async move {
                 let ok = match slots.acquire_owned().await {
+                    // Waited for a slot past the start of shutdown: not started.
+                    Ok(_slot) if stopping.load(Ordering::SeqCst) => false,
                     Ok(_slot) => {
                         // Late by the scheduler's own delay and the wait for a slot.
                         next.late(Instant::now().saturating_duration_since(at));

@@ -22,7 +22,7 @@ use super::stall::WriteStallTimeout;
 use crate::config::HttpSettings;
 
 /// How long connections get to finish their request at shutdown.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+pub(super) const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets
 /// requests in flight finish (up to [`SHUTDOWN_GRACE`]).

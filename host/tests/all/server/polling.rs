@@ -505,3 +505,32 @@ async fn a_backfill_emits_that_many_existing_items_once() {
     assert_eq!(poll_now(&host, &id, None).await["stored"], 1);
     assert_eq!(emitted(&host, &id).await, ["b", "c", "d"]);
 }
+
+#[tokio::test]
+async fn sigterm_lets_a_poll_in_flight_commit_before_the_host_exits() {
+    use sqlx::Connection;
+    let feed = Feed::start().await;
+    feed.add("a", 0);
+    let mut host = spawn_host_with_config("[polling]\nmin_interval_s = 1\n").await;
+    let id = setup(&host, &feed, 1).await;
+    host.api(Method::POST, &format!("/triggers/{id}/enable"), None).await;
+    polled(&host, &id, 1).await;
+
+    // The next poll waits 300 ms for the feed when the host is told to stop.
+    feed.set_mode(Mode::Slow);
+    feed.add("b", 100);
+    feed.next_request().await;
+    let exit = host.terminate().await;
+    assert!(exit.success(), "SIGTERM: {exit}");
+
+    // Its event was committed before the host exited.
+    let database = format!("sqlite://{}", host.data_dir.join("triggerhost.db").display());
+    let mut db = sqlx::SqliteConnection::connect(&database).await.expect("open the host's database");
+    let ids: Vec<(String,)> = sqlx::query_as("SELECT json_extract(payload, '$.id') FROM events WHERE trigger_id = ?")
+        .bind(&id)
+        .fetch_all(&mut db)
+        .await
+        .expect("events");
+    assert_eq!(ids, [("b".to_owned(),)]);
+    db.close().await.expect("close");
+}
