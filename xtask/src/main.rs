@@ -22,8 +22,9 @@ commands:
   test           build-plugins, then run every test in the workspace
   lint           clippy on the whole workspace, warnings denied
   bench          build-plugins, then the benchmarks (release build): the per-call
-                 cost, the host's cost per outbound request, and the poll
-                 scheduler with 2,000 triggers polling every second
+                 cost, the host's cost per outbound request, the poll scheduler
+                 with 2,000 triggers polling every second, and webhook ingest
+                 against a native axum handler with and without a durable insert
   fuzz [SECS]    build-plugins, then each fuzz target (manifest validation, config
                  schemas, the HTTP request path) for SECS seconds (default 60),
                  printing executions and failures per target
@@ -45,7 +46,7 @@ fn main() -> Result<()> {
         "lint" => cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
         "bench" => {
             build_plugins()?;
-            cargo(&["bench", "-p", "triggerhost", "--bench", "call", "--bench", "outbound", "--bench", "scheduler"])
+            cargo(&["bench", "-p", "triggerhost", "--bench", "call", "--bench", "outbound", "--bench", "scheduler", "--bench", "ingest"])
         }
         "fuzz" => {
             let secs = std::env::args().nth(2).unwrap_or_else(|| "60".into());

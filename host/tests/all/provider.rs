@@ -53,10 +53,7 @@ impl Provider {
             .route("/ok", get(|| async { "hello" }))
             .route("/redirect", get(redirect))
             .route("/big", get(|| async { vec![b'x'; 100 << 20] }))
-            .route(
-                "/stall",
-                get(|| async { tokio::time::sleep(std::time::Duration::from_secs(3600)).await }),
-            )
+            .route("/stall", get(stall))
             .with_state(Arc::clone(&inner));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -95,6 +92,12 @@ impl Provider {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().expect("provider lock")
     }
+}
+
+/// Recorded as it arrives, then never answers.
+async fn stall(State(inner): State<Shared>, headers: HeaderMap) {
+    record(&inner, "GET", "/stall".into(), &headers, Value::Null);
+    tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
 }
 
 fn record(inner: &Shared, method: &str, path: String, headers: &HeaderMap, body: Value) {

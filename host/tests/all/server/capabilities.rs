@@ -432,7 +432,9 @@ async fn hostile_outbound_and_kv_attempts_get_typed_errors_recorded_on_their_tri
 #[tokio::test]
 async fn a_plugin_holds_at_most_its_outbound_connections() {
     let provider = Provider::start().await;
-    let host = spawn_host_with_config("[limits]\nwall_clock_ms = 1500\n\n[outbound]\nconnections_per_plugin = 1\n").await;
+    // The stall lasts the whole call: long enough for the probes below even
+    // on a loaded machine.
+    let host = spawn_host_with_config("[limits]\nwall_clock_ms = 5000\n\n[outbound]\nconnections_per_plugin = 1\n").await;
     host.upload_plugin("hostile").await;
     grant(&host, "hostile", json!({ "outbound_hosts": [provider.url()] })).await;
     let staller = create(&host, "hostile", "fetch", json!({ "url": format!("{}/stall", provider.url()) })).await;
@@ -443,6 +445,12 @@ async fn a_plugin_holds_at_most_its_outbound_connections() {
     };
     // Once the staller holds the plugin's one connection, another call of
     // the plugin is refused a second one at once.
+    for _ in 0..500 {
+        if provider.calls().iter().any(|call| call.path == "/stall") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     let mut refused = None;
     for _ in 0..100 {
         let (status, failure, _) = probe(&host, "fetch", json!({ "url": format!("{}/ok", provider.url()) })).await;

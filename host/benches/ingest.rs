@@ -1,0 +1,237 @@
+//! Webhook ingest end to end: the host (`triggerhost serve`, the
+//! standard-webhooks connector, ack after commit) against a plain native
+//! axum handler that verifies the same signature and durably inserts each
+//! event (SQLite WAL, synchronous=FULL, group commit like the host's), and
+//! against the same handler without the insert (the ceiling). One load
+//! generator, 32 connections, the three targets alternating in rounds;
+//! printed as requests per second and as ratios.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use tokio::sync::{mpsc, oneshot};
+use triggerhost_sdk::signature::now_secs;
+
+// The connector's signature scheme, compiled natively: the same source the
+// component is built from.
+#[path = "../../plugins/standard-webhooks/src/scheme.rs"]
+#[allow(dead_code)]
+mod scheme;
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const BODY: &str = r#"{"type":"invoice.paid","data":{"id":"inv_42","amount":1200,"currency":"eur"}}"#;
+const TOKEN: &str = "bench-admin-token-0123456789";
+const CONNECTIONS: usize = 32;
+const ROUNDS: usize = 3;
+const ROUND: Duration = Duration::from_secs(4);
+
+fn main() {
+    let component = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/wasm32-wasip2/release/standard_webhooks.wasm"))
+        .unwrap_or_else(|e| panic!("standard_webhooks.wasm: {e}; run `cargo xtask build-plugins`"));
+    let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    tokio.block_on(async move {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let targets = [
+            ("host (standard-webhooks connector)", host(&temp, &component).await),
+            ("native handler, durable insert", native(Some(&temp)).await),
+            ("native handler, no insert (ceiling)", native(None).await),
+        ];
+        let client = reqwest::Client::builder().pool_max_idle_per_host(CONNECTIONS).build().expect("client");
+        let mut rates: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
+        let mut sequence = 0u64;
+        // Warm-up: one short pass each.
+        for (_, url) in &targets {
+            load(&client, url, Duration::from_secs(1), &mut sequence).await;
+        }
+        for _ in 0..ROUNDS {
+            for (i, (_, url)) in targets.iter().enumerate() {
+                rates[i].push(load(&client, url, ROUND, &mut sequence).await);
+            }
+        }
+        let median = |r: &Vec<f64>| {
+            let mut sorted = r.clone();
+            sorted.sort_by(f64::total_cmp);
+            sorted[sorted.len() / 2]
+        };
+        let medians: Vec<f64> = rates.iter().map(median).collect();
+        println!("signed deliveries, {CONNECTIONS} connections, median of {ROUNDS} rounds of {ROUND:?} each, targets alternating:\n");
+        for ((name, _), (rate, rounds)) in targets.iter().zip(medians.iter().zip(&rates)) {
+            let rounds: Vec<String> = rounds.iter().map(|r| format!("{r:.0}")).collect();
+            println!("{name:<40} {rate:>9.0} requests/s   (rounds: {})", rounds.join(", "));
+        }
+        println!(
+            "\nhost / native durable: {:.2}x (target >= 1.0)\nhost / ceiling:        {:.2}x (target >= 0.6)",
+            medians[0] / medians[1],
+            medians[0] / medians[2]
+        );
+    });
+}
+
+/// Sends signed deliveries to `url` from [`CONNECTIONS`] tasks for
+/// `duration`; returns the rate of 200 answers. Anything else is a failure
+/// of the benchmark, not a figure.
+async fn load(client: &reqwest::Client, url: &str, duration: Duration, sequence: &mut u64) -> f64 {
+    let (ok, stop) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
+    let first = *sequence;
+    *sequence += 1 << 32;
+    let key = scheme::signing_key(SECRET).expect("secret");
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..CONNECTIONS as u64)
+        .map(|task| {
+            let (client, url, ok, stop, key) = (client.clone(), url.to_owned(), Arc::clone(&ok), Arc::clone(&stop), key.clone());
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let id = format!("msg_{}_{task}_{n}", first);
+                    let timestamp = now_secs();
+                    let signature = scheme::sign(&key, &id, timestamp, BODY.as_bytes());
+                    let response = client
+                        .post(&url)
+                        .header("webhook-id", &id)
+                        .header("webhook-timestamp", timestamp.to_string())
+                        .header("webhook-signature", signature)
+                        .body(BODY)
+                        .send()
+                        .await
+                        .expect("request");
+                    assert_eq!(response.status(), reqwest::StatusCode::OK, "{url}");
+                    ok.fetch_add(1, Ordering::Relaxed);
+                    n += 1;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(duration).await;
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        task.await.expect("load task");
+    }
+    ok.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// `triggerhost serve` in this process with the connector and one trigger;
+/// returns the trigger's webhook URL.
+async fn host(temp: &tempfile::TempDir, component: &[u8]) -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("address").port();
+    let file: triggerhost::config::FileConfig =
+        toml::from_str("[ingress]\nrate_per_second = 1000000\nburst = 1000000\n").expect("config");
+    let args = triggerhost::config::ServeArgs {
+        listen: Some(format!("127.0.0.1:{port}").parse().expect("address")),
+        data_dir: Some(temp.path().join("host")),
+        admin_token: Some(TOKEN.into()),
+        ..Default::default()
+    };
+    let settings = triggerhost::config::Settings::merge(file, &args).expect("settings");
+    tokio::spawn(async move { triggerhost::server::serve(settings).await.expect("serve") });
+    let base = format!("http://127.0.0.1:{port}");
+    let admin = reqwest::Client::new();
+    let api = |path: &str| format!("{base}/api/v1{path}");
+    for _ in 0..100 {
+        if admin.get(format!("{base}/healthz")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let uploaded = admin.post(api("/plugins")).bearer_auth(TOKEN).header("content-type", "application/wasm").body(component.to_vec());
+    assert!(uploaded.send().await.expect("upload").status().is_success());
+    let body = serde_json::json!({ "plugin": "standard-webhooks", "trigger": "message_received", "secret": SECRET });
+    let created: serde_json::Value =
+        admin.post(api("/triggers")).bearer_auth(TOKEN).json(&body).send().await.expect("create").json().await.expect("json");
+    let id = created["id"].as_str().expect("trigger id").to_owned();
+    let enabled = admin.post(api(&format!("/triggers/{id}/enable"))).bearer_auth(TOKEN).send().await.expect("enable");
+    assert!(enabled.status().is_success());
+    format!("{base}/hooks/{id}")
+}
+
+/// What the native handler does with a verified delivery.
+#[derive(Clone)]
+struct Native {
+    /// The group committer, or none for the ceiling.
+    commits: Option<mpsc::Sender<(String, String, oneshot::Sender<()>)>>,
+    key: Arc<Vec<u8>>,
+}
+
+/// The native handler on 127.0.0.1 (durable when given a directory for its
+/// database); returns its URL.
+async fn native(durable: Option<&tempfile::TempDir>) -> String {
+    let commits = match durable {
+        Some(temp) => Some(native_committer(&temp.path().join("native.db")).await),
+        None => None,
+    };
+    let state = Native { commits, key: Arc::new(scheme::signing_key(SECRET).expect("secret")) };
+    let app = axum::Router::new().route("/hooks/{id}", axum::routing::post(native_hook)).with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    format!("http://127.0.0.1:{port}/hooks/native")
+}
+
+async fn native_hook(State(native): State<Native>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let signed = scheme::SignedHeaders {
+        id: header("webhook-id"),
+        timestamp: header("webhook-timestamp"),
+        signature: header("webhook-signature"),
+    };
+    if scheme::verify(&native.key, signed, &body, now_secs(), scheme::DEFAULT_TOLERANCE_SECS).is_err() {
+        return StatusCode::UNAUTHORIZED;
+    }
+    let Ok(payload) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    let (Some(commits), Some(id)) = (native.commits, header("webhook-id")) else {
+        return StatusCode::OK;
+    };
+    let (done, committed) = oneshot::channel();
+    if commits.send((id.to_owned(), payload.to_string(), done)).await.is_err() || committed.await.is_err() {
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
+    StatusCode::OK
+}
+
+/// A task that inserts what it is sent in batches, one transaction each,
+/// and answers each sender once its batch is durable.
+async fn native_committer(path: &std::path::Path) -> mpsc::Sender<(String, String, oneshot::Sender<()>)> {
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full);
+    let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await.expect("native database");
+    sqlx::query("CREATE TABLE events (seq INTEGER PRIMARY KEY, dedupe_key TEXT UNIQUE, payload TEXT NOT NULL)")
+        .execute(&pool)
+        .await
+        .expect("schema");
+    let (sender, mut queue) = mpsc::channel::<(String, String, oneshot::Sender<()>)>(4096);
+    tokio::spawn(async move {
+        let mut batch = Vec::with_capacity(256);
+        while let Some(first) = queue.recv().await {
+            batch.push(first);
+            while batch.len() < 256 {
+                match queue.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            let mut tx = pool.begin().await.expect("begin");
+            for (key, payload, _) in &batch {
+                sqlx::query("INSERT INTO events (dedupe_key, payload) VALUES (?, ?) ON CONFLICT DO NOTHING")
+                    .bind(key)
+                    .bind(payload)
+                    .execute(&mut *tx)
+                    .await
+                    .expect("insert");
+            }
+            tx.commit().await.expect("commit");
+            for (_, _, done) in batch.drain(..) {
+                let _ = done.send(());
+            }
+        }
+    });
+    sender
+}
