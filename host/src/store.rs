@@ -137,6 +137,38 @@ fn to_i64(n: u64) -> i64 {
 }
 
 #[cfg(test)]
+pub(crate) mod test_support {
+    use std::time::Duration;
+
+    use super::{Store, StoreError, TriggerRow};
+
+    /// A store in a temp dir with plugin `p` and a trigger `id` of it.
+    pub(crate) async fn store_with_trigger(id: &str) -> Result<(Store, tempfile::TempDir), StoreError> {
+        let temp = tempfile::tempdir().map_err(|e| StoreError::Database(e.to_string()))?;
+        let store = Store::open(&format!("sqlite://{}", temp.path().join("t.db").display()), Duration::from_secs(5)).await?;
+        sqlx::query("INSERT INTO plugins (name, active_version, created_at_ms, updated_at_ms) VALUES ('p', '1', 0, 0)")
+            .execute(store.pool())
+            .await?;
+        let row = TriggerRow {
+            id: id.into(),
+            plugin: "p".into(),
+            plugin_version: None,
+            trigger_name: "t".into(),
+            config: "{}".into(),
+            secret: None,
+            poll_interval_s: None,
+            status: "disabled".into(),
+            last_error: None,
+            expires_at_ms: None,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+        };
+        store.insert_trigger(&row).await?;
+        Ok((store, temp))
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

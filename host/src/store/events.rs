@@ -1,5 +1,7 @@
 //! Events: committed in groups, read newest first with a cursor.
 
+mod bulk;
+
 use super::paging::PageQuery;
 use super::{Store, StoreError, to_i64};
 
@@ -70,9 +72,9 @@ pub struct EventRow {
 }
 
 impl Store {
-    /// Commits many deliveries in one transaction, each inside its own
-    /// savepoint: one delivery's failure (say its trigger was just deleted)
-    /// does not fail the others. The outer result fails only if the
+    /// Commits many deliveries in one transaction: all at once when none
+    /// fails, else each inside its own savepoint, so one delivery's failure
+    /// (say its trigger was just deleted) does not fail the others. The outer result fails only if the
     /// transaction itself cannot commit.
     pub async fn commit_deliveries(
         &self,
@@ -80,6 +82,18 @@ impl Store {
     ) -> Result<Vec<Result<CommitOutcome, StoreError>>, StoreError> {
         let _turn = self.write_turn().await;
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        match bulk::commit_all(&mut tx, batch).await {
+            Ok(outcomes) => {
+                tx.commit().await?;
+                return Ok(outcomes.into_iter().map(Ok).collect());
+            }
+            Err(StoreError::Busy) => return Err(StoreError::Busy),
+            Err(error) => {
+                tracing::debug!(%error, deliveries = batch.len(), "group commit: one delivery at a time");
+                tx.rollback().await?;
+                tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+            }
+        }
         let mut outcomes = Vec::with_capacity(batch.len());
         for delivery in batch {
             let mut savepoint = sqlx::Acquire::begin(&mut *tx).await?;
