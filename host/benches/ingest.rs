@@ -206,7 +206,9 @@ async fn native_committer(path: &std::path::Path) -> mpsc::Sender<(String, Strin
         .filename(path)
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full);
+        .synchronous(SqliteSynchronous::Full)
+        // The host's page cache, so neither side wins on that.
+        .pragma("cache_size", "-16384");
     let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await.expect("native database");
     sqlx::query("CREATE TABLE events (seq INTEGER PRIMARY KEY, dedupe_key TEXT UNIQUE, payload TEXT NOT NULL)")
         .execute(&pool)

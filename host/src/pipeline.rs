@@ -174,7 +174,7 @@ impl Pipeline {
         let received_at_ms = now_ms();
         commit.events.reserve(run.events.len());
         for event in run.events {
-            let Ok(id) = crate::ids::new_id("evt") else {
+            let Ok(id) = crate::ids::new_time_ordered_id("evt") else {
                 return Outcome::Unavailable("try again");
             };
             commit.events.push(NewEvent {
