@@ -23,8 +23,9 @@ commands:
   lint           clippy on the whole workspace, warnings denied
   bench          build-plugins, then the benchmarks (release build): the per-call
                  cost, the host's cost per outbound request, the poll scheduler
-                 with 2,000 triggers polling every second, and webhook ingest
-                 against a native axum handler with and without a durable insert
+                 with 2,000 triggers polling every second, webhook ingest against a
+                 native axum handler with and without a durable insert, and the
+                 heavy (Python) connector's compile, cached restart and per call
   fuzz [SECS]    build-plugins, then each fuzz target (manifest validation, config
                  schemas, the HTTP request path) for SECS seconds (default 60),
                  printing executions and failures per target
@@ -46,7 +47,7 @@ fn main() -> Result<()> {
         "lint" => cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
         "bench" => {
             build_plugins()?;
-            cargo(&["bench", "-p", "triggerhost", "--bench", "call", "--bench", "outbound", "--bench", "scheduler", "--bench", "ingest"])
+            cargo(&["bench", "-p", "triggerhost", "--bench", "call", "--bench", "outbound", "--bench", "scheduler", "--bench", "ingest", "--bench", "heavy"])
         }
         "fuzz" => {
             let secs = std::env::args().nth(2).unwrap_or_else(|| "60".into());
