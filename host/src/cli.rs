@@ -144,6 +144,13 @@ enum PluginCommand {
         /// `kv_max_keys=5000`. Repeatable.
         #[arg(long = "limit", value_name = "NAME=VALUE")]
         limits: Vec<String>,
+        /// Let a trigger's calls reuse one instance for up to this many calls
+        /// (for connectors slow to start, such as Python ones).
+        #[arg(long, requires = "reuse_secs")]
+        reuse_calls: Option<u32>,
+        /// ... and up to this many seconds.
+        #[arg(long, requires = "reuse_calls")]
+        reuse_secs: Option<u32>,
     },
 }
 
@@ -291,14 +298,15 @@ async fn plugin(command: PluginCommand, client: &Client) -> anyhow::Result<()> {
             client.send(Method::DELETE, &format!("/plugins/{name}/versions/{version}"), None).await?;
             println!("{name}@{version} deleted");
         }
-        PluginCommand::Grant { name, allow_hosts, kv, limits } => {
+        PluginCommand::Grant { name, allow_hosts, kv, limits, reuse_calls, reuse_secs } => {
             let mut overrides = serde_json::Map::new();
             for limit in &limits {
                 let (key, value) = limit.split_once('=').context("--limit takes NAME=VALUE")?;
                 let value: u64 = value.parse().with_context(|| format!("--limit {key}: not a whole number"))?;
                 overrides.insert(key.to_owned(), value.into());
             }
-            let body = json!({ "outbound_hosts": allow_hosts, "key_value": kv, "limits": overrides });
+            let reuse = reuse_calls.zip(reuse_secs).map(|(calls, secs)| json!({ "max_calls": calls, "max_age_s": secs }));
+            let body = json!({ "outbound_hosts": allow_hosts, "key_value": kv, "limits": overrides, "reuse": reuse });
             let v = client.send(Method::PUT, &format!("/plugins/{name}/grants"), Some(Body::Json(body))).await?;
             let granted = &v["granted"];
             println!("{name}@{}: outbound {}, key-value {}", text(&v["active_version"]), list_of(&granted["outbound_hosts"]), granted["key_value"]);

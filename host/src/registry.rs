@@ -65,6 +65,9 @@ pub enum RegistryError {
     /// A granted limit is past the host's maximum.
     #[error("grant: {0}")]
     Limits(crate::runtime::LimitsError),
+    /// A granted reuse policy is out of bounds.
+    #[error("grant: {0}")]
+    Reuse(String),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -292,6 +295,9 @@ impl Registry {
     pub async fn set_allowance(&self, name: &str, allowance: Allowance) -> Result<(), RegistryError> {
         let defaults = &self.runtime.config().default_limits;
         defaults.with_overrides(&allowance.limits, self.runtime.config()).map_err(RegistryError::Limits)?;
+        if let Some(reuse) = &allowance.reuse {
+            reuse.check().map_err(RegistryError::Reuse)?;
+        }
         let json = serde_json::to_string(&allowance).map_err(|e| StoreError::Database(e.to_string()))?;
         self.store.set_allowance(name, &json).await.map_err(|e| match e {
             StoreError::NotFound => RegistryError::NotFound(name.to_owned()),

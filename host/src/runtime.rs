@@ -11,6 +11,7 @@ mod precompiled;
 mod scope;
 mod shape;
 mod state;
+mod warm;
 
 use std::sync::Arc;
 
@@ -45,6 +46,8 @@ struct RuntimeInner {
     call_slots: Semaphore,
     compile_slots: Arc<Semaphore>,
     precompiled: Option<PrecompiledCache>,
+    /// Warm instances held across all plugins, against the pool's room.
+    warm: Arc<warm::WarmBudget>,
     compiles: plugin::CompileCounters,
     _ticker: engine::EpochTicker,
 }
@@ -82,6 +85,7 @@ impl Runtime {
                 call_slots: Semaphore::new(config.max_concurrent_calls),
                 compile_slots: Arc::new(Semaphore::new(config.max_concurrent_compiles)),
                 precompiled,
+                warm: warm::WarmBudget::new(config.max_warm_instances),
                 compiles: plugin::CompileCounters::default(),
                 engine,
                 linker,
@@ -101,6 +105,11 @@ impl Runtime {
     /// The precompiled cache, if the runtime keeps one.
     pub fn precompiled_cache(&self) -> Option<&PrecompiledCache> {
         self.inner.precompiled.as_ref()
+    }
+
+    /// Warm instances held now, across all plugins.
+    pub fn warm_instances(&self) -> usize {
+        self.inner.warm.held()
     }
 
     /// How loads have found their compiled code so far.

@@ -97,7 +97,7 @@ impl From<RegistryError> for ApiError {
             RegistryError::NotFound(_) => Self::not_found(error.to_string()),
             RegistryError::Store(store) => store.into(),
             RegistryError::Blob(_) => Self::internal(&error),
-            RegistryError::Limits(_) => Self::bad_request(error.to_string()),
+            RegistryError::Limits(_) | RegistryError::Reuse(_) => Self::bad_request(error.to_string()),
         }
     }
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{ApiError, ApiJson};
-use crate::capabilities::grant::{Allowance, Grant, LimitOverrides, Origin};
+use crate::capabilities::grant::{Allowance, Grant, LimitOverrides, Origin, Reuse};
 use crate::app::AppState;
 use crate::store::{PluginRow, PluginVersionRow};
 use crate::triggers::TriggerError;
@@ -74,7 +74,12 @@ fn grant_view(grant: &Grant) -> serde_json::Value {
 }
 
 fn allowance_view(allowance: &Allowance) -> serde_json::Value {
-    json!({ "outbound_hosts": origins(&allowance.outbound), "key_value": allowance.key_value, "limits": allowance.limits })
+    json!({
+        "outbound_hosts": origins(&allowance.outbound),
+        "key_value": allowance.key_value,
+        "limits": allowance.limits,
+        "reuse": allowance.reuse,
+    })
 }
 
 async fn plugin_view(app: &AppState, plugin: PluginRow) -> Result<serde_json::Value, ApiError> {
@@ -164,6 +169,9 @@ pub struct Grants {
     /// Per-plugin limits, within the host's maxima.
     #[serde(default)]
     limits: LimitOverrides,
+    /// Instance reuse: `{"max_calls": N, "max_age_s": T}`.
+    #[serde(default)]
+    reuse: Option<Reuse>,
 }
 
 /// `PUT /api/v1/plugins/{name}/grants`: replaces what the plugin is
@@ -179,7 +187,7 @@ pub async fn put_grants(
         .map(|origin| Origin::parse(origin))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let allowance = Allowance { outbound, key_value: body.key_value, limits: body.limits };
+    let allowance = Allowance { outbound, key_value: body.key_value, limits: body.limits, reuse: body.reuse };
     app.registry.set_allowance(&name, allowance.clone()).await?;
     let plugin = app.store.get_plugin(&name).await?;
     let grant = app.registry.grant(&name, &plugin.active_version)?;

@@ -140,6 +140,42 @@ pub struct Allowance {
     /// The plugin's own limits, where they differ from the host's defaults.
     #[serde(default)]
     pub limits: LimitOverrides,
+    /// Whether a trigger's calls may reuse one instance, and for how long.
+    #[serde(default)]
+    pub reuse: Option<Reuse>,
+}
+
+/// Instance reuse, for connectors that are slow to instantiate (an
+/// interpreter inside): one instance serves one trigger only, one call at a
+/// time, for at most `max_calls` calls and `max_age_s` seconds, and is
+/// discarded after any trap or limit hit. What a guest keeps in its globals
+/// lives that long; its kv writes and outbound requests are still the
+/// call's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reuse {
+    /// Calls one instance serves at most.
+    pub max_calls: u32,
+    /// Seconds one instance lives at most.
+    pub max_age_s: u32,
+}
+
+impl Reuse {
+    /// Longest life an operator may give an instance.
+    pub const MAX_AGE_S: u32 = 3600;
+    /// Most calls an operator may let one instance serve.
+    pub const MAX_CALLS: u32 = 1_000_000;
+
+    /// Checks the bounds; the error names the field at fault.
+    pub fn check(&self) -> Result<(), String> {
+        if !(1..=Self::MAX_CALLS).contains(&self.max_calls) {
+            return Err(format!("reuse.max_calls must be 1 to {}", Self::MAX_CALLS));
+        }
+        if !(1..=Self::MAX_AGE_S).contains(&self.max_age_s) {
+            return Err(format!("reuse.max_age_s must be 1 to {}", Self::MAX_AGE_S));
+        }
+        Ok(())
+    }
 }
 
 /// Per-plugin limits the operator sets in a grant; unset ones keep the
@@ -192,6 +228,8 @@ pub struct Grant {
     pub key_value: bool,
     /// Requested capabilities the allowance does not cover, one line each.
     pub missing: Vec<String>,
+    /// Instance reuse, if the operator allows it (never requested).
+    pub reuse: Option<Reuse>,
 }
 
 impl Grant {
@@ -224,6 +262,7 @@ impl Grant {
         if request.key_value && !allowance.key_value {
             grant.missing.push("key-value store".into());
         }
+        grant.reuse = allowance.reuse;
         grant
     }
 

@@ -44,6 +44,8 @@ impl Level {
 
 #[derive(Debug, Default)]
 struct Buffer {
+    /// Bytes of guest output kept at most.
+    capacity: usize,
     text: Vec<u8>,
     dropped_bytes: usize,
     /// Bytes of host notes, which have their own room.
@@ -57,7 +59,6 @@ const HOST_NOTE_ROOM: usize = 4 << 10;
 /// A bounded log shared by the `log` import and stdout/stderr of one call.
 #[derive(Debug, Clone)]
 pub struct CallLog {
-    capacity: usize,
     buffer: Arc<Mutex<Buffer>>,
 }
 
@@ -73,7 +74,14 @@ pub struct LogOutput {
 impl CallLog {
     /// A log that keeps at most `capacity` bytes.
     pub fn new(capacity: usize) -> Self {
-        CallLog { capacity, buffer: Arc::default() }
+        CallLog { buffer: Arc::new(Mutex::new(Buffer { capacity, ..Buffer::default() })) }
+    }
+
+    /// Empties the log for the next call of a reused instance, whose WASI
+    /// stdout and stderr still write here: the output of earlier calls was
+    /// copied out when they ended.
+    pub fn reset(&self, capacity: usize) {
+        *self.lock() = Buffer { capacity, ..Buffer::default() };
     }
 
     fn lock(&self) -> MutexGuard<'_, Buffer> {
@@ -85,7 +93,7 @@ impl CallLog {
     /// Appends raw bytes, keeping what fits.
     pub fn append(&self, bytes: &[u8]) {
         let mut buffer = self.lock();
-        let room = (self.capacity + buffer.host_bytes).saturating_sub(buffer.text.len());
+        let room = (buffer.capacity + buffer.host_bytes).saturating_sub(buffer.text.len());
         let kept = bytes.len().min(room);
         buffer.text.extend_from_slice(&bytes[..kept]);
         buffer.dropped_bytes += bytes.len() - kept;
@@ -95,7 +103,7 @@ impl CallLog {
     pub fn write(&self, level: Level, message: &str) {
         let mut buffer = self.lock();
         let line_len = level.label().len() + 1 + message.len() + 1;
-        if buffer.text.len() + line_len > self.capacity + buffer.host_bytes {
+        if buffer.text.len() + line_len > buffer.capacity + buffer.host_bytes {
             buffer.dropped_bytes += line_len;
             return;
         }

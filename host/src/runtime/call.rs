@@ -14,6 +14,7 @@ use super::error::{CallError, CallErrorKind};
 use super::limits::Limits;
 use super::scope::CallScope;
 use super::state::HostState;
+use super::warm::{Warm, WarmInstances};
 use crate::bindings::{Connector, ConnectorPre};
 use crate::capabilities::CallCapabilities;
 use crate::capabilities::http::{OutboundHttp, OutboundScope};
@@ -73,6 +74,8 @@ pub(crate) struct Caller<'a> {
     pub(crate) pre: &'a ConnectorPre<HostState>,
     pub(crate) label: &'a str,
     pub(crate) connections: &'a Arc<Semaphore>,
+    /// The plugin's warm instances (none while loading).
+    pub(crate) warm: Option<&'a WarmInstances>,
 }
 
 impl Runtime {
@@ -112,10 +115,26 @@ impl Runtime {
         };
 
         let deadline = started + limits.wall_clock;
-        let capabilities = self.capabilities(&caller, scope, limits, deadline, log.clone());
-        let state = HostState::new(capabilities, limits.memory_bytes, self.inner.config.component_caps, deadline);
-        let mut store = Store::new(&self.inner.engine, state);
-        store.limiter(|state| &mut state.limiter);
+        // A reused instance keeps its store, and so the log its WASI stdout
+        // writes to: emptied for this call.
+        let reuse = scope.grant.reuse.filter(|_| !scope.trigger_id.is_empty());
+        let warm = caller.warm.zip(reuse).and_then(|(warm, reuse)| warm.take(&scope.trigger_id, reuse));
+        let (mut store, log, prior) = match warm {
+            Some(Warm { mut store, instance, calls, born }) => {
+                let log = store.data().capabilities.log.clone();
+                log.reset(limits.max_log_bytes);
+                let capabilities = self.capabilities(&caller, scope, limits, deadline, log.clone());
+                store.data_mut().begin_reused_call(capabilities, limits.memory_bytes, deadline);
+                (store, log, Some((instance, calls, born)))
+            }
+            None => {
+                let capabilities = self.capabilities(&caller, scope, limits, deadline, log.clone());
+                let state = HostState::new(capabilities, limits.memory_bytes, self.inner.config.component_caps, deadline);
+                let mut store = Store::new(&self.inner.engine, state);
+                store.limiter(|state| &mut state.limiter);
+                (store, log, None)
+            }
+        };
         store.set_hostcall_fuel(limits.max_output_bytes.saturating_add(HOSTCALL_FUEL_SLACK));
         store.set_max_component_handles(MAX_COMPONENT_HANDLES);
         if let Err(e) = store.set_fuel(limits.fuel) {
@@ -139,8 +158,12 @@ impl Runtime {
         // the fuel used, win the race.
         let grace = self.inner.config.epoch_tick * 2;
         let work = async {
-            let instance = caller.pre.instantiate(&mut store).await?;
-            call(&mut store, &instance).await
+            let (instance, calls, born) = match prior {
+                Some(prior) => prior,
+                None => (caller.pre.instantiate(&mut store).await?, 0, Instant::now()),
+            };
+            let value = call(&mut store, &instance).await?;
+            Ok::<_, wasmtime::Error>((value, instance, calls.saturating_add(1), born))
         };
         let outcome = tokio::time::timeout(limits.wall_clock + grace, work).await;
         let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
@@ -148,12 +171,17 @@ impl Runtime {
         let value = match outcome {
             Err(_elapsed) => Err(CallErrorKind::Deadline { limit: limits.wall_clock }),
             Ok(Err(error)) => Err(classify(&error, store.data(), limits, self.inner.config.max_wasm_stack)),
-            Ok(Ok(value)) => check(&value, limits).map(|()| value),
+            Ok(Ok((value, instance, calls, born))) => check(&value, limits).map(|()| (value, instance, calls, born)),
         };
         match value {
-            Ok(value) => {
+            Ok((value, instance, calls, born)) => {
                 let kv_writes = store.data_mut().capabilities.kv.take_writes();
-                Ok(CallOutput { value, fuel_used, log: log.output(), duration: started.elapsed(), kv_writes })
+                let output = CallOutput { value, fuel_used, log: log.output(), duration: started.elapsed(), kv_writes };
+                // Only a call that ended well leaves its instance for the next.
+                if let (Some(instances), Some(reuse)) = (caller.warm, reuse) {
+                    instances.put(&scope.trigger_id, Warm { store, instance, calls, born }, reuse);
+                }
+                Ok(output)
             }
             Err(kind) => Err(fail(kind, &log, fuel_used)),
         }

@@ -79,13 +79,15 @@ fn pool_config(config: &RuntimeConfig) -> PoolingAllocationConfig {
     // cap can never run dry: a plugin with heavy components takes at most
     // its per-plugin share of calls, and never its neighbours' slots.
     let calls = u32::try_from(config.max_concurrent_calls).unwrap_or(u32::MAX).max(1);
+    // Idle warm instances hold their slots too (but no stack: fibers are per call).
+    let instances = calls.saturating_add(u32::try_from(config.max_warm_instances).unwrap_or(u32::MAX));
     let caps = config.component_caps;
     let per_component = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     let mut pool = PoolingAllocationConfig::new();
-    pool.total_component_instances(calls)
-        .total_core_instances(calls.saturating_mul(per_component(caps.core_instances)))
-        .total_memories(calls.saturating_mul(per_component(caps.memories)))
-        .total_tables(calls.saturating_mul(per_component(caps.tables)))
+    pool.total_component_instances(instances)
+        .total_core_instances(instances.saturating_mul(per_component(caps.core_instances)))
+        .total_memories(instances.saturating_mul(per_component(caps.memories)))
+        .total_tables(instances.saturating_mul(per_component(caps.tables)))
         .total_stacks(calls)
         .max_core_instances_per_component(per_component(caps.core_instances))
         .max_memories_per_component(per_component(caps.memories))

@@ -214,6 +214,9 @@ pub struct RuntimeConfig {
     pub pooling: bool,
     /// Where compiled components are kept across restarts; none when `None`.
     pub precompiled_cache: Option<std::path::PathBuf>,
+    /// Idle instances kept for reuse at most, across all plugins; the pool
+    /// has room for them besides the calls running.
+    pub max_warm_instances: usize,
 }
 
 impl RuntimeConfig {
@@ -258,6 +261,7 @@ impl Default for RuntimeConfig {
             epoch_tick: Duration::from_millis(10),
             pooling: true,
             precompiled_cache: None,
+            max_warm_instances: 32,
         }
     }
 }

@@ -10,6 +10,7 @@ use wasmtime::component::Component;
 
 use super::Runtime;
 use super::precompiled::Lookup;
+use super::warm::WarmInstances;
 use super::call::{Caller, CallOutput, ExportCall, check_response, check_run_output, unchecked};
 use super::error::{CallError, CallErrorKind, LoadError};
 use super::limits::Limits;
@@ -44,6 +45,8 @@ struct PluginInner {
     slots: Semaphore,
     /// Outbound connections of all the plugin's calls.
     connections: Arc<Semaphore>,
+    /// Instances kept between calls of a trigger, if reuse is granted.
+    warm: WarmInstances,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -80,7 +83,7 @@ impl Runtime {
         })?;
         let scope = CallScope::ungranted("", self.inner.config.default_limits.clone());
         let connections = Arc::new(Semaphore::new(self.inner.config.outbound_connections_per_plugin));
-        let caller = Caller { pre: &pre, label: "<loading>", connections: &connections };
+        let caller = Caller { pre: &pre, label: "<loading>", connections: &connections, warm: None };
         let describe = self.invoke(caller, "describe", &scope, |store, c| Box::pin(c.describe(store)), unchecked);
         let manifest = match describe.await {
             Ok(output) => output.value,
@@ -100,6 +103,7 @@ impl Runtime {
                 pre,
                 slots: Semaphore::new(self.inner.config.max_concurrent_calls_per_plugin),
                 connections,
+                warm: WarmInstances::new(Arc::clone(&self.inner.warm)),
             }),
         })
     }
@@ -258,7 +262,7 @@ impl Plugin {
                 fuel_used: 0,
             });
         };
-        let caller = Caller { pre: &self.inner.pre, label: &self.inner.label, connections: &self.inner.connections };
+        let caller = Caller { pre: &self.inner.pre, label: &self.inner.label, connections: &self.inner.connections, warm: Some(&self.inner.warm) };
         self.inner.runtime.invoke(caller, export, scope, call, check).await
     }
 

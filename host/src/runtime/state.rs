@@ -59,6 +59,20 @@ impl HostState {
     }
 }
 
+impl HostState {
+    /// Arms a reused instance's state for its next call: this call's
+    /// capabilities (built around the same log, which its WASI stdout
+    /// writes to), its memory limit and its deadline. What the instance
+    /// holds in memory stays; what it may do is this call's.
+    pub(crate) fn begin_reused_call(&mut self, capabilities: CallCapabilities, memory_limit: usize, deadline: Instant) {
+        self.capabilities = capabilities;
+        self.limiter.memory.limit = memory_limit;
+        self.limiter.denied = None;
+        self.deadline = deadline;
+        self.deadline_hit = false;
+    }
+}
+
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }

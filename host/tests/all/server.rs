@@ -12,4 +12,5 @@ mod grants;
 mod lifecycle;
 mod polling;
 mod precompiled;
+mod reuse;
 mod secrets;

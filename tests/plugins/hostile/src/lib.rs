@@ -65,6 +65,7 @@ const TRIGGERS: &[&str] = &[
     "fetch",
     "kv_probe",
     "stdout_flood",
+    "stateful",
 ];
 
 /// Bytes of the guest-chosen text in `long_error` and `long_reject`.
@@ -257,6 +258,28 @@ fn attack(ctx: &TriggerContext) -> Result<RunOutput, ConnectorError> {
     Ok(RunOutput::from_events(events))
 }
 
+/// Calls this instance has served, and the triggers it served them for:
+/// globals, which live as long as the instance.
+static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static SERVED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Reports what its globals hold: how many calls this instance served and
+/// for which triggers. A body of `trap` traps afterwards.
+fn stateful(ctx: &TriggerContext, input: RunInput) -> Result<RunOutput, ConnectorError> {
+    let calls = CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+    let served = {
+        let mut served = SERVED.lock().unwrap_or_else(|p| p.into_inner());
+        if !served.contains(&ctx.trigger_id) {
+            served.push(ctx.trigger_id.clone());
+        }
+        served.clone()
+    };
+    if matches!(&input, RunInput::Webhook(request) if request.body == b"trap") {
+        panic!("trapping on purpose after call {calls}");
+    }
+    Ok(RunOutput::from_events(vec![Event::json("state", &serde_json::json!({ "calls": calls, "served": served }))?]))
+}
+
 impl Connector for Hostile {
     fn describe() -> Manifest {
         let config = || {
@@ -296,7 +319,10 @@ impl Connector for Hostile {
         Ok(Verdict::Accept)
     }
 
-    fn run(ctx: TriggerContext, _input: RunInput) -> Result<RunOutput, ConnectorError> {
+    fn run(ctx: TriggerContext, input: RunInput) -> Result<RunOutput, ConnectorError> {
+        if ctx.trigger_name == "stateful" {
+            return stateful(&ctx, input);
+        }
         attack(&ctx)
     }
 
