@@ -6,9 +6,12 @@
 //! batch means; compare them as ratios within one run, the machine is shared.
 
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::Duration;
 
+use triggerhost::capabilities::grant::{Grant, Reuse};
 use triggerhost::contract::{Delivery, TriggerContext, WebhookRequest};
+use triggerhost::runtime::CallScope;
 use triggerhost::{Limits, Plugin, Runtime, RuntimeConfig};
 use triggerhost_sdk::signature::{base64_decode, hmac_sha256_base64, now_secs};
 
@@ -53,11 +56,23 @@ fn main() {
 
         let deliver = measure(|| deliver_once(&tokio, &plugin, &ctx, &request, &limits));
         report(&format!("sandbox ({mode}): instantiate + verify + run"), deliver, Some(native));
+
+        // Granted reuse: the trigger's instance serves its next calls.
+        let reuse = Reuse { max_calls: Reuse::MAX_CALLS, max_age_s: Reuse::MAX_AGE_S };
+        let scope = CallScope::new("trg_bench", Arc::new(Grant { reuse: Some(reuse), ..Grant::default() }), limits.clone());
+        let reused = measure(|| deliver_once(&tokio, &plugin, &ctx, &request, &scope));
+        report(&format!("sandbox ({mode}): reused instance, verify + run"), reused, Some(native));
     }
 }
 
-fn deliver_once(tokio: &tokio::runtime::Runtime, plugin: &Plugin, ctx: &TriggerContext, request: &WebhookRequest, limits: &Limits) {
-    let out = tokio.block_on(plugin.deliver(ctx.clone(), request.clone(), limits)).expect("deliver");
+fn deliver_once(
+    tokio: &tokio::runtime::Runtime,
+    plugin: &Plugin,
+    ctx: &TriggerContext,
+    request: &WebhookRequest,
+    scope: impl Into<CallScope>,
+) {
+    let out = tokio.block_on(plugin.deliver(ctx.clone(), request.clone(), scope)).expect("deliver");
     match out.value {
         Ok(Delivery::Accepted(run)) => assert_eq!(run.events.len(), 1),
         other => panic!("unexpected {other:?}"),
