@@ -177,7 +177,13 @@ impl Registry {
             allowances: RwLock::default(),
             uploads: tokio::sync::Mutex::new(()),
         };
+        // Only the versions triggers serve: another is loaded when first
+        // needed (an activation, a pin), from the precompiled cache if it is there.
+        let in_use: std::collections::HashSet<(String, String)> = registry.store.versions_in_use().await?.into_iter().collect();
         for row in registry.store.all_versions().await? {
+            if !in_use.contains(&(row.name.clone(), row.version.clone())) {
+                continue;
+            }
             match registry.load_stored(&row).await {
                 Ok(loaded) => {
                     write(&registry.loaded).insert((row.name.clone(), row.version.clone()), loaded);
@@ -319,7 +325,7 @@ impl Registry {
             other => other.into(),
         })?;
         write(&self.active).insert(name.to_owned(), version.to_owned());
-        Ok(())
+        self.evict_unused(name).await
     }
 
     /// Deletes a version that is neither active nor pinned by a trigger:
@@ -342,6 +348,37 @@ impl Registry {
             tracing::warn!(%plugin, %digest, %error, "cannot remove the blob of a deleted version");
         }
         Ok(())
+    }
+
+    /// [`Registry::resolve`], loading a stored version that is not in
+    /// memory (one no trigger used when the host started, or evicted since).
+    pub async fn resolve_or_load(&self, name: &str, pinned: Option<&str>) -> Result<LoadedPlugin, RegistryError> {
+        if let Ok(loaded) = self.resolve(name, pinned) {
+            return Ok(loaded);
+        }
+        let version = match pinned {
+            Some(version) => version.to_owned(),
+            None => read(&self.active).get(name).cloned().ok_or_else(|| RegistryError::NotFound(name.to_owned()))?,
+        };
+        let row = self.store.get_version(name, &version).await.map_err(|e| match e {
+            StoreError::NotFound => RegistryError::NotFound(format!("{name}@{version}")),
+            other => other.into(),
+        })?;
+        let loaded = self.load_stored(&row).await?;
+        Ok(write(&self.loaded).entry((name.to_owned(), version)).or_insert(loaded).clone())
+    }
+
+    /// Drops from memory `name`'s versions no trigger serves any more (calls
+    /// in flight keep the plugin they hold); they load again when needed.
+    async fn evict_unused(&self, name: &str) -> Result<(), RegistryError> {
+        let in_use: std::collections::HashSet<(String, String)> = self.store.versions_in_use().await?.into_iter().collect();
+        write(&self.loaded).retain(|key, _| key.0 != name || in_use.contains(key));
+        Ok(())
+    }
+
+    /// Versions loaded in memory now.
+    pub fn loaded_versions(&self) -> usize {
+        read(&self.loaded).len()
     }
 
     /// The plugin serving `name`: the pinned version if given, else the active one.

@@ -47,6 +47,14 @@ async fn metrics(State(app): State<Arc<AppState>>) -> Result<impl IntoResponse, 
             "# HELP triggerhost_{name}_total {help}\n# TYPE triggerhost_{name}_total counter\ntriggerhost_{name}_total {value}\n"
         ));
     }
+    let loaded = app.registry.loaded_versions();
+    text.push_str(&format!(
+        "# HELP triggerhost_versions_loaded Plugin versions in memory\n# TYPE triggerhost_versions_loaded gauge\ntriggerhost_versions_loaded {loaded}\n"
+    ));
+    let warm = app.registry.runtime().warm_instances();
+    text.push_str(&format!(
+        "# HELP triggerhost_warm_instances Idle instances kept for reuse\n# TYPE triggerhost_warm_instances gauge\ntriggerhost_warm_instances {warm}\n"
+    ));
     let compiles = app.registry.runtime().compile_counts();
     for (name, help, value) in [
         ("components_compiled", "Components compiled", compiles.compiled),

@@ -364,7 +364,7 @@ impl Triggers {
 
     /// Creates a trigger, disabled until enabled.
     pub async fn create(&self, request: CreateTrigger) -> Result<TriggerRow, TriggerError> {
-        let loaded = self.registry.resolve(&request.plugin, request.plugin_version.as_deref())?;
+        let loaded = self.registry.resolve_or_load(&request.plugin, request.plugin_version.as_deref()).await?;
         let config = request.config.unwrap_or_else(|| serde_json::json!({}));
         self.check(&loaded, &request.trigger, &config)?;
         let poll_interval_s = self.poll_interval(&loaded, &request.trigger, request.poll_interval_s.map(Some))?.flatten();
@@ -439,7 +439,7 @@ impl Triggers {
         let _serialized = self.serialize(id).await;
         let current = self.get(id).await?;
         let pin = patch.plugin_version.clone().unwrap_or(current.plugin_version.clone());
-        let loaded = self.registry.resolve(&current.plugin, pin.as_deref())?;
+        let loaded = self.registry.resolve_or_load(&current.plugin, pin.as_deref()).await?;
         let mut config = match &patch.config {
             Some(text) => serde_json::from_str(text)
                 .map_err(|e| TriggerError::InvalidField { field: "config", message: e.to_string() })?,

@@ -12,6 +12,7 @@ use serde_json::json;
 use super::{ApiError, ApiJson};
 use crate::capabilities::grant::{Allowance, Grant, LimitOverrides, Origin, Reuse};
 use crate::app::AppState;
+use crate::contract::Manifest;
 use crate::store::{PluginRow, PluginVersionRow};
 use crate::triggers::TriggerError;
 
@@ -51,7 +52,10 @@ struct VersionView {
 
 fn version_view(app: &AppState, row: PluginVersionRow, active: &str) -> VersionView {
     let manifest: serde_json::Value = serde_json::from_str(&row.manifest).unwrap_or_default();
-    let granted = app.registry.grant(&row.name, &row.version).map(|grant| grant_view(&grant)).unwrap_or_default();
+    // From the stored manifest: the version need not be loaded.
+    let granted = serde_json::from_str::<Manifest>(&row.manifest)
+        .map(|stored| grant_view(&Grant::new(&stored.capabilities, &app.registry.allowance(&row.name))))
+        .unwrap_or_default();
     VersionView {
         active: row.version == active,
         triggers: manifest.get("triggers").cloned().unwrap_or_default(),

@@ -158,7 +158,27 @@ impl Store {
             .await?)
     }
 
-    /// Every version of every plugin (loaded at start).
+    /// One version; `NotFound` if it was never uploaded (or was deleted).
+    pub async fn get_version(&self, name: &str, version: &str) -> Result<PluginVersionRow, StoreError> {
+        Ok(sqlx::query_as("SELECT * FROM plugin_versions WHERE name = ? AND version = ?")
+            .bind(name)
+            .bind(version)
+            .fetch_one(self.pool())
+            .await?)
+    }
+
+    /// The versions triggers serve: each plugin's active one and every
+    /// version a trigger pins, as `(name, version)`.
+    pub async fn versions_in_use(&self) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT name, active_version FROM plugins
+             UNION SELECT plugin, plugin_version FROM triggers WHERE plugin_version IS NOT NULL",
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Every version of every plugin.
     pub async fn all_versions(&self) -> Result<Vec<PluginVersionRow>, StoreError> {
         Ok(sqlx::query_as("SELECT * FROM plugin_versions ORDER BY name, created_at_ms").fetch_all(self.pool()).await?)
     }

@@ -29,7 +29,7 @@ impl Triggers {
     /// active version, unless `force`; then those triggers are disabled
     /// first and returned. Triggers pinned to a version are not affected.
     pub async fn activate(&self, plugin: &str, version: &str, force: bool) -> Result<Vec<Breakage>, TriggerError> {
-        let target = self.registry.resolve(plugin, Some(version))?;
+        let target = self.registry.resolve_or_load(plugin, Some(version)).await?;
         let grant = self.registry.grant_of(&target);
         if !grant.is_complete() {
             let plugin = format!("{plugin}@{version}");

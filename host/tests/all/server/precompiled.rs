@@ -2,26 +2,37 @@
 //! compiled before (an 18 MB Python connector among it) instead of
 //! compiling it again, and an artifact that is
 //! corrupt, truncated, stale or compiled by another engine configuration is
-//! discarded and compiled again, never loaded.
+//! discarded and compiled again, never loaded; and versions no trigger uses
+//! are loaded only when needed.
 
 use std::path::PathBuf;
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::helpers::{WHSEC, component_bytes, signed_now};
 use crate::host::{Host, spawn_host};
 
-/// `(compiled, loaded from the cache, discarded)` from `/metrics`.
-async fn compiles(host: &Host) -> (u64, u64, u64) {
+/// The values of `/metrics` series without labels, by name.
+async fn metrics(host: &Host, names: &[&str]) -> Vec<u64> {
     let text = host.http.get(format!("{}/metrics", host.url)).send().await.expect("metrics").text().await.expect("text");
     let value = |name: &str| {
         text.lines()
-            .find_map(|line| line.strip_prefix(&format!("triggerhost_{name}_total ")))
+            .find_map(|line| line.strip_prefix(&format!("triggerhost_{name} ")))
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("no {name} in {text}"))
     };
-    (value("components_compiled"), value("components_cached"), value("precompiled_discarded"))
+    names.iter().map(|name| value(name)).collect()
+}
+
+/// `(compiled, loaded from the cache, discarded)` from `/metrics`.
+async fn compiles(host: &Host) -> (u64, u64, u64) {
+    let names = ["components_compiled_total", "components_cached_total", "precompiled_discarded_total"];
+    match metrics(host, &names).await[..] {
+        [compiled, cached, discarded] => (compiled, cached, discarded),
+        _ => unreachable!("three names, three values"),
+    }
 }
 
 /// The cached artifact of a component, and its checksum file.
@@ -113,4 +124,38 @@ async fn corrupt_truncated_stale_and_foreign_artifacts_are_compiled_again() {
     }
     let host = host.restart().await;
     assert_eq!(compiles(&host).await, (0, 1, 0), "the rewritten artifact is loaded");
+}
+
+#[tokio::test]
+async fn versions_no_trigger_uses_are_loaded_only_when_needed() {
+    let host = spawn_host().await;
+    host.upload_plugin("evolving").await;
+    host.upload_plugin("evolving_next").await;
+    let grant = json!({ "key_value": true });
+    assert_eq!(host.api(Method::PUT, "/plugins/evolving/grants", Some(grant)).await.0, StatusCode::OK);
+
+    // At start, only the active version.
+    let host = host.restart().await;
+    assert_eq!(metrics(&host, &["versions_loaded"]).await, [1]);
+    assert_eq!(compiles(&host).await, (0, 1, 0));
+    // Its grant still shows for the version not in memory.
+    let (_, plugin) = host.api(Method::GET, "/plugins/evolving", None).await;
+    assert_eq!(plugin["versions"][1]["granted"]["key_value"], true, "{plugin}");
+
+    // Activating 2.0.0 loads it (from the cache); 1.0.0, which no trigger
+    // uses now, leaves memory.
+    let activate = json!({ "version": "2.0.0" });
+    assert_eq!(host.api(Method::POST, "/plugins/evolving/activate", Some(activate)).await.0, StatusCode::OK);
+    assert_eq!(metrics(&host, &["versions_loaded"]).await, [1]);
+    assert_eq!(compiles(&host).await, (0, 2, 0));
+
+    // A trigger pinning 1.0.0 loads it again, and it serves.
+    let body = json!({ "plugin": "evolving", "trigger": "alpha", "config": {}, "version": "1.0.0" });
+    let (status, created) = host.api(Method::POST, "/triggers", Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(metrics(&host, &["versions_loaded"]).await, [2]);
+    assert_eq!(compiles(&host).await, (0, 3, 0));
+    let id = created["id"].as_str().expect("id");
+    assert_eq!(host.api(Method::POST, &format!("/triggers/{id}/enable"), None).await.0, StatusCode::OK);
+    assert_eq!(host.deliver(id, &[], b"{}").await.status(), StatusCode::OK);
 }
