@@ -4,7 +4,8 @@
 //! event (SQLite WAL, synchronous=FULL, group commit like the host's), and
 //! against the same handler without the insert (the ceiling). One load
 //! generator, 32 connections, the three targets alternating in rounds;
-//! printed as requests per second and as ratios.
+//! printed as requests per second and as ratios. Then the host once more
+//! while an 18 MB connector is uploaded: what a compile costs ingress.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -67,6 +68,25 @@ fn main() {
             let rounds: Vec<String> = rounds.iter().map(|r| format!("{r:.0}")).collect();
             println!("{name:<40} {rate:>9.0} requests/s   (rounds: {})", rounds.join(", "));
         }
+        // The host again, while an 18 MB connector is uploaded and compiled.
+        let heavy = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/wasm32-wasip2/release/python_hmac.wasm"))
+            .unwrap_or_else(|e| panic!("python_hmac.wasm: {e}; run `cargo xtask build-plugins`"));
+        let api = targets[0].1.split("/hooks/").next().map(|base| format!("{base}/api/v1/plugins")).expect("host URL");
+        let upload = client.post(&api).bearer_auth(TOKEN).header("content-type", "application/wasm").body(heavy).send();
+        let uploading = tokio::spawn(async move {
+            let started = Instant::now();
+            let status = upload.await.expect("upload").status();
+            (status, started.elapsed())
+        });
+        let during = load(&client, &targets[0].1, ROUND, &mut sequence).await;
+        let (status, compiled_in) = uploading.await.expect("upload task");
+        assert!(status.is_success(), "heavy upload: {status}");
+        println!(
+            "{:<40} {during:>9.0} requests/s   ({:.0}% of the host's median; the upload took {:.1} s)",
+            "host while an 18 MB connector compiles",
+            during / medians[0] * 100.0,
+            compiled_in.as_secs_f64()
+        );
         if let [host, durable, ceiling] = medians[..] {
             println!(
                 "\nhost / native durable: {:.2}x (target >= 1.0)\nhost / ceiling:        {:.2}x (target >= 0.6)",

@@ -67,6 +67,10 @@ fn base_config(config: &RuntimeConfig) -> Config {
     c.consume_fuel(true);
     c.epoch_interruption(true);
     c.max_wasm_stack(config.max_wasm_stack);
+    // One compile on one core: uploads run a few at a time (the compile
+    // slots, one fewer than the cores), so a large upload cannot take the
+    // cores ingress runs on.
+    c.parallel_compilation(false);
     // Guests run on fibers whose stack must hold the wasm stack plus the
     // host frames below it.
     c.async_stack_size(config.max_wasm_stack.saturating_add(ASYNC_STACK_HEADROOM).max(2 << 20));

@@ -253,7 +253,8 @@ impl Default for RuntimeConfig {
             max_wasm_stack: 512 << 10,
             max_component_bytes: MAX_COMPONENT_BYTES,
             component_caps: ComponentCaps::default(),
-            max_concurrent_compiles: 2,
+            // One core left for everything else.
+            max_concurrent_compiles: std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1)),
             compile_timeout: Duration::from_secs(120),
             max_concurrent_calls: 128,
             max_concurrent_calls_per_plugin: 32,
