@@ -155,6 +155,19 @@ async fn setup(host: &Host, feed: &Feed, interval_s: u32) -> String {
     created["id"].as_str().expect("id").to_owned()
 }
 
+/// A feed holding item `a`, and a host polling it every second through an
+/// enabled trigger that has taken its baseline; `config` is added to the
+/// host's config file.
+async fn polling_every_second(config: &str) -> (Feed, Host, String) {
+    let feed = Feed::start().await;
+    feed.add("a", 0);
+    let host = spawn_host_with_config(&format!("[polling]\nmin_interval_s = 1\n{config}")).await;
+    let id = setup(&host, &feed, 1).await;
+    host.api(Method::POST, &format!("/triggers/{id}/enable"), None).await;
+    polled(&host, &id, 1).await;
+    (feed, host, id)
+}
+
 async fn health(host: &Host, id: &str) -> Value {
     let (status, health) = host.api(Method::GET, &format!("/triggers/{id}/health"), None).await;
     assert_eq!(status, StatusCode::OK, "{health}");
@@ -255,12 +268,7 @@ async fn each_item_is_emitted_once_across_shared_times_late_items_edits_disable_
 
 #[tokio::test]
 async fn a_failing_feed_backs_off_visibly_and_loses_nothing_when_it_recovers() {
-    let feed = Feed::start().await;
-    feed.add("a", 0);
-    let host = spawn_host_with_config("[polling]\nmin_interval_s = 1\n").await;
-    let id = setup(&host, &feed, 1).await;
-    host.api(Method::POST, &format!("/triggers/{id}/enable"), None).await;
-    polled(&host, &id, 1).await;
+    let (feed, host, id) = polling_every_second("").await;
 
     feed.set_mode(Mode::Error);
     feed.add("b", 100);
@@ -308,12 +316,7 @@ async fn a_failing_feed_backs_off_visibly_and_loses_nothing_when_it_recovers() {
 
 #[tokio::test]
 async fn a_host_killed_during_a_poll_emits_its_items_once_after_restart() {
-    let feed = Feed::start().await;
-    feed.add("a", 0);
-    let mut host = spawn_host_with_config("[polling]\nmin_interval_s = 1\n").await;
-    let id = setup(&host, &feed, 1).await;
-    host.api(Method::POST, &format!("/triggers/{id}/enable"), None).await;
-    polled(&host, &id, 1).await;
+    let (feed, mut host, id) = polling_every_second("").await;
 
     // The next poll is in flight, waiting for the feed, when the host dies.
     feed.add("b", 100);
@@ -335,13 +338,8 @@ async fn a_host_killed_during_a_poll_emits_its_items_once_after_restart() {
 #[tokio::test]
 async fn a_host_killed_between_a_poll_and_its_commit_emits_its_items_once_after_restart() {
     use sqlx::Connection;
-    let feed = Feed::start().await;
-    feed.add("a", 0);
     // A commit waits for a locked database far longer than this test takes.
-    let mut host = spawn_host_with_config("[polling]\nmin_interval_s = 1\n[database]\nbusy_timeout_ms = 60000\n").await;
-    let id = setup(&host, &feed, 1).await;
-    host.api(Method::POST, &format!("/triggers/{id}/enable"), None).await;
-    polled(&host, &id, 1).await;
+    let (feed, mut host, id) = polling_every_second("[database]\nbusy_timeout_ms = 60000\n").await;
 
     // The test holds the database's write lock: the next poll reads the
     // feed, its connector returns b and the new cursor, and its commit
@@ -509,12 +507,7 @@ async fn a_backfill_emits_that_many_existing_items_once() {
 #[tokio::test]
 async fn sigterm_lets_a_poll_in_flight_commit_before_the_host_exits() {
     use sqlx::Connection;
-    let feed = Feed::start().await;
-    feed.add("a", 0);
-    let mut host = spawn_host_with_config("[polling]\nmin_interval_s = 1\n").await;
-    let id = setup(&host, &feed, 1).await;
-    host.api(Method::POST, &format!("/triggers/{id}/enable"), None).await;
-    polled(&host, &id, 1).await;
+    let (feed, mut host, id) = polling_every_second("").await;
 
     // The next poll waits 300 ms for the feed when the host is told to stop.
     feed.set_mode(Mode::Slow);
