@@ -118,7 +118,15 @@ impl Runtime {
         // A reused instance keeps its store, and so the log its WASI stdout
         // writes to: emptied for this call.
         let reuse = scope.grant.reuse.filter(|_| !scope.trigger_id.is_empty());
-        let warm = caller.warm.zip(reuse).and_then(|(warm, reuse)| warm.take(&scope.trigger_id, reuse));
+        let warm = match (caller.warm, reuse) {
+            (Some(warm), Some(reuse)) => warm.take(&scope.trigger_id, reuse),
+            // Reuse revoked: what was kept goes, with its pool slots.
+            (Some(warm), None) => {
+                warm.clear();
+                None
+            }
+            (None, _) => None,
+        };
         let (mut store, log, prior) = match warm {
             Some(Warm { mut store, instance, calls, born }) => {
                 let log = store.data().capabilities.log.clone();

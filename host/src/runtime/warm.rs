@@ -104,6 +104,17 @@ impl WarmInstances {
     }
 }
 
+impl WarmInstances {
+    /// Drops every warm instance: reuse is no longer granted.
+    pub(crate) fn clear(&self) {
+        let mut by_trigger = self.lock();
+        if !by_trigger.is_empty() {
+            self.budget.release(by_trigger.len());
+            by_trigger.clear();
+        }
+    }
+}
+
 impl Drop for WarmInstances {
     fn drop(&mut self) {
         let held = self.lock().len();

@@ -65,6 +65,14 @@ async fn a_reused_instance_keeps_its_globals_within_its_bounds_and_never_across_
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(state(&host, &a).await, (1, only(&a)));
 
+    // Revoked: fresh instances again, and the kept one is let go.
+    assert_eq!(state(&host, &a).await, (2, only(&a)));
+    assert_eq!(host.api(Method::PUT, "/plugins/hostile/grants", Some(json!({}))).await.0, StatusCode::OK);
+    assert_eq!(state(&host, &a).await, (1, only(&a)));
+    assert_eq!(state(&host, &a).await, (1, only(&a)));
+    let metrics = host.http.get(format!("{}/metrics", host.url)).send().await.expect("metrics").text().await.expect("text");
+    assert!(metrics.contains("\ntriggerhost_warm_instances 0\n"), "{metrics}");
+
     // Out-of-bounds grants are refused with the field at fault.
     let (status, refused) =
         host.api(Method::PUT, "/plugins/hostile/grants", Some(json!({ "reuse": { "max_calls": 0, "max_age_s": 2 } }))).await;
