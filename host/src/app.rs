@@ -62,6 +62,7 @@ impl AppState {
             default_limits: settings.limits.clone(),
             max_concurrent_calls: settings.concurrent_calls.0,
             max_concurrent_calls_per_plugin: settings.concurrent_calls.1,
+            max_warm_instances: settings.warm_instances,
             outbound_connections_per_plugin: settings.outbound.connections_per_plugin,
             precompiled_cache: Some(settings.data_dir.join("precompiled")),
             ..RuntimeConfig::default()

@@ -151,6 +151,8 @@ pub struct LimitsConfig {
     pub concurrent_calls: Option<usize>,
     /// Calls running at once for one plugin.
     pub concurrent_calls_per_plugin: Option<usize>,
+    /// Idle instances kept for plugins granted reuse, across all plugins.
+    pub warm_instances: Option<usize>,
     /// Keys one trigger may keep.
     pub kv_max_keys: Option<usize>,
     /// Bytes of one kv value.
@@ -287,6 +289,8 @@ pub struct Settings {
     pub limits: Limits,
     /// Calls at once over all plugins, and for one plugin.
     pub concurrent_calls: (usize, usize),
+    /// Idle instances kept for reuse at most.
+    pub warm_instances: usize,
     /// Webhook ingress.
     pub ingress: IngressSettings,
     /// The listener.
@@ -372,10 +376,12 @@ impl Settings {
         if outbound.connections_per_plugin == 0 {
             return Err(ConfigError::Invalid { key: "outbound.connections_per_plugin", message: "must be at least 1".into() });
         }
+        let warm_instances = l.warm_instances.unwrap_or(runtime.max_warm_instances);
         RuntimeConfig {
             default_limits: limits.clone(),
             max_concurrent_calls: concurrent_calls.0,
             max_concurrent_calls_per_plugin: concurrent_calls.1,
+            max_warm_instances: warm_instances,
             ..runtime
         }
         .validate()
@@ -461,6 +467,7 @@ impl Settings {
             secret_key_file,
             limits,
             concurrent_calls,
+            warm_instances,
             ingress,
             http,
             busy_timeout,
@@ -548,6 +555,7 @@ mod tests {
             // Past the pool's slot: refused, not a silent change of allocator.
             ("[limits]\nmemory_mib = 4096\n", "memory"),
             ("[limits]\nconcurrent_calls = 0\n", "max_concurrent_calls"),
+            ("[limits]\nwarm_instances = 100000\n", "max_warm_instances"),
             ("[http]\nmax_connections = 0\n", "http.max_connections"),
             ("[ingress]\nbody_timeout_ms = 0\n", "ingress.body_timeout_ms"),
         ] {

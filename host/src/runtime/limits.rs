@@ -227,6 +227,10 @@ impl RuntimeConfig {
         if !(1..=MAX_CONCURRENT_CALLS).contains(&self.max_concurrent_calls) {
             return invalid("max_concurrent_calls", "must be 1 to 10000");
         }
+        // Each one reserves a pool slot's address space, like a call.
+        if self.max_warm_instances > MAX_CONCURRENT_CALLS {
+            return invalid("max_warm_instances", "must be at most 10000");
+        }
         // Above the total it changes nothing, so it is allowed.
         if self.max_concurrent_calls_per_plugin == 0 {
             return invalid("max_concurrent_calls_per_plugin", "must be at least 1");

@@ -42,6 +42,7 @@ async fn an_activation_that_would_break_triggers_is_refused_unless_forced() {
     let alpha = create(&host, "alpha", "any", None).await;
     let red = create(&host, "beta", "red", None).await;
     let blue = create(&host, "beta", "blue", None).await;
+    let delta = create(&host, "delta", "any", None).await;
     let pinned = create(&host, "alpha", "any", Some("1.0.0")).await;
     let uploaded = host.upload_plugin("evolving_next").await;
     assert_eq!((uploaded["version"].as_str(), uploaded["active"].as_bool()), (Some("2.0.0"), Some(false)));
@@ -54,12 +55,13 @@ async fn an_activation_that_would_break_triggers_is_refused_unless_forced() {
     let grant = json!({ "key_value": true });
     assert_eq!(host.api(Method::PUT, "/plugins/evolving/grants", Some(grant)).await.0, StatusCode::OK);
 
-    // Granted, it would still break alpha (gone) and red (not a colour it
-    // takes); blue fits, and the pinned trigger stays on 1.0.0.
+    // Granted, it would still break alpha (gone), red (not a colour it
+    // takes) and delta (polled now); blue fits, and the pinned trigger
+    // stays on 1.0.0.
     let (status, refused) = activate(&host, "2.0.0", false).await;
     assert_eq!((status, refused["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("would-break-triggers")), "{refused}");
     let breakages = &refused["error"]["details"]["breakages"];
-    let mut expected = vec![alpha.clone(), red.clone()];
+    let mut expected = vec![alpha.clone(), red.clone(), delta.clone()];
     expected.sort();
     assert_eq!(named(breakages), expected, "{refused}");
     let problem = |id: &str| {
@@ -67,6 +69,7 @@ async fn an_activation_that_would_break_triggers_is_refused_unless_forced() {
     };
     assert!(problem(&alpha).is_some_and(|p| p.contains("has no trigger alpha")), "{refused}");
     assert!(problem(&red).is_some_and(|p| p.contains("no longer validates at /label")), "{refused}");
+    assert!(problem(&delta).is_some_and(|p| p.contains("would become a polling trigger")), "{refused}");
     let (_, plugin) = host.api(Method::GET, "/plugins/evolving", None).await;
     assert_eq!(plugin["active_version"], "1.0.0", "a refused activation changes nothing");
     assert_eq!(status_of(&host, &alpha).await["status"], "enabled");
@@ -76,12 +79,12 @@ async fn an_activation_that_would_break_triggers_is_refused_unless_forced() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("has no trigger alpha"), "{output:?}");
 
-    // Forced: the two are disabled, each saying why; the rest go on.
+    // Forced: the three are disabled, each saying why; the rest go on.
     let (status, forced) = activate(&host, "2.0.0", true).await;
     assert_eq!(status, StatusCode::OK, "{forced}");
     assert_eq!(named(&forced["disabled_triggers"]), expected, "{forced}");
     assert_eq!((forced["active_version"].as_str(), forced["previous_version"].as_str()), (Some("2.0.0"), Some("1.0.0")));
-    for id in [&alpha, &red] {
+    for id in [&alpha, &red, &delta] {
         let view = status_of(&host, id).await;
         assert_eq!(view["status"], "disabled", "{view}");
         assert!(view["last_error"].as_str().is_some_and(|e| e.contains("disabled to activate evolving@2.0.0")), "{view}");

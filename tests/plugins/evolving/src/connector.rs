@@ -1,8 +1,9 @@
 //! A webhook connector in two versions, told apart by the package version:
-//! 1.0.0 has triggers `alpha` and `beta` (any `label`) and asks for nothing;
-//! 2.0.0 drops `alpha`, adds `gamma`, accepts only `blue` or `green` as
-//! `beta`'s label, and asks for the key-value store. Activating 2.0.0 over
-//! 1.0.0 breaks some triggers three ways, which the host must refuse.
+//! 1.0.0 has webhook triggers `alpha`, `beta` (any `label`) and `delta`, and
+//! asks for nothing; 2.0.0 drops `alpha`, adds `gamma`, accepts only `blue`
+//! or `green` as `beta`'s label, polls for `delta`, and asks for the
+//! key-value store. Activating 2.0.0 over 1.0.0 breaks some triggers four
+//! ways, which the host must refuse.
 
 use triggerhost_sdk::schema::{ConfigSchema, Prop};
 use triggerhost_sdk::*;
@@ -25,11 +26,13 @@ impl Connector for Evolving {
                 .key_value()
                 .trigger(TriggerBuilder::webhook("beta", "Beta").config(colors))
                 .trigger(TriggerBuilder::webhook("gamma", "Gamma").config(any_label()))
+                .trigger(TriggerBuilder::polling("delta", "Delta").config(any_label()))
                 .build()
         } else {
             builder
                 .trigger(TriggerBuilder::webhook("alpha", "Alpha").config(any_label()))
                 .trigger(TriggerBuilder::webhook("beta", "Beta").config(any_label()))
+                .trigger(TriggerBuilder::webhook("delta", "Delta").config(any_label()))
                 .build()
         }
     }
