@@ -29,9 +29,11 @@ mod measure;
 const BATCHES: usize = 15;
 const PER_BATCH: usize = 400;
 
+#[path = "support/component.rs"]
+mod component;
+
 fn main() {
-    let component = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/wasm32-wasip2/release/standard_webhooks.wasm"))
-        .unwrap_or_else(|e| panic!("standard_webhooks.wasm: {e}; run `cargo xtask build-plugins`"));
+    let component = component::bytes("standard_webhooks");
     let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     let request = signed_request();
     let ctx = context();

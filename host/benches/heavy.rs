@@ -1,4 +1,4 @@
-//! A heavy connector: `tests/plugins/python-hmac`, built by componentize-py
+//! A heavy connector: `examples/python-hmac`, built by componentize-py
 //! (an interpreter inside, about 18 MB). Reports how long an upload takes
 //! to compile, how long a restart takes to load it with and without the
 //! precompiled cache, and the cost of one delivery on a fresh instance and
@@ -21,9 +21,11 @@ const BODY: &[u8] = br#"{"type":"invoice.paid","data":{"id":"inv_42","amount":12
 const BATCHES: usize = 7;
 const PER_BATCH: usize = 20;
 
+#[path = "support/component.rs"]
+mod component;
+
 fn main() {
-    let component = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/wasm32-wasip2/release/python_hmac.wasm"))
-        .unwrap_or_else(|e| panic!("python_hmac.wasm: {e}; run `cargo xtask build-plugins`"));
+    let component = component::bytes("python_hmac");
     let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     let cache = tempfile::tempdir().expect("temp dir");
     let runtime = |cached: bool| {

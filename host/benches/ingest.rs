@@ -31,9 +31,11 @@ const CONNECTIONS: usize = 32;
 const ROUNDS: usize = 3;
 const ROUND: Duration = Duration::from_secs(4);
 
+#[path = "support/component.rs"]
+mod component;
+
 fn main() {
-    let component = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/wasm32-wasip2/release/standard_webhooks.wasm"))
-        .unwrap_or_else(|e| panic!("standard_webhooks.wasm: {e}; run `cargo xtask build-plugins`"));
+    let component = component::bytes("standard_webhooks");
     let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     tokio.block_on(async move {
         let temp = tempfile::tempdir().expect("temp dir");
@@ -69,8 +71,7 @@ fn main() {
             println!("{name:<40} {rate:>9.0} requests/s   (rounds: {})", rounds.join(", "));
         }
         // The host again, while an 18 MB connector is uploaded and compiled.
-        let heavy = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/wasm32-wasip2/release/python_hmac.wasm"))
-            .unwrap_or_else(|e| panic!("python_hmac.wasm: {e}; run `cargo xtask build-plugins`"));
+        let heavy = component::bytes("python_hmac");
         let api = targets[0].1.split("/hooks/").next().map(|base| format!("{base}/api/v1/plugins")).expect("host URL");
         let upload = client.post(&api).bearer_auth(TOKEN).header("content-type", "application/wasm").body(heavy).send();
         let uploading = tokio::spawn(async move {

@@ -27,9 +27,11 @@ mod measure;
 const BATCHES: usize = 15;
 const PER_BATCH: usize = 50;
 
+#[path = "support/component.rs"]
+mod component;
+
 fn main() {
-    let component = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/wasm32-wasip2/release/hostile.wasm"))
-        .unwrap_or_else(|e| panic!("hostile.wasm: {e}; run `cargo xtask build-plugins`"));
+    let component = component::bytes("hostile");
     // Every request is answered `hello`.
     let port = loopback::serve(axum::Router::new().fallback(|| async { "hello" }));
     let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");

@@ -19,9 +19,11 @@ const TRIGGERS: usize = 2000;
 const WARM_UP: Duration = Duration::from_secs(5);
 const MEASURED: Duration = Duration::from_secs(15);
 
+#[path = "support/component.rs"]
+mod component;
+
 fn main() {
-    let component = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/wasm32-wasip2/release/http_json_poll.wasm"))
-        .unwrap_or_else(|e| panic!("http_json_poll.wasm: {e}; run `cargo xtask build-plugins`"));
+    let component = component::bytes("http_json_poll");
     let feed = feed_server();
     let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     tokio.block_on(async move {

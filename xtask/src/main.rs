@@ -93,7 +93,32 @@ pub(crate) fn build_plugins() -> Result<()> {
 
 /// Where `cargo build --target wasm32-wasip2 --release` puts a package's component.
 pub(crate) fn component_path(package: &str) -> PathBuf {
-    workspace_root().join("target").join(WASM_TARGET).join("release").join(format!("{}.wasm", package.replace('-', "_")))
+    components_dir().join(format!("{}.wasm", package.replace('-', "_")))
+}
+
+/// Where cargo puts wasm32-wasip2 release builds: under the target
+/// directory cargo itself reports, so `CARGO_TARGET_DIR` and
+/// `build.target-dir` are honoured.
+pub(crate) fn components_dir() -> PathBuf {
+    target_dir().join(WASM_TARGET).join("release")
+}
+
+/// Cargo's target directory, as `cargo metadata` reports it.
+pub(crate) fn target_dir() -> PathBuf {
+    static TARGET_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    TARGET_DIR
+        .get_or_init(|| {
+            let metadata = Command::new(cargo_bin())
+                .args(["metadata", "--no-deps", "--format-version", "1"])
+                .current_dir(workspace_root())
+                .output()
+                .ok()
+                .and_then(|output| serde_json::from_slice::<serde_json::Value>(&output.stdout).ok());
+            metadata
+                .and_then(|m| m["target_directory"].as_str().map(PathBuf::from))
+                .unwrap_or_else(|| workspace_root().join("target"))
+        })
+        .clone()
 }
 
 /// Workspace members under `plugins/` and `tests/plugins/`.

@@ -1,14 +1,14 @@
-//! Connectors written in Python: every directory under `plugins/` or
-//! `tests/plugins/` with an `app.py` is built with componentize-py, which
-//! the xtask installs into a virtualenv under `target/` (pinned, so a fresh
-//! machine builds the same components).
+//! Connectors written in Python: every directory under `plugins/`,
+//! `tests/plugins/` or `examples/` with an `app.py` is built with
+//! componentize-py, which the xtask installs into a virtualenv in cargo's
+//! target directory (pinned, so a fresh machine builds the same components).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use crate::{WASM_TARGET, run, workspace_root};
+use crate::{components_dir, run, target_dir, workspace_root};
 
 /// The componentize-py release the Python connectors are built with.
 const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
@@ -19,7 +19,7 @@ const WIT: &str = "wit/0.1.0";
 pub(crate) fn build() -> Result<Vec<PathBuf>> {
     let root = workspace_root();
     let mut apps = Vec::new();
-    for dir in [root.join("plugins"), root.join("tests").join("plugins")] {
+    for dir in [root.join("plugins"), root.join("tests").join("plugins"), root.join("examples")] {
         for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
             let path = entry?.path();
             if path.join("app.py").is_file() {
@@ -31,11 +31,12 @@ pub(crate) fn build() -> Result<Vec<PathBuf>> {
     if apps.is_empty() {
         return Ok(Vec::new());
     }
-    let componentize = componentize_py(&root)?;
+    let componentize = componentize_py()?;
+    std::fs::create_dir_all(components_dir())?;
     let mut built = Vec::new();
     for app in apps {
         let name = app.file_name().and_then(|n| n.to_str()).context("connector directory name")?.replace('-', "_");
-        let output = root.join("target").join(WASM_TARGET).join("release").join(format!("{name}.wasm"));
+        let output = components_dir().join(format!("{name}.wasm"));
         if is_fresh(&app, &output)? {
             built.push(output);
             continue;
@@ -54,8 +55,8 @@ pub(crate) fn build() -> Result<Vec<PathBuf>> {
 }
 
 /// componentize-py from the virtualenv, installed there first if missing.
-fn componentize_py(root: &Path) -> Result<PathBuf> {
-    let venv = root.join("target").join("componentize-py");
+fn componentize_py() -> Result<PathBuf> {
+    let venv = target_dir().join("componentize-py");
     let binary = venv.join("bin").join("componentize-py");
     let installed = Command::new(&binary).arg("--version").output().is_ok_and(|o| {
         o.status.success() && String::from_utf8_lossy(&o.stdout).contains(COMPONENTIZE_PY.trim_start_matches("componentize-py=="))
