@@ -7,7 +7,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 mod demo;
-mod python;
+mod languages;
 
 const WASM_TARGET: &str = "wasm32-wasip2";
 
@@ -17,15 +17,16 @@ commands:
   build-plugins  install the wasm32-wasip2 target if missing, build every connector
                  (plugins/) and test plugin (tests/plugins/) into
                  target/wasm32-wasip2/release/<crate_name>.wasm; directories with an
-                 app.py are Python connectors, built with componentize-py (installed
-                 into target/componentize-py on first use)
+                 app.py (Python) or app.js (JavaScript) are built with componentize-py
+                 or componentize-js, installed into cargo's target directory on first use
   test           build-plugins, then run every test in the workspace
   lint           clippy on the whole workspace, warnings denied
   bench          build-plugins, then the benchmarks (release build): the per-call
                  cost, the host's cost per outbound request, the poll scheduler
                  with 2,000 triggers polling every second, webhook ingest against a
                  native axum handler with and without a durable insert, and the
-                 heavy (Python) connector's compile, cached restart and per call
+                 heavy (Python, JavaScript) connectors' compile, cached restart and
+                 per-call cost
   fuzz [SECS]    build-plugins, then each fuzz target (manifest validation, config
                  schemas, the HTTP request path) for SECS seconds (default 60),
                  printing executions and failures per target
@@ -85,7 +86,7 @@ pub(crate) fn build_plugins() -> Result<()> {
         }
         eprintln!("built {}", file.display());
     }
-    for file in python::build()? {
+    for file in languages::build()? {
         eprintln!("built {}", file.display());
     }
     Ok(())

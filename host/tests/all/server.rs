@@ -9,6 +9,7 @@ mod containment;
 mod crash;
 mod failures;
 mod grants;
+mod languages;
 mod lifecycle;
 mod polling;
 mod precompiled;
