@@ -325,7 +325,11 @@ impl Registry {
             other => other.into(),
         })?;
         write(&self.active).insert(name.to_owned(), version.to_owned());
-        self.evict_unused(name).await
+        // The swap is done; what is left in memory is only a cost.
+        if let Err(error) = self.evict_unused(name).await {
+            tracing::warn!(plugin = %name, %error, "cannot drop the versions no trigger serves");
+        }
+        Ok(())
     }
 
     /// Deletes a version that is neither active nor pinned by a trigger:
