@@ -12,6 +12,7 @@ mod grants;
 mod languages;
 mod lifecycle;
 mod polling;
+mod providers;
 mod precompiled;
 mod reuse;
 mod secrets;
