@@ -52,3 +52,36 @@ async fn stripe_events_are_verified_filtered_and_stored_once() {
     let (_, stats) = host.api(Method::GET, &format!("/triggers/{trigger}/stats"), None).await;
     assert_eq!(stats["rejected"], 4, "{stats}");
 }
+
+#[tokio::test]
+async fn shopify_webhooks_are_verified_filtered_and_stored_once() {
+    let host = spawn_host().await;
+    host.upload_plugin("shopify").await;
+    let secret = "shpss_test_client_secret";
+    let trigger = host.enabled_trigger_with("shopify", "webhook", Some(secret), json!({ "topics": ["orders/create"] })).await;
+    let order = br#"{"id":820982911946154508,"email":"jon@example.com","total_price":"199.00"}"#;
+    let headers = |topic: &str, id: &str, body: &[u8], key: &str| {
+        vec![
+            ("x-shopify-hmac-sha256".to_owned(), triggerhost_sdk::signature::hmac_sha256_base64(key.as_bytes(), &[body])),
+            ("x-shopify-topic".to_owned(), topic.to_owned()),
+            ("x-shopify-webhook-id".to_owned(), id.to_owned()),
+        ]
+    };
+    let status = |headers: Vec<(String, String)>, body: &'static [u8]| {
+        let host = &host;
+        let trigger = trigger.clone();
+        async move { host.deliver(&trigger, &headers, body).await.status() }
+    };
+    assert_eq!(status(headers("orders/create", "wh_1", order, secret), order).await, StatusCode::OK);
+    assert_eq!(status(headers("orders/create", "wh_1", order, secret), order).await, StatusCode::OK, "a redelivery");
+    assert_eq!(status(headers("carts/update", "wh_2", order, secret), order).await, StatusCode::OK, "a topic not listed");
+    let tampered: &[u8] = br#"{"id":820982911946154508,"email":"eve@example.com","total_price":"0.00"}"#;
+    assert_eq!(status(headers("orders/create", "wh_3", order, secret), tampered).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(status(headers("orders/create", "wh_4", order, "shpss_other"), order).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(status(Vec::new(), order).await, StatusCode::UNAUTHORIZED, "no signature");
+
+    let events = host.all_events(&trigger).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!((events[0]["type"].as_str(), events[0]["dedupe_key"].as_str()), (Some("orders/create"), Some("wh_1")));
+    assert_eq!(events[0]["payload"]["total_price"], "199.00");
+}
