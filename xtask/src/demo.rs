@@ -1,5 +1,5 @@
 //! `cargo xtask demo`: the server on 127.0.0.1:8080 with ./data, the bundled
-//! connectors uploaded, a sample trigger enabled, and two ready-to-paste
+//! connectors uploaded (the Python and JavaScript ones included), a sample trigger enabled, and two ready-to-paste
 //! commands: one sends a correctly signed delivery, one lists the events.
 
 use std::io::{Read, Write};
@@ -30,7 +30,7 @@ pub fn run() -> Result<()> {
     build_plugins()?;
     cargo(&["build", "--quiet", "-p", "triggerhost"])?;
     let root = workspace_root();
-    let bin = root.join("target/debug/triggerhost");
+    let bin = crate::target_dir().join("debug").join("triggerhost");
     let data = root.join("data");
 
     let child = Command::new(&bin)
@@ -82,9 +82,12 @@ pub fn run() -> Result<()> {
     Ok(())
 }
 
-/// The built components of the connectors under `plugins/`.
+/// The built components of the bundled connectors: the Rust ones under
+/// `plugins/`, and those in other languages under `plugins/` and `examples/`.
 fn connectors(root: &Path) -> Result<Vec<std::path::PathBuf>> {
-    Ok(packages_under(&[root.join("plugins")])?.iter().map(|name| component_path(name)).collect())
+    let mut components: Vec<_> = packages_under(&[root.join("plugins")])?.iter().map(|name| component_path(name)).collect();
+    components.extend(crate::languages::bundled()?);
+    Ok(components)
 }
 
 fn wait_until_healthy(server: &mut Child) -> Result<()> {

@@ -53,6 +53,23 @@ pub(crate) fn build() -> Result<Vec<PathBuf>> {
     Ok(built)
 }
 
+/// The components of the bundled connectors in other languages (under
+/// `plugins/` and `examples/`, not the tests'), as [`build`] writes them.
+pub(crate) fn bundled() -> Result<Vec<PathBuf>> {
+    let root = workspace_root();
+    let mut components = Vec::new();
+    for toolchain in &TOOLCHAINS {
+        for app in connector_dirs(&root, toolchain.source)? {
+            if app.starts_with(root.join("tests")) {
+                continue;
+            }
+            let name = app.file_name().and_then(|n| n.to_str()).context("connector directory name")?.replace('-', "_");
+            components.push(components_dir().join(format!("{name}.wasm")));
+        }
+    }
+    Ok(components)
+}
+
 /// Directories holding `source`, sorted.
 fn connector_dirs(root: &Path, source: &str) -> Result<Vec<PathBuf>> {
     let mut apps = Vec::new();
