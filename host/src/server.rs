@@ -43,30 +43,26 @@ async fn metrics(State(app): State<Arc<AppState>>) -> Result<impl IntoResponse, 
         ("errors", "Failed connector calls", totals.errors),
         ("fuel_used", "Fuel consumed by connector calls", totals.fuel_used),
     ] {
-        text.push_str(&format!(
-            "# HELP triggerhost_{name}_total {help}\n# TYPE triggerhost_{name}_total counter\ntriggerhost_{name}_total {value}\n"
-        ));
+        metric(&mut text, &format!("{name}_total"), "counter", help, value);
     }
-    let loaded = app.registry.loaded_versions();
-    text.push_str(&format!(
-        "# HELP triggerhost_versions_loaded Plugin versions in memory\n# TYPE triggerhost_versions_loaded gauge\ntriggerhost_versions_loaded {loaded}\n"
-    ));
-    let warm = app.registry.runtime().warm_instances();
-    text.push_str(&format!(
-        "# HELP triggerhost_warm_instances Idle instances kept for reuse\n# TYPE triggerhost_warm_instances gauge\ntriggerhost_warm_instances {warm}\n"
-    ));
-    let compiles = app.registry.runtime().compile_counts();
+    metric(&mut text, "versions_loaded", "gauge", "Plugin versions in memory", app.registry.loaded_versions());
+    let runtime = app.registry.runtime();
+    metric(&mut text, "warm_instances", "gauge", "Idle instances kept for reuse", runtime.warm_instances());
+    let compiles = runtime.compile_counts();
     for (name, help, value) in [
         ("components_compiled", "Components compiled", compiles.compiled),
         ("components_cached", "Components loaded from the precompiled cache", compiles.cached),
         ("precompiled_discarded", "Cached artifacts that failed a check and were compiled again", compiles.discarded),
     ] {
-        text.push_str(&format!(
-            "# HELP triggerhost_{name}_total {help}\n# TYPE triggerhost_{name}_total counter\ntriggerhost_{name}_total {value}\n"
-        ));
+        metric(&mut text, &format!("{name}_total"), "counter", help, value);
     }
     poll_metrics(&app, &mut text).await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
+}
+
+/// One series without labels, with its help and type lines.
+fn metric(text: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    text.push_str(&format!("# HELP triggerhost_{name} {help}\n# TYPE triggerhost_{name} {kind}\ntriggerhost_{name} {value}\n"));
 }
 
 /// A per-trigger metric: name, Prometheus type, help, and its value.

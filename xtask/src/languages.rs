@@ -100,12 +100,7 @@ fn python_command(tool: &Path, wit: &Path, output: &Path) -> Command {
 fn componentize_py() -> Result<PathBuf> {
     let venv = target_dir().join("componentize-py");
     let binary = venv.join("bin").join("componentize-py");
-    let version = COMPONENTIZE_PY.trim_start_matches("componentize-py==");
-    let installed = Command::new(&binary)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains(version));
-    if installed {
+    if reports_version(&binary, COMPONENTIZE_PY.trim_start_matches("componentize-py==")) {
         return Ok(binary);
     }
     eprintln!("installing {COMPONENTIZE_PY} into {}", venv.display());
@@ -132,12 +127,7 @@ fn javascript_command(tool: &Path, wit: &Path, output: &Path) -> Command {
 fn componentize_js() -> Result<PathBuf> {
     let prefix = target_dir().join("componentize-js");
     let binary = prefix.join("node_modules").join(".bin").join("componentize-js");
-    let version = COMPONENTIZE_JS.rsplit('@').next().unwrap_or_default();
-    let installed = Command::new(&binary)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains(version));
-    if installed {
+    if reports_version(&binary, COMPONENTIZE_JS.rsplit('@').next().unwrap_or_default()) {
         return Ok(binary);
     }
     eprintln!("installing {COMPONENTIZE_JS} into {}", prefix.display());
@@ -148,6 +138,14 @@ fn componentize_js() -> Result<PathBuf> {
         bail!("{COMPONENTIZE_JS} installed, but {} is missing", binary.display());
     }
     Ok(binary)
+}
+
+/// Whether `binary --version` runs and names `version`: the pinned tool is installed.
+fn reports_version(binary: &Path, version: &str) -> bool {
+    Command::new(binary)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains(version))
 }
 
 /// Whether `output` is newer than every file of the connector and the WIT.

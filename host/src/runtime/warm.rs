@@ -107,6 +107,11 @@ impl WarmInstances {
 impl WarmInstances {
     /// Drops every warm instance: reuse is no longer granted.
     pub(crate) fn clear(&self) {
+        // Called on every call of a plugin without reuse: when no plugin
+        // keeps any instance, not even the lock is taken.
+        if self.budget.held() == 0 {
+            return;
+        }
         let mut by_trigger = self.lock();
         if !by_trigger.is_empty() {
             self.budget.release(by_trigger.len());

@@ -144,28 +144,41 @@ async fn answer(State((items, mode, requests)): State<FeedState>) -> Response {
     }
 }
 
-async fn setup(host: &Host, feed: &Feed, interval_s: u32) -> String {
-    host.upload_plugin("http_json_poll").await;
+/// Uploads `crate_name` (the plugin `plugin`), grants it the feed and kv,
+/// and creates a disabled `trigger` of it with `config`; returns its id.
+async fn polling_trigger(host: &Host, feed: &Feed, crate_name: &str, (plugin, trigger): (&str, &str), config: Value, interval_s: u32) -> String {
+    host.upload_plugin(crate_name).await;
     let allow = json!({ "outbound_hosts": [feed.url], "key_value": true });
-    assert_eq!(host.api(Method::PUT, "/plugins/http-json-poll/grants", Some(allow)).await.0, StatusCode::OK);
-    let config = json!({ "url": format!("{}/items", feed.url), "items_pointer": "/data", "time_field": "t", "lateness_ms": 10_000 });
-    let body = json!({ "plugin": "http-json-poll", "trigger": "new_item", "config": config, "poll_interval_s": interval_s });
+    assert_eq!(host.api(Method::PUT, &format!("/plugins/{plugin}/grants"), Some(allow)).await.0, StatusCode::OK);
+    let body = json!({ "plugin": plugin, "trigger": trigger, "config": config, "poll_interval_s": interval_s });
     let (status, created) = host.api(Method::POST, "/triggers", Some(body)).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     created["id"].as_str().expect("id").to_owned()
 }
 
-/// A feed holding item `a`, and a host polling it every second through an
-/// enabled trigger that has taken its baseline; `config` is added to the
-/// host's config file.
-async fn polling_every_second(config: &str) -> (Feed, Host, String) {
+/// An http-json-poll trigger on the feed's items (10 s lateness).
+async fn setup(host: &Host, feed: &Feed, interval_s: u32) -> String {
+    let config = json!({ "url": format!("{}/items", feed.url), "items_pointer": "/data", "time_field": "t", "lateness_ms": 10_000 });
+    polling_trigger(host, feed, "http_json_poll", ("http-json-poll", "new_item"), config, interval_s).await
+}
+
+/// A feed holding item `a`, and a host (with `host_config` as its config
+/// file) polling it every `interval_s` through an enabled trigger that has
+/// taken its baseline.
+async fn enabled_feed_trigger(host_config: &str, interval_s: u32) -> (Feed, Host, String) {
     let feed = Feed::start().await;
     feed.add("a", 0);
-    let host = spawn_host_with_config(&format!("[polling]\nmin_interval_s = 1\n{config}")).await;
-    let id = setup(&host, &feed, 1).await;
+    let host = spawn_host_with_config(host_config).await;
+    let id = setup(&host, &feed, interval_s).await;
     host.api(Method::POST, &format!("/triggers/{id}/enable"), None).await;
     polled(&host, &id, 1).await;
     (feed, host, id)
+}
+
+/// [`enabled_feed_trigger`] polling every second; `config` is added to the
+/// host's config file.
+async fn polling_every_second(config: &str) -> (Feed, Host, String) {
+    enabled_feed_trigger(&format!("[polling]\nmin_interval_s = 1\n{config}"), 1).await
 }
 
 async fn health(host: &Host, id: &str) -> Value {
@@ -369,12 +382,7 @@ async fn a_host_killed_between_a_poll_and_its_commit_emits_its_items_once_after_
 
 #[tokio::test]
 async fn swapping_the_connector_version_between_polls_keeps_the_cursor() {
-    let feed = Feed::start().await;
-    feed.add("a", 0);
-    let host = spawn_host().await;
-    let id = setup(&host, &feed, 3600).await;
-    host.api(Method::POST, &format!("/triggers/{id}/enable"), None).await;
-    polled(&host, &id, 1).await;
+    let (feed, host, id) = enabled_feed_trigger("", 3600).await;
 
     feed.add("b", 100);
     let uploaded = host.upload_plugin("http_json_poll_next").await;
@@ -399,13 +407,8 @@ async fn an_rss_feed_emits_each_entry_once() {
     let feed = Feed::start().await;
     feed.add("a", 0);
     let host = spawn_host().await;
-    host.upload_plugin("rss").await;
-    let allow = json!({ "outbound_hosts": [feed.url], "key_value": true });
-    assert_eq!(host.api(Method::PUT, "/plugins/rss/grants", Some(allow)).await.0, StatusCode::OK);
     let config = json!({ "url": format!("{}/rss", feed.url) });
-    let body = json!({ "plugin": "rss", "trigger": "new_entry", "config": config, "poll_interval_s": 3600 });
-    let (_, created) = host.api(Method::POST, "/triggers", Some(body)).await;
-    let id = created["id"].as_str().expect("id").to_owned();
+    let id = polling_trigger(&host, &feed, "rss", ("rss", "new_entry"), config, 3600).await;
     host.api(Method::POST, &format!("/triggers/{id}/enable"), None).await;
     polled(&host, &id, 1).await;
 
@@ -428,15 +431,10 @@ async fn more_new_items_than_one_page_are_all_emitted_once() {
     let feed = Feed::start().await;
     feed.add("a", 0);
     let host = spawn_host().await;
-    host.upload_plugin("http_json_poll").await;
-    let allow = json!({ "outbound_hosts": [feed.url], "key_value": true });
-    assert_eq!(host.api(Method::PUT, "/plugins/http-json-poll/grants", Some(allow)).await.0, StatusCode::OK);
     let config = json!({
         "url": format!("{}/paged", feed.url), "items_pointer": "/data", "time_field": "t", "next_pointer": "/next", "max_pages": 3
     });
-    let body = json!({ "plugin": "http-json-poll", "trigger": "new_item", "config": config, "poll_interval_s": 3600 });
-    let (_, created) = host.api(Method::POST, "/triggers", Some(body)).await;
-    let id = created["id"].as_str().expect("id").to_owned();
+    let id = polling_trigger(&host, &feed, "http_json_poll", ("http-json-poll", "new_item"), config, 3600).await;
     host.api(Method::POST, &format!("/triggers/{id}/enable"), None).await;
     polled(&host, &id, 1).await;
 
@@ -454,12 +452,7 @@ async fn more_new_items_than_one_page_are_all_emitted_once() {
 
 #[tokio::test]
 async fn polls_of_one_trigger_never_overlap() {
-    let feed = Feed::start().await;
-    feed.add("a", 0);
-    let host = spawn_host().await;
-    let id = setup(&host, &feed, 3600).await;
-    host.api(Method::POST, &format!("/triggers/{id}/enable"), None).await;
-    polled(&host, &id, 1).await;
+    let (feed, host, id) = enabled_feed_trigger("", 3600).await;
 
     // Four polls asked for at once, each taking 300 ms at the feed: they
     // run one after the other, and the item is stored once.
@@ -485,13 +478,8 @@ async fn a_backfill_emits_that_many_existing_items_once() {
         feed.add(item, at);
     }
     let host = spawn_host().await;
-    host.upload_plugin("http_json_poll").await;
-    let allow = json!({ "outbound_hosts": [feed.url], "key_value": true });
-    assert_eq!(host.api(Method::PUT, "/plugins/http-json-poll/grants", Some(allow)).await.0, StatusCode::OK);
     let config = json!({ "url": format!("{}/items", feed.url), "items_pointer": "/data", "time_field": "t", "backfill": 2 });
-    let body = json!({ "plugin": "http-json-poll", "trigger": "new_item", "config": config, "poll_interval_s": 3600 });
-    let (_, created) = host.api(Method::POST, "/triggers", Some(body)).await;
-    let id = created["id"].as_str().expect("id").to_owned();
+    let id = polling_trigger(&host, &feed, "http_json_poll", ("http-json-poll", "new_item"), config, 3600).await;
     host.api(Method::POST, &format!("/triggers/{id}/enable"), None).await;
 
     // The first poll emits the two newest of the three items, then only
