@@ -2,12 +2,15 @@
 
 use crate::bindings::Guest;
 use crate::{
-    ConnectorError, EnableInfo, Manifest, RunInput, RunOutput, TriggerContext, Verdict,
-    WebhookRequest,
+    ConnectorError, EnableInfo, ErrorCode, Manifest, PollTick, RunInput, RunOutput, TriggerContext,
+    Verdict, WebhookRequest,
 };
 
-/// What a connector implements. Every method but `describe` and `run` has a
-/// default, so a webhook connector writes `describe`, `verify` and `run`.
+/// What a connector implements. Every method but `describe` has a default:
+/// a webhook connector writes `describe`, `verify` and `receive`; a polling
+/// connector writes `describe` and `poll`. The defaults fail closed: a
+/// delivery is rejected unless `verify` is written, and an input whose
+/// method is not written is an error.
 ///
 /// Each call runs in a fresh instance: keep no state in statics, use the
 /// [`kv`](crate::kv) store for anything that must outlive a call.
@@ -36,8 +39,28 @@ pub trait Connector {
         Ok(Verdict::Reject("this connector does not verify webhook deliveries".into()))
     }
 
-    /// Turns an accepted delivery or a poll tick into events.
-    fn run(ctx: TriggerContext, input: RunInput) -> Result<RunOutput, ConnectorError>;
+    /// Turns a delivery that `verify` accepted into events (and, if wanted,
+    /// the response for the sender).
+    fn receive(ctx: TriggerContext, request: WebhookRequest) -> Result<RunOutput, ConnectorError> {
+        let _ = (ctx, request);
+        Err(ConnectorError::new(ErrorCode::BadRequest, "this connector does not take webhook deliveries"))
+    }
+
+    /// Turns a scheduled poll into events; see [`polling`](crate::polling).
+    fn poll(ctx: TriggerContext, tick: PollTick) -> Result<RunOutput, ConnectorError> {
+        let _ = (ctx, tick);
+        Err(ConnectorError::new(ErrorCode::BadRequest, "this connector is not polled"))
+    }
+
+    /// Turns an accepted delivery or a poll tick into events. By default it
+    /// hands a delivery to `receive` and a tick to `poll`; write it only to
+    /// treat both alike.
+    fn run(ctx: TriggerContext, input: RunInput) -> Result<RunOutput, ConnectorError> {
+        match input {
+            RunInput::Webhook(request) => Self::receive(ctx, request),
+            RunInput::Poll(tick) => Self::poll(ctx, tick),
+        }
+    }
 }
 
 impl<T: Connector> Guest for T {

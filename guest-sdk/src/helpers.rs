@@ -63,6 +63,16 @@ impl Event {
         Event { dedupe_key: None, event_type: event_type.into(), occurred_at_ms: None, payload: payload_json }
     }
 
+    /// An event whose payload is a webhook body kept byte for byte (what
+    /// the sender signed), or a `bad-request` error when it is not JSON.
+    pub fn from_json_body(event_type: &str, body: Vec<u8>) -> Result<Self, ConnectorError> {
+        serde_json::from_slice::<serde::de::IgnoredAny>(&body)
+            .map_err(|e| ConnectorError::new(ErrorCode::BadRequest, format!("body is not valid JSON: {e}")))?;
+        let text = String::from_utf8(body)
+            .map_err(|_| ConnectorError::new(ErrorCode::BadRequest, "body is not UTF-8"))?;
+        Ok(Event::raw(event_type, text))
+    }
+
     /// Sets the dedupe key: a redelivery with the same key is stored once.
     pub fn dedupe_key(mut self, key: impl Into<String>) -> Self {
         self.dedupe_key = Some(key.into());

@@ -1,4 +1,32 @@
-//! Builders for the JSON Schema of a trigger's config props.
+//! The JSON Schema of a trigger's config: derived from the connector's
+//! config type (one source of truth for the schema and the parsing), or
+//! built prop by prop.
+//!
+//! ```
+//! use serde::Deserialize;
+//! use schemars::JsonSchema;
+//! use triggerhost_sdk::schema::{ConfigSchema, secret};
+//!
+//! /// The trigger's config; each field's doc comment is its description.
+//! #[derive(Deserialize, JsonSchema)]
+//! #[serde(deny_unknown_fields)]
+//! struct Config {
+//!     /// The repository, owner/name.
+//!     repository: String,
+//!     /// An API token; encrypted at rest, redacted everywhere.
+//!     #[schemars(transform = secret)]
+//!     token: Option<String>,
+//!     /// Only these event types become events.
+//!     #[serde(default)]
+//!     events: Vec<String>,
+//! }
+//!
+//! let schema = ConfigSchema::of::<Config>().to_value();
+//! assert_eq!(schema["required"], serde_json::json!(["repository"]));
+//! assert_eq!(schema["properties"]["token"]["x-secret"], true);
+//! assert_eq!(schema["properties"]["repository"]["description"], "The repository, owner/name.");
+//! assert_eq!(schema["additionalProperties"], false);
+//! ```
 //!
 //! ```
 //! use triggerhost_sdk::schema::{ConfigSchema, Prop};
@@ -9,6 +37,8 @@
 //! assert!(schema.contains("\"required\":[\"repository\"]"));
 //! ```
 
+use schemars::generate::SchemaSettings;
+use schemars::{JsonSchema, Schema};
 use serde_json::{Map, Value, json};
 
 /// The config schema of one trigger: a JSON object with named props.
@@ -18,12 +48,37 @@ use serde_json::{Map, Value, json};
 pub struct ConfigSchema {
     properties: Map<String, Value>,
     required: Vec<String>,
+    /// Definitions the props refer to (`$ref: #/$defs/..`), from a derived schema.
+    defs: Option<Value>,
 }
 
 impl ConfigSchema {
     /// An object schema with no props: `{}` is the only valid config.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The schema of config type `T` (a struct deriving
+    /// [`JsonSchema`](schemars::JsonSchema)): fields are props, doc comments
+    /// their descriptions, fields that are neither `Option` nor
+    /// `#[serde(default)]` required; mark secret fields with
+    /// `#[schemars(transform = triggerhost_sdk::schema::secret)]`. More
+    /// props may be added with [`prop`](Self::prop).
+    pub fn of<T: JsonSchema>() -> Self {
+        let root = SchemaSettings::draft2020_12().into_generator().into_root_schema_for::<T>();
+        let mut root = match root.to_value() {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        };
+        let properties = match root.remove("properties") {
+            Some(Value::Object(props)) => props,
+            _ => Map::new(),
+        };
+        let required = match root.remove("required") {
+            Some(Value::Array(names)) => names.into_iter().filter_map(|n| n.as_str().map(str::to_owned)).collect(),
+            _ => Vec::new(),
+        };
+        ConfigSchema { properties, required, defs: root.remove("$defs") }
     }
 
     /// Adds a prop under `name` (snake_case by convention).
@@ -37,13 +92,17 @@ impl ConfigSchema {
 
     /// The schema as a JSON value.
     pub fn to_value(&self) -> Value {
-        json!({
+        let mut schema = json!({
             "$schema": "https://json-schema.org/draft/2020-12/schema",
             "type": "object",
             "properties": self.properties,
             "required": self.required,
             "additionalProperties": false,
-        })
+        });
+        if let (Some(defs), Some(object)) = (&self.defs, schema.as_object_mut()) {
+            object.insert("$defs".into(), defs.clone());
+        }
+        schema
     }
 
     /// The schema as compact JSON text, the form the manifest carries.
@@ -143,6 +202,13 @@ impl Prop {
     }
 }
 
+/// Marks a derived prop as secret, as [`Prop::secret`] does:
+/// `#[schemars(transform = triggerhost_sdk::schema::secret)]` on the field.
+pub fn secret(schema: &mut Schema) {
+    schema.insert("x-secret".into(), true.into());
+    schema.insert("writeOnly".into(), true.into());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,5 +224,33 @@ mod tests {
         assert_eq!(schema["properties"]["kind"]["enum"], json!(["a", "b"]));
         assert_eq!(schema["properties"]["kind"]["default"], "a");
         assert_eq!(schema["additionalProperties"], false);
+    }
+
+    #[derive(serde::Deserialize, JsonSchema)]
+    #[allow(dead_code)]
+    struct Nested {
+        /// Where to look.
+        place: Place,
+        /// How many, at most.
+        #[serde(default)]
+        limit: Option<u32>,
+    }
+
+    #[derive(serde::Deserialize, JsonSchema)]
+    #[serde(rename_all = "snake_case")]
+    #[allow(dead_code)]
+    enum Place {
+        Inbox,
+        Archive,
+    }
+
+    #[test]
+    fn a_derived_schema_keeps_its_definitions_and_validates_as_the_type_parses() {
+        let schema = ConfigSchema::of::<Nested>().prop("extra", Prop::boolean("Extra")).to_value();
+        assert_eq!(schema["required"], json!(["place"]));
+        assert_eq!(schema["properties"]["place"]["$ref"], "#/$defs/Place");
+        assert_eq!(schema["$defs"]["Place"]["enum"], json!(["inbox", "archive"]));
+        assert_eq!(schema["properties"]["extra"]["type"], "boolean");
+        assert!(schema.get("title").is_none(), "the type's name is not the config's title");
     }
 }

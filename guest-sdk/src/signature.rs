@@ -42,6 +42,11 @@ pub fn hmac_sha256_base64(key: &[u8], parts: &[&[u8]]) -> String {
     BASE64.encode(hmac_sha256(key, parts))
 }
 
+/// Encodes bytes as standard base64 with padding.
+pub fn base64_encode(bytes: &[u8]) -> String {
+    BASE64.encode(bytes)
+}
+
 /// Decodes standard base64 (with padding), as used by `whsec_` secrets.
 pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
     BASE64.decode(text).ok()

@@ -85,7 +85,7 @@ fn deliver_once(
 /// the event.
 fn native_delivery(ctx: &TriggerContext, request: WebhookRequest) -> Option<(String, String, String)> {
     let header = |name: &str| request.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-    let key = scheme::signing_key(ctx.secret.as_deref()?)?;
+    let key = scheme::Key::from_secret(ctx.secret.as_deref()?)?;
     let headers = scheme::SignedHeaders {
         id: header("webhook-id"),
         timestamp: header("webhook-timestamp"),

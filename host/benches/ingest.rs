@@ -179,7 +179,7 @@ async fn host(temp: &tempfile::TempDir, component: &[u8]) -> String {
 struct Native {
     /// The group committer, or none for the ceiling.
     commits: Option<mpsc::Sender<(String, String, oneshot::Sender<()>)>>,
-    key: Arc<Vec<u8>>,
+    key: Arc<scheme::Key>,
 }
 
 /// The native handler on 127.0.0.1 (durable when given a directory for its
@@ -189,7 +189,7 @@ async fn native(durable: Option<&tempfile::TempDir>) -> String {
         Some(temp) => Some(native_committer(&temp.path().join("native.db")).await),
         None => None,
     };
-    let state = Native { commits, key: Arc::new(scheme::signing_key(SECRET).expect("secret")) };
+    let state = Native { commits, key: Arc::new(scheme::Key::from_secret(SECRET).expect("secret")) };
     let app = axum::Router::new().route("/hooks/{id}", axum::routing::post(native_hook)).with_state(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("address").port();

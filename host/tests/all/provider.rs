@@ -50,6 +50,8 @@ impl Provider {
         let app = Router::new()
             .route("/hooks", post(create_hook))
             .route("/hooks/{id}", delete(delete_hook))
+            .route("/repos/{owner}/{repo}/hooks", post(create_repo_hook))
+            .route("/repos/{owner}/{repo}/hooks/{id}", delete(delete_repo_hook))
             .route("/ok", get(|| async { "hello" }))
             .route("/redirect", get(redirect))
             .route("/big", get(|| async { vec![b'x'; 100 << 20] }))
@@ -156,6 +158,34 @@ async fn delete_hook(
     } else {
         StatusCode::NOT_FOUND
     }
+}
+
+/// GitHub's `POST /repos/{owner}/{repo}/hooks`: numeric hook ids.
+async fn create_repo_hook(
+    State(inner): State<Shared>,
+    Path((owner, repo)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let path = format!("/repos/{owner}/{repo}/hooks");
+    record(&inner, "POST", path, &headers, serde_json::from_str(&body).unwrap_or(Value::Null));
+    let mut state = inner.lock().expect("provider lock");
+    state.next_id += 1;
+    let id = 400_000_000 + state.next_id;
+    state.hooks.push(id.to_string());
+    (StatusCode::CREATED, axum::Json(json!({ "id": id, "type": "Repository", "active": true }))).into_response()
+}
+
+async fn delete_repo_hook(
+    State(inner): State<Shared>,
+    Path((owner, repo, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> StatusCode {
+    record(&inner, "DELETE", format!("/repos/{owner}/{repo}/hooks/{id}"), &headers, Value::Null);
+    let mut state = inner.lock().expect("provider lock");
+    let before = state.hooks.len();
+    state.hooks.retain(|hook| *hook != id);
+    if state.hooks.len() < before { StatusCode::NO_CONTENT } else { StatusCode::NOT_FOUND }
 }
 
 async fn redirect(Query(query): Query<std::collections::HashMap<String, String>>) -> Response {

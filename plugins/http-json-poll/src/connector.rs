@@ -83,10 +83,7 @@ impl Connector for HttpJsonPoll {
             .build()
     }
 
-    fn run(ctx: TriggerContext, input: RunInput) -> Result<RunOutput, ConnectorError> {
-        let RunInput::Poll(_tick) = input else {
-            return Err(ConnectorError::new(ErrorCode::BadRequest, "this connector polls; it takes no webhooks"));
-        };
+    fn poll(ctx: TriggerContext, _tick: PollTick) -> Result<RunOutput, ConnectorError> {
         let config: Config = ctx.config()?;
         let dedupe = Dedupe::new(match config.time_field {
             Some(_) => Strategy::Watermark { lateness_ms: config.lateness_ms },

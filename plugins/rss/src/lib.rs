@@ -45,10 +45,7 @@ impl Connector for Rss {
             .build()
     }
 
-    fn run(ctx: TriggerContext, input: RunInput) -> Result<RunOutput, ConnectorError> {
-        let RunInput::Poll(_tick) = input else {
-            return Err(ConnectorError::new(ErrorCode::BadRequest, "this connector polls; it takes no webhooks"));
-        };
+    fn poll(ctx: TriggerContext, _tick: PollTick) -> Result<RunOutput, ConnectorError> {
         let config: Config = ctx.config()?;
         let response = Request::get(&config.url)
             .header("accept", "application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.8")

@@ -5,31 +5,31 @@
 
 pub mod scheme;
 
+use schemars::JsonSchema;
+use serde::Deserialize;
 use serde_json::json;
-use triggerhost_sdk::schema::{ConfigSchema, Prop};
+use triggerhost_sdk::schema::ConfigSchema;
 use triggerhost_sdk::*;
 
 struct Shopify;
 
-/// The trigger's config.
-#[derive(Debug, Default, serde::Deserialize)]
+/// The trigger's config; its JSON Schema is derived from it.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Config {
-    /// Only these topics become events (all when absent or empty).
+    /// Only these topics become events, e.g. orders/create; all when empty.
     #[serde(default)]
     topics: Vec<String>,
 }
 
 impl Connector for Shopify {
     fn describe() -> Manifest {
-        let config = ConfigSchema::new()
-            .prop("topics", Prop::string_list("Topics").description("Only these topics become events, e.g. orders/create; all when empty."));
         ManifestBuilder::new("shopify", "Shopify", env!("CARGO_PKG_VERSION"))
             .description("Receives Shopify webhooks, HMAC verified.")
             .trigger(
                 TriggerBuilder::webhook("webhook", "Shopify webhook")
                     .description("Fires once per delivery; the secret is the app's client secret.")
-                    .config(config)
+                    .config(ConfigSchema::of::<Config>())
                     .sample_event(&json!({ "id": 820_982_911_946_154_508u64, "email": "jon@example.com", "total_price": "199.00" })),
             )
             .build()
@@ -43,10 +43,7 @@ impl Connector for Shopify {
         })
     }
 
-    fn run(ctx: TriggerContext, input: RunInput) -> Result<RunOutput, ConnectorError> {
-        let RunInput::Webhook(request) = input else {
-            return Err(ConnectorError::new(ErrorCode::BadRequest, "this connector is not polled"));
-        };
+    fn receive(ctx: TriggerContext, request: WebhookRequest) -> Result<RunOutput, ConnectorError> {
         let config: Config = ctx.config()?;
         let topic = request.header("x-shopify-topic").unwrap_or("shopify.webhook").to_owned();
         if !config.topics.is_empty() && !config.topics.contains(&topic) {
@@ -54,10 +51,7 @@ impl Connector for Shopify {
             return Ok(RunOutput::from_events(Vec::new()));
         }
         let id = request.header("x-shopify-webhook-id").map(str::to_owned);
-        let _: serde_json::Value = request.json()?;
-        let body = String::from_utf8(request.body)
-            .map_err(|_| ConnectorError::new(ErrorCode::BadRequest, "body is not UTF-8"))?;
-        let mut event = Event::raw(&topic, body);
+        let mut event = Event::from_json_body(&topic, request.body)?;
         if let Some(id) = id {
             event = event.dedupe_key(id);
         }

@@ -45,7 +45,7 @@ impl Connector for StandardWebhooks {
             .description("Receives webhooks signed per the Standard Webhooks spec (Svix, Resend, Clerk, ...).")
             .trigger(
                 TriggerBuilder::webhook("message_received", "Message received")
-                    .description("Fires once per signed delivery; the secret is the sender's whsec_ key.")
+                    .description("Fires once per signed delivery; the secret is the sender's whsec_ secret, or its whpk_ public key for ed25519 (v1a) signatures.")
                     .config(config)
                     .sample_event(&json!({ "type": "invoice.paid", "data": { "id": "inv_123" } })),
             )
@@ -54,8 +54,9 @@ impl Connector for StandardWebhooks {
 
     fn verify(ctx: TriggerContext, request: WebhookRequest) -> Result<Verdict, ConnectorError> {
         let config: Config = ctx.config()?;
-        let key = scheme::signing_key(ctx.require_secret()?)
-            .ok_or_else(|| ConnectorError::new(ErrorCode::InvalidConfig, "secret is not whsec_<base64>"))?;
+        let key = scheme::Key::from_secret(ctx.require_secret()?).ok_or_else(|| {
+            ConnectorError::new(ErrorCode::InvalidConfig, "secret is neither whsec_<base64> nor whpk_<base64 ed25519 key>")
+        })?;
         let tolerance = config.tolerance_secs.unwrap_or(scheme::DEFAULT_TOLERANCE_SECS);
         Ok(match scheme::verify(&key, headers(&request), &request.body, now_secs(), tolerance) {
             Ok(_) => Verdict::Accept,
@@ -63,18 +64,13 @@ impl Connector for StandardWebhooks {
         })
     }
 
-    fn run(_ctx: TriggerContext, input: RunInput) -> Result<RunOutput, ConnectorError> {
-        let RunInput::Webhook(request) = input else {
-            return Err(ConnectorError::new(ErrorCode::BadRequest, "this connector is not polled"));
-        };
+    fn receive(_ctx: TriggerContext, request: WebhookRequest) -> Result<RunOutput, ConnectorError> {
         let payload: Value = request.json()?;
-        let event_type = scheme::event_type(&payload);
+        let event_type = scheme::event_type(&payload).to_owned();
         let id = request.header("webhook-id").map(str::to_owned);
         let occurred_at = request.header("webhook-timestamp").and_then(|t| t.parse::<u64>().ok());
-        // Store the sender's JSON exactly as received (it parsed, so it is UTF-8).
-        let body = String::from_utf8(request.body)
-            .map_err(|_| ConnectorError::new(ErrorCode::BadRequest, "body is not UTF-8"))?;
-        let mut event = Event::raw(event_type, body);
+        // The sender's JSON exactly as received.
+        let mut event = Event::from_json_body(&event_type, request.body)?;
         if let Some(id) = id {
             event = event.dedupe_key(id);
         }

@@ -6,45 +6,40 @@
 
 pub mod scheme;
 
+use schemars::JsonSchema;
+use serde::Deserialize;
 use serde_json::{Value, json};
-use triggerhost_sdk::schema::{ConfigSchema, Prop};
+use triggerhost_sdk::schema::ConfigSchema;
 use triggerhost_sdk::signature::now_secs;
 use triggerhost_sdk::*;
 
 struct Stripe;
 
-/// The trigger's config.
-#[derive(Debug, Default, serde::Deserialize)]
+/// The trigger's config; its JSON Schema is derived from it.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Config {
-    /// Only these event types become events (all when absent or empty).
+    /// Only these event types become events, e.g. invoice.paid; all when empty.
     #[serde(default)]
     event_types: Vec<String>,
-    /// Allowed clock skew, in seconds.
-    tolerance_secs: Option<u64>,
+    /// How far the signature's timestamp may be from now, either way, in seconds.
+    #[serde(default = "default_tolerance")]
+    #[schemars(range(min = 1, max = 3600))]
+    tolerance_secs: u64,
+}
+
+fn default_tolerance() -> u64 {
+    scheme::DEFAULT_TOLERANCE_SECS
 }
 
 impl Connector for Stripe {
     fn describe() -> Manifest {
-        let config = ConfigSchema::new()
-            .prop(
-                "event_types",
-                Prop::string_list("Event types").description("Only these types become events, e.g. invoice.paid; all when empty."),
-            )
-            .prop(
-                "tolerance_secs",
-                Prop::integer("Timestamp tolerance (seconds)")
-                    .description("How far the signature's timestamp may be from now, either way.")
-                    .minimum(1)
-                    .maximum(3600)
-                    .default_value(scheme::DEFAULT_TOLERANCE_SECS),
-            );
         ManifestBuilder::new("stripe", "Stripe", env!("CARGO_PKG_VERSION"))
             .description("Receives Stripe webhook events, signature and timestamp verified.")
             .trigger(
                 TriggerBuilder::webhook("event", "Stripe event")
                     .description("Fires once per Stripe event; the secret is the endpoint's whsec_ signing secret.")
-                    .config(config)
+                    .config(ConfigSchema::of::<Config>())
                     .sample_event(&json!({
                         "id": "evt_1NG8Du2eZvKYlo2CUI79vXWy",
                         "object": "event",
@@ -58,18 +53,14 @@ impl Connector for Stripe {
 
     fn verify(ctx: TriggerContext, request: WebhookRequest) -> Result<Verdict, ConnectorError> {
         let config: Config = ctx.config()?;
-        let tolerance = config.tolerance_secs.unwrap_or(scheme::DEFAULT_TOLERANCE_SECS);
         let header = request.header("stripe-signature");
-        Ok(match scheme::verify(ctx.require_secret()?, header, &request.body, now_secs(), tolerance) {
+        Ok(match scheme::verify(ctx.require_secret()?, header, &request.body, now_secs(), config.tolerance_secs) {
             Ok(_) => Verdict::Accept,
             Err(rejection) => Verdict::Reject(rejection.to_string()),
         })
     }
 
-    fn run(ctx: TriggerContext, input: RunInput) -> Result<RunOutput, ConnectorError> {
-        let RunInput::Webhook(request) = input else {
-            return Err(ConnectorError::new(ErrorCode::BadRequest, "this connector is not polled"));
-        };
+    fn receive(ctx: TriggerContext, request: WebhookRequest) -> Result<RunOutput, ConnectorError> {
         let config: Config = ctx.config()?;
         let payload: Value = request.json()?;
         let event_type = payload.get("type").and_then(Value::as_str).unwrap_or("stripe.event").to_owned();
@@ -79,10 +70,8 @@ impl Connector for Stripe {
         }
         let id = payload.get("id").and_then(Value::as_str).map(str::to_owned);
         let created = payload.get("created").and_then(Value::as_u64);
-        // The event exactly as Stripe sent it (it parsed, so it is UTF-8).
-        let body = String::from_utf8(request.body)
-            .map_err(|_| ConnectorError::new(ErrorCode::BadRequest, "body is not UTF-8"))?;
-        let mut event = Event::raw(&event_type, body);
+        // The event exactly as Stripe sent it.
+        let mut event = Event::from_json_body(&event_type, request.body)?;
         if let Some(id) = id {
             event = event.dedupe_key(id);
         }

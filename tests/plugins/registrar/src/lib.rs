@@ -66,16 +66,11 @@ impl Connector for Registrar {
         }
     }
 
-    fn run(_ctx: TriggerContext, input: RunInput) -> Result<RunOutput, ConnectorError> {
-        let RunInput::Webhook(request) = input else {
-            return Ok(RunOutput::from_events(Vec::new()));
-        };
-        let payload = String::from_utf8(request.body)
-            .map_err(|_| ConnectorError::new(ErrorCode::BadRequest, "body is not UTF-8"))?;
-        Ok(RunOutput::from_events(vec![Event::raw(
+    fn receive(_ctx: TriggerContext, request: WebhookRequest) -> Result<RunOutput, ConnectorError> {
+        Ok(RunOutput::from_events(vec![Event::from_json_body(
             "provider.event",
-            payload,
-        )]))
+            request.body,
+        )?]))
     }
 }
 
