@@ -1,6 +1,6 @@
 //! The `Connector` trait and its bridge to the generated WIT exports.
 
-use crate::bindings::Guest;
+use crate::bindings::exports::triggerhost::connector::plugin::Guest;
 use crate::{
     ConnectorError, EnableInfo, ErrorCode, Manifest, PollTick, RunInput, RunOutput, TriggerContext,
     Verdict, WebhookRequest,
@@ -23,6 +23,18 @@ pub trait Connector {
     fn on_enable(ctx: TriggerContext) -> Result<EnableInfo, ConnectorError> {
         let _ = ctx;
         Ok(EnableInfo { expires_at_ms: None })
+    }
+
+    /// Called ahead of the expiry `on_enable` (or the last `renew`)
+    /// reported, to extend the subscription at the provider; returns the new
+    /// expiry. Return an error with [`ErrorCode::Gone`] when the provider no
+    /// longer knows the subscription (a 404 through
+    /// [`Response::error_for_status`](crate::Response::error_for_status)
+    /// is one): the host then calls `on_enable` to register again. Other
+    /// errors are retried with backoff. By default renewing is enabling
+    /// again.
+    fn renew(ctx: TriggerContext) -> Result<EnableInfo, ConnectorError> {
+        Self::on_enable(ctx)
     }
 
     /// Called when a trigger is disabled: undo `on_enable`. By default there
@@ -70,6 +82,10 @@ impl<T: Connector> Guest for T {
 
     fn on_enable(ctx: TriggerContext) -> Result<EnableInfo, ConnectorError> {
         T::on_enable(ctx)
+    }
+
+    fn renew(ctx: TriggerContext) -> Result<EnableInfo, ConnectorError> {
+        T::renew(ctx)
     }
 
     fn on_disable(ctx: TriggerContext) -> Result<(), ConnectorError> {

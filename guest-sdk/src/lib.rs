@@ -50,7 +50,7 @@ mod outbound;
 #[allow(clippy::too_many_arguments)] // generated lowering of wide records
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit/0.1.0",
+        path: "../wit/0.2.0",
         world: "connector",
         pub_export_macro: true,
         export_macro_name: "__export_connector_world",
@@ -66,6 +66,9 @@ pub use bindings::triggerhost::connector::types::{
 };
 #[cfg(feature = "guest")]
 pub use bindings::triggerhost::connector::{kv, outbound_http};
+
+/// The contract version connectors built with this SDK implement.
+pub const CONTRACT_VERSION: &str = "0.2.0";
 #[cfg(feature = "guest")]
 pub use connector::Connector;
 #[cfg(feature = "guest")]

@@ -132,8 +132,9 @@ impl Response {
 
     /// `Ok(self)` for a 2xx response; otherwise an error carrying the status
     /// and the start of the provider's answer: `unauthorized` for 401 and
-    /// 403, `rate-limited` (retryable) for 429, `upstream` otherwise
-    /// (retryable for 5xx).
+    /// 403, `gone` for 404 and 410 (from `renew`, the host then enables the
+    /// trigger again), `rate-limited` (retryable) for 429, `upstream`
+    /// otherwise (retryable for 5xx).
     pub fn error_for_status(self) -> Result<Self, ConnectorError> {
         if self.is_success() {
             return Ok(self);
@@ -143,6 +144,7 @@ impl Response {
         let message = format!("the provider answered {}: {excerpt}", self.inner.status);
         Err(match self.inner.status {
             401 | 403 => ConnectorError::new(ErrorCode::Unauthorized, message),
+            404 | 410 => ConnectorError::new(ErrorCode::Gone, message),
             429 => ConnectorError::new(ErrorCode::RateLimited, message).retryable(),
             500..=599 => ConnectorError::new(ErrorCode::Upstream, message).retryable(),
             _ => ConnectorError::new(ErrorCode::Upstream, message),

@@ -17,6 +17,7 @@ use crate::data_dir;
 use crate::pipeline::Pipeline;
 use crate::poller::{self, NextPolls, PollDrain, PollerSettings};
 use crate::registry::Registry;
+use crate::renewal::RenewalCounters;
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::store::{Committer, Store};
 use crate::triggers::Triggers;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub poll_drain: PollDrain,
     /// How polls are scheduled, and when a trigger counts as unhealthy.
     pub poller: PollerSettings,
+    /// Renewal outcomes since start.
+    pub renewals: RenewalCounters,
     /// The admin API's bearer token.
     pub admin_token: AdminToken,
     /// Webhook ingress limits.
@@ -73,18 +76,21 @@ impl AppState {
         let triggers = Arc::new(
             Triggers::open(store.clone(), Arc::clone(&registry), public_url, settings.limits.clone(), secrets)
                 .await?
-                .with_min_poll_interval(settings.min_poll_interval_s),
+                .with_min_poll_interval(settings.min_poll_interval_s)
+                .with_renewal(settings.renewal),
         );
         let delivery_budget =
             Arc::new(Semaphore::new(settings.ingress.max_buffered_bytes.min(Semaphore::MAX_PERMITS)));
         let committer = Committer::start(store.clone());
         let pipeline = Pipeline::new(store.clone(), committer, Arc::clone(&triggers), Arc::clone(&delivery_budget));
         let (next_polls, poll_drain) = poller::start(Arc::clone(&triggers), pipeline.clone(), store.clone(), settings.poller);
+        let renewals = crate::renewal::start(Arc::clone(&triggers), store.clone(), settings.renewal);
         Ok(AppState {
             pipeline,
             next_polls,
             poll_drain,
             poller: settings.poller,
+            renewals,
             store,
             registry,
             triggers,

@@ -8,25 +8,30 @@
 //! The bindings are generic over the store's data: they need only the
 //! [`CallCapabilities`] inside it, so they know nothing of the runtime.
 
+#[macro_use]
+mod boundary;
 pub mod v0_1_0;
+pub mod v0_2_0;
 
 use wasmtime::Store;
 use wasmtime::component::{Component, Linker};
 
 use crate::capabilities::CallCapabilities;
 use crate::contract::{
-    ConnectorError, Delivery, EnableInfo, Manifest, RunInput, RunOutput, TriggerContext, Verdict, WebhookRequest,
+    ConnectorError, ContractVersion, Delivery, EnableInfo, Manifest, RunInput, RunOutput, TriggerContext, Verdict, WebhookRequest,
 };
 
 /// A pre-linked connector of any supported WIT version.
 pub(crate) enum ConnectorPre<T: 'static> {
     V0_1_0(v0_1_0::ConnectorPre<T>),
+    V0_2_0(v0_2_0::ConnectorPre<T>),
 }
 
 impl<T: 'static> Clone for ConnectorPre<T> {
     fn clone(&self) -> Self {
         match self {
             ConnectorPre::V0_1_0(pre) => ConnectorPre::V0_1_0(pre.clone()),
+            ConnectorPre::V0_2_0(pre) => ConnectorPre::V0_2_0(pre.clone()),
         }
     }
 }
@@ -35,6 +40,18 @@ impl<T: 'static> Clone for ConnectorPre<T> {
 /// method is one export, typed in the host's own types.
 pub(crate) enum Connector {
     V0_1_0(v0_1_0::Connector),
+    V0_2_0(v0_2_0::Connector),
+}
+
+/// The contract version `component` targets, read from its exports: from
+/// 0.2.0 on each version exports its own versioned interface; 0.1.0,
+/// frozen, is the one whose functions are exported at the root.
+pub(crate) fn contract_version(component: &Component) -> ContractVersion {
+    if component.get_export_index(None, v0_2_0::EXPORT).is_some() {
+        ContractVersion::V0_2_0
+    } else {
+        ContractVersion::V0_1_0
+    }
 }
 
 impl<T: Send + 'static> ConnectorPre<T> {
@@ -44,15 +61,26 @@ impl<T: Send + 'static> ConnectorPre<T> {
         let instance_pre = linker
             .instantiate_pre(component)
             .map_err(|e| LinkError::Import(root_message(&e)))?;
-        v0_1_0::ConnectorPre::new(instance_pre)
-            .map(ConnectorPre::V0_1_0)
-            .map_err(|e| LinkError::Export(root_message(&e)))
+        let linked = match contract_version(component) {
+            ContractVersion::V0_1_0 => v0_1_0::ConnectorPre::new(instance_pre).map(ConnectorPre::V0_1_0),
+            ContractVersion::V0_2_0 => v0_2_0::ConnectorPre::new(instance_pre).map(ConnectorPre::V0_2_0),
+        };
+        linked.map_err(|e| LinkError::Export(root_message(&e)))
+    }
+
+    /// The contract version the component was linked as.
+    pub(crate) fn version(&self) -> ContractVersion {
+        match self {
+            ConnectorPre::V0_1_0(_) => ContractVersion::V0_1_0,
+            ConnectorPre::V0_2_0(_) => ContractVersion::V0_2_0,
+        }
     }
 
     /// A fresh instance.
     pub(crate) async fn instantiate(&self, store: &mut Store<T>) -> wasmtime::Result<Connector> {
         match self {
             ConnectorPre::V0_1_0(pre) => pre.instantiate(store).await.map(Connector::V0_1_0),
+            ConnectorPre::V0_2_0(pre) => pre.instantiate(store).await.map(Connector::V0_2_0),
         }
     }
 }
@@ -61,6 +89,7 @@ impl Connector {
     pub(crate) async fn describe<T: Send>(&self, store: &mut Store<T>) -> wasmtime::Result<Manifest> {
         match self {
             Connector::V0_1_0(c) => c.describe(store).await,
+            Connector::V0_2_0(c) => c.describe(store).await,
         }
     }
 
@@ -71,6 +100,20 @@ impl Connector {
     ) -> wasmtime::Result<Result<EnableInfo, ConnectorError>> {
         match self {
             Connector::V0_1_0(c) => c.on_enable(store, ctx).await,
+            Connector::V0_2_0(c) => c.on_enable(store, ctx).await,
+        }
+    }
+
+    /// `renew` on 0.2.0 and later; a 0.1.0 connector, which has no
+    /// `renew`, is enabled again (its `on-enable` is how it registers).
+    pub(crate) async fn renew<T: Send>(
+        &self,
+        store: &mut Store<T>,
+        ctx: TriggerContext,
+    ) -> wasmtime::Result<Result<EnableInfo, ConnectorError>> {
+        match self {
+            Connector::V0_1_0(c) => c.on_enable(store, ctx).await,
+            Connector::V0_2_0(c) => c.renew(store, ctx).await,
         }
     }
 
@@ -81,6 +124,7 @@ impl Connector {
     ) -> wasmtime::Result<Result<(), ConnectorError>> {
         match self {
             Connector::V0_1_0(c) => c.on_disable(store, ctx).await,
+            Connector::V0_2_0(c) => c.on_disable(store, ctx).await,
         }
     }
 
@@ -92,6 +136,7 @@ impl Connector {
     ) -> wasmtime::Result<Result<Verdict, ConnectorError>> {
         match self {
             Connector::V0_1_0(c) => c.verify(store, ctx, request).await,
+            Connector::V0_2_0(c) => c.verify(store, ctx, request).await,
         }
     }
 
@@ -103,6 +148,7 @@ impl Connector {
     ) -> wasmtime::Result<Result<RunOutput, ConnectorError>> {
         match self {
             Connector::V0_1_0(c) => c.run(store, ctx, input).await,
+            Connector::V0_2_0(c) => c.run(store, ctx, input).await,
         }
     }
 
@@ -114,6 +160,7 @@ impl Connector {
     ) -> wasmtime::Result<Result<Delivery, ConnectorError>> {
         match self {
             Connector::V0_1_0(c) => c.deliver(store, ctx, request).await,
+            Connector::V0_2_0(c) => c.deliver(store, ctx, request).await,
         }
     }
 }
@@ -124,7 +171,8 @@ pub(crate) fn add_to_linker<T: wasmtime_wasi::WasiView + Send + 'static>(
     capabilities: fn(&mut T) -> &mut CallCapabilities,
 ) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
-    v0_1_0::add_to_linker(linker, capabilities)
+    v0_1_0::add_to_linker(linker, capabilities)?;
+    v0_2_0::add_to_linker(linker, capabilities)
 }
 
 /// Why a component does not link.

@@ -101,6 +101,23 @@ pub struct FileConfig {
     /// The poll scheduler.
     #[serde(default)]
     pub polling: PollingConfig,
+    /// Renewal of provider subscriptions that expire.
+    #[serde(default)]
+    pub renewal: RenewalConfig,
+}
+
+/// `[renewal]`: when subscriptions that expire are renewed.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenewalConfig {
+    /// How long before expiry to renew, seconds (default 3600; at most half
+    /// the subscription's remaining lifetime).
+    pub margin_s: Option<u64>,
+    /// The wait after a first failed renewal, seconds (default 10; doubled
+    /// per failure).
+    pub min_backoff_s: Option<u64>,
+    /// The longest wait between renewal attempts, seconds (default 900).
+    pub max_backoff_s: Option<u64>,
 }
 
 /// `[polling]`: the poll scheduler.
@@ -303,6 +320,8 @@ pub struct Settings {
     pub min_poll_interval_s: u32,
     /// The poll scheduler.
     pub poller: crate::poller::PollerSettings,
+    /// When subscriptions that expire are renewed.
+    pub renewal: crate::renewal::RenewalSettings,
 }
 
 impl Settings {
@@ -448,7 +467,22 @@ impl Settings {
             max_backoff: p.max_backoff_s.map(Duration::from_secs).unwrap_or(defaults.max_backoff),
             unhealthy_after: p.unhealthy_after_s.map(Duration::from_secs).unwrap_or(defaults.unhealthy_after),
         };
+        let r = file.renewal;
+        let defaults = crate::renewal::RenewalSettings::default();
+        let renewal = crate::renewal::RenewalSettings {
+            margin: r.margin_s.map(Duration::from_secs).unwrap_or(defaults.margin),
+            min_backoff: r.min_backoff_s.map(Duration::from_secs).unwrap_or(defaults.min_backoff),
+            max_backoff: r.max_backoff_s.map(Duration::from_secs).unwrap_or(defaults.max_backoff),
+        };
+        if renewal.max_backoff < renewal.min_backoff {
+            return Err(ConfigError::Invalid {
+                key: "renewal.max_backoff_s",
+                message: "must be at least renewal.min_backoff_s".into(),
+            });
+        }
         for (key, zero) in [
+            ("renewal.margin_s", renewal.margin.is_zero()),
+            ("renewal.min_backoff_s", renewal.min_backoff.is_zero()),
             ("polling.min_interval_s", min_poll_interval_s == 0),
             ("polling.max_concurrent", poller.max_concurrent == 0),
             ("polling.max_backoff_s", poller.max_backoff.is_zero()),
@@ -474,6 +508,7 @@ impl Settings {
             outbound,
             min_poll_interval_s,
             poller,
+            renewal,
         })
     }
 }

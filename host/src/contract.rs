@@ -199,6 +199,9 @@ pub enum ErrorCode {
     RateLimited,
     /// A capability was not granted.
     CapabilityDenied,
+    /// The subscription or resource no longer exists at the provider
+    /// (contract 0.2.0 and later).
+    Gone,
     /// A bug inside the connector.
     Internal,
 }
@@ -212,6 +215,7 @@ impl ErrorCode {
             ErrorCode::BadRequest => "bad-request",
             ErrorCode::Upstream => "upstream",
             ErrorCode::RateLimited => "rate-limited",
+            ErrorCode::Gone => "gone",
             ErrorCode::CapabilityDenied => "capability-denied",
             ErrorCode::Internal => "internal",
         }
@@ -236,6 +240,32 @@ pub struct ConnectorError {
     pub retryable: bool,
 }
 
+/// A contract version the host serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(into = "&'static str")]
+pub enum ContractVersion {
+    /// `triggerhost:connector@0.1.0`: exports at the world's root.
+    V0_1_0,
+    /// `triggerhost:connector@0.2.0`: exports in `plugin@0.2.0`, `renew`.
+    V0_2_0,
+}
+
+impl ContractVersion {
+    /// The version as semver text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContractVersion::V0_1_0 => "0.1.0",
+            ContractVersion::V0_2_0 => "0.2.0",
+        }
+    }
+}
+
+impl From<ContractVersion> for &'static str {
+    fn from(version: ContractVersion) -> Self {
+        version.as_str()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,7 +285,7 @@ mod tests {
     fn error_codes_display_and_serialize_as_in_the_wit() {
         let error = ConnectorError { code: ErrorCode::InvalidConfig, message: "no secret".into(), retryable: false };
         assert_eq!(error.to_string(), "invalid-config: no secret");
-        for code in [ErrorCode::RateLimited, ErrorCode::CapabilityDenied, ErrorCode::BadRequest] {
+        for code in [ErrorCode::RateLimited, ErrorCode::CapabilityDenied, ErrorCode::BadRequest, ErrorCode::Gone] {
             let json = serde_json::to_value(code).unwrap_or_default();
             assert_eq!(json, code.as_str());
         }

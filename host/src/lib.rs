@@ -21,6 +21,7 @@ pub mod pipeline;
 pub mod poller;
 pub(crate) mod private_file;
 pub mod registry;
+pub mod renewal;
 pub mod runtime;
 pub mod secrets;
 pub mod server;

@@ -130,6 +130,8 @@ pub struct Registered {
     pub version: String,
     /// `sha256:<hex>`.
     pub digest: String,
+    /// The WIT contract version the component implements, e.g. `0.2.0`.
+    pub contract: crate::contract::ContractVersion,
     /// Trigger names.
     pub triggers: Vec<String>,
     /// The capabilities the manifest asks for (granted only by the operator).
@@ -217,6 +219,7 @@ impl Registry {
         let loaded = LoadedPlugin::new(self.runtime.load(bytes).await?)?;
         let manifest = loaded.plugin.manifest().clone();
         let digest = loaded.plugin.digest().to_owned();
+        let contract = loaded.plugin.contract();
         let _one_upload = self.uploads.lock().await;
         let blobs = self.blobs.clone();
         let (blob_digest, owned) = (digest.clone(), bytes.to_vec());
@@ -258,6 +261,7 @@ impl Registry {
             name: manifest.name,
             version: manifest.version,
             digest,
+            contract,
             active,
             created,
         })

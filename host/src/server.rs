@@ -56,7 +56,12 @@ async fn metrics(State(app): State<Arc<AppState>>) -> Result<impl IntoResponse, 
     ] {
         metric(&mut text, &format!("{name}_total"), "counter", help, value);
     }
+    let renewals = &app.renewals;
+    for (outcome, value) in [("renewed", renewals.renewed()), ("reenabled", renewals.reenabled()), ("failed", renewals.failed())] {
+        metric(&mut text, &format!("renewals_{outcome}_total"), "counter", &format!("Subscription renewals: {outcome}"), value);
+    }
     poll_metrics(&app, &mut text).await?;
+    renewal_metrics(&app, &mut text).await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }
 
@@ -93,6 +98,26 @@ async fn poll_metrics(app: &AppState, text: &mut String) -> Result<(), api::ApiE
         let state = states.get(&row.id).cloned().unwrap_or_default();
         let healthy = crate::poller::is_healthy(row, &state, app.poller.unhealthy_after, now);
         text.push_str(&format!("triggerhost_trigger_healthy{{trigger=\"{}\",plugin=\"{}\"}} {}\n", row.id, row.plugin, u8::from(healthy)));
+    }
+    Ok(())
+}
+
+/// Per trigger with a subscription that expires: whether its renewal is in
+/// order (0 after a failed renewal or once expired).
+async fn renewal_metrics(app: &AppState, text: &mut String) -> Result<(), api::ApiError> {
+    let states = app.store.all_renewal_states().await?;
+    let now = crate::store::now_ms();
+    text.push_str("# HELP triggerhost_trigger_renewal_healthy Whether a trigger's provider subscription is renewed in time
+");
+    text.push_str("# TYPE triggerhost_trigger_renewal_healthy gauge
+");
+    for row in app.triggers.list().await? {
+        let state = states.get(&row.id).cloned().unwrap_or_default();
+        if row.expires_at_ms.is_none() && state.failures == 0 {
+            continue;
+        }
+        let healthy = crate::renewal::is_healthy(&row, &state, now);
+        text.push_str(&format!("triggerhost_trigger_renewal_healthy{{trigger=\"{}\",plugin=\"{}\"}} {}\n", row.id, row.plugin, u8::from(healthy)));
     }
     Ok(())
 }

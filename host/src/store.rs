@@ -8,6 +8,7 @@ mod kv;
 mod paging;
 mod plugins;
 mod polls;
+mod renewals;
 mod stats;
 mod triggers;
 
@@ -20,6 +21,7 @@ pub use committer::Committer;
 pub use events::{CommitOutcome, DeliveryCommit, EventRow, NewEvent};
 pub use kv::KvEntryView;
 pub use polls::{PollRecord, PollState};
+pub use renewals::RenewalState;
 pub use plugins::{PluginRow, PluginVersionRow, VersionDelete, VersionInsert};
 pub use stats::{FailedCall, FailureRow, StatsRow, Tally};
 pub use triggers::{TriggerPatch, TriggerRow};

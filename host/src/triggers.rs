@@ -15,11 +15,13 @@ use crate::runtime::{CallScope, Limits};
 use crate::secrets::{SecretBox, SecretError};
 
 mod activation;
+mod renewal;
 mod sealed;
 
 pub use activation::Breakage;
 
 pub use sealed::REDACTED;
+pub use renewal::RenewalOutcome;
 use sealed::{field, redacted};
 use crate::store::{FailedCall, FailureRow, Store, StoreError, TriggerPatch, TriggerRow, now_ms};
 
@@ -197,6 +199,8 @@ pub struct Triggers {
     secrets: SecretBox,
     /// The shortest poll interval a trigger may have, seconds.
     min_poll_interval_s: u32,
+    /// When subscriptions that expire are renewed.
+    renewal: crate::renewal::RenewalSettings,
     live: RwLock<HashMap<String, Arc<LiveTrigger>>>,
     /// Each trigger's rate bucket, kept for as long as the trigger exists.
     buckets: Mutex<HashMap<String, Arc<Mutex<TokenBucket>>>>,
@@ -229,6 +233,7 @@ impl Triggers {
             limits,
             secrets,
             min_poll_interval_s: 10,
+            renewal: crate::renewal::RenewalSettings::default(),
             live: RwLock::default(),
             buckets: Mutex::default(),
             poll_turns: Mutex::default(),
@@ -400,6 +405,12 @@ impl Triggers {
         self
     }
 
+    /// Sets when subscriptions that expire are renewed.
+    pub fn with_renewal(mut self, settings: crate::renewal::RenewalSettings) -> Self {
+        self.renewal = settings;
+        self
+    }
+
     /// A new or patched poll interval, checked: polling triggers have one
     /// (60 s unless given, at least the minimum), others none. `None`
     /// leaves it as it is.
@@ -478,33 +489,17 @@ impl Triggers {
                 return self.get(id).await;
             }
         };
-        match loaded.plugin.on_enable(context, self.scope(id, &loaded)).await {
-            Ok(output) => match output.value {
-                Ok(info) => {
-                    // What on-enable stored (say, the provider's hook id)
-                    // counts only if it is stored.
-                    if let Err(error) = self.store.commit_kv(&output.kv_writes).await {
-                        let message = format!("on-enable: {error}");
-                        self.store.set_trigger_status(id, status::ERROR, Some(&message), None).await?;
-                        self.go_dark(id);
-                        return self.get(id).await;
-                    }
-                    let expires = info.expires_at_ms.and_then(|ms| i64::try_from(ms).ok());
-                    self.store.set_trigger_status(id, status::ENABLED, None, expires).await?;
-                    let row = self.get(id).await?;
-                    self.go_live(row.clone())?;
-                    return Ok(row);
-                }
-                Err(error) => {
-                    let message = format!("on-enable: {error}");
-                    self.record(id, connector_failure("on-enable", &error, &output.log.text), output.fuel_used).await?;
-                    self.store.set_trigger_status(id, status::ERROR, Some(&message), None).await?;
-                }
-            },
-            Err(error) => {
-                self.record(id, call_failure(&error), error.fuel_used).await?;
-                let message = format!("on-enable: {}", error.kind);
-                self.store.set_trigger_status(id, status::ERROR, Some(&message), None).await?;
+        let enabled = loaded.plugin.on_enable(context, self.scope(id, &loaded)).await;
+        match self.settle(id, "on-enable", enabled).await? {
+            Ok(expires) => {
+                self.store.set_trigger_status(id, status::ENABLED, None, expires).await?;
+                self.keep_expiry(id, expires, false).await?;
+                let row = self.get(id).await?;
+                self.go_live(row.clone())?;
+                return Ok(row);
+            }
+            Err(failure) => {
+                self.store.set_trigger_status(id, status::ERROR, Some(&failure.message), None).await?;
             }
         }
         self.go_dark(id);

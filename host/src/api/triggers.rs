@@ -42,12 +42,16 @@ pub async fn create(State(app): State<Arc<AppState>>, ApiJson(body): ApiJson<Cre
 /// `GET /api/v1/triggers`.
 pub async fn list(State(app): State<Arc<AppState>>) -> JsonResult {
     let states = app.store.all_poll_states().await?;
+    let renewals = app.store.all_renewal_states().await?;
     let triggers: Vec<_> = app
         .triggers
         .list()
         .await?
         .iter()
-        .map(|row| with_health(&app, row, states.get(&row.id).cloned().unwrap_or_default()))
+        .map(|row| {
+            let poll = states.get(&row.id).cloned().unwrap_or_default();
+            with_health(&app, row, poll, &renewals.get(&row.id).cloned().unwrap_or_default())
+        })
         .collect();
     Ok(axum::Json(json!({ "triggers": triggers })))
 }
@@ -56,16 +60,43 @@ pub async fn list(State(app): State<Arc<AppState>>) -> JsonResult {
 pub async fn get(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> JsonResult {
     let row = app.triggers.get(&id).await?;
     let state = app.store.poll_state(&id).await?;
-    Ok(axum::Json(with_health(&app, &row, state)))
+    let renewal = app.store.renewal_state(&id).await?;
+    Ok(axum::Json(with_health(&app, &row, state, &renewal)))
 }
 
-/// A trigger's view, with its polling health if it polls.
-fn with_health(app: &AppState, row: &crate::store::TriggerRow, state: crate::store::PollState) -> serde_json::Value {
+/// A trigger's view, with its polling health if it polls and its renewal
+/// if it has a subscription that expires.
+fn with_health(
+    app: &AppState,
+    row: &crate::store::TriggerRow,
+    state: crate::store::PollState,
+    renewal: &crate::store::RenewalState,
+) -> serde_json::Value {
     let mut view = json!(app.triggers.view(row));
     if row.poll_interval_s.is_some() {
         view["health"] = poll_health(app, row, &state);
     }
+    if let Some(renewal) = renewal_view(row, renewal) {
+        view["renewal"] = renewal;
+    }
     view
+}
+
+/// What the views and `/health` show of renewal: nothing for a trigger
+/// whose subscription never expires and never failed to renew.
+fn renewal_view(row: &crate::store::TriggerRow, state: &crate::store::RenewalState) -> Option<serde_json::Value> {
+    if row.expires_at_ms.is_none() && state.failures == 0 {
+        return None;
+    }
+    Some(json!({
+        "healthy": crate::renewal::is_healthy(row, state, crate::store::now_ms()),
+        "expires_at_ms": row.expires_at_ms,
+        "renew_at_ms": state.renew_at_ms,
+        "renewals": state.renewals,
+        "failures": state.failures,
+        "last_error": state.last_error,
+        "last_renewed_at_ms": state.last_renewed_at_ms,
+    }))
 }
 
 /// What `/health` and the trigger views show of polling.
@@ -323,9 +354,17 @@ pub async fn health(State(app): State<Arc<AppState>>, Path(id): Path<String>) ->
     let row = app.triggers.get(&id).await?;
     let state = app.store.poll_state(&id).await?;
     let mut health = poll_health(&app, &row, &state);
+    let polling = row.poll_interval_s.is_some();
+    let renewal = renewal_view(&row, &app.store.renewal_state(&id).await?);
+    // Healthy when polls succeed (if it polls) and its subscription is
+    // renewed in time (if it has one).
+    let polls_healthy = !polling || health["healthy"] == true;
+    let renewal_healthy = renewal.as_ref().is_none_or(|r| r["healthy"] == true);
+    health["healthy"] = json!(polls_healthy && renewal_healthy);
     health["status"] = json!(row.status);
-    health["polling"] = json!(row.poll_interval_s.is_some());
+    health["polling"] = json!(polling);
     health["poll_interval_s"] = json!(row.poll_interval_s);
+    health["renewal"] = json!(renewal);
     Ok(axum::Json(health))
 }
 

@@ -19,7 +19,7 @@ use super::shape::ComponentShape;
 use super::state::HostState;
 use crate::bindings::{Connector, ConnectorPre, LinkError};
 use crate::contract::{
-    ConnectorError, Delivery, EnableInfo, Manifest, RunInput, RunOutput, TriggerContext, Verdict, WebhookRequest,
+    ConnectorError, ContractVersion, Delivery, EnableInfo, Manifest, RunInput, RunOutput, TriggerContext, Verdict, WebhookRequest,
 };
 
 const WASM_MAGIC: &[u8; 4] = b"\0asm";
@@ -240,6 +240,11 @@ impl Plugin {
         &self.inner.label
     }
 
+    /// The WIT contract version the component implements.
+    pub fn contract(&self) -> ContractVersion {
+        self.inner.pre.version()
+    }
+
     /// Calls one export under the plugin's concurrency cap.
     async fn call<T, F>(
         &self,
@@ -273,6 +278,15 @@ impl Plugin {
         scope: impl Into<CallScope>,
     ) -> Result<CallOutput<Result<EnableInfo, ConnectorError>>, CallError> {
         self.call("on-enable", &scope.into(), |store, c| Box::pin(c.on_enable(store, ctx)), unchecked).await
+    }
+
+    /// Calls `renew` (`on-enable` for a 0.1.0 connector, which has none).
+    pub async fn renew(
+        &self,
+        ctx: TriggerContext,
+        scope: impl Into<CallScope>,
+    ) -> Result<CallOutput<Result<EnableInfo, ConnectorError>>, CallError> {
+        self.call("renew", &scope.into(), |store, c| Box::pin(c.renew(store, ctx)), unchecked).await
     }
 
     /// Calls `on-disable`.

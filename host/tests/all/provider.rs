@@ -27,6 +27,11 @@ struct Inner {
     hooks: Vec<String>,
     next_id: usize,
     failing: bool,
+    /// Subscriptions by id, with their expiry (Unix ms).
+    subscriptions: std::collections::BTreeMap<String, u64>,
+    /// How long a subscription lives, ms.
+    subscription_ttl_ms: u64,
+    failing_renewals: bool,
 }
 
 /// The running provider; stops when dropped.
@@ -50,6 +55,9 @@ impl Provider {
         let app = Router::new()
             .route("/hooks", post(create_hook))
             .route("/hooks/{id}", delete(delete_hook))
+            .route("/subscriptions", post(subscribe))
+            .route("/subscriptions/{id}/renew", post(renew_subscription))
+            .route("/subscriptions/{id}", delete(unsubscribe))
             .route("/repos/{owner}/{repo}/hooks", post(create_repo_hook))
             .route("/repos/{owner}/{repo}/hooks/{id}", delete(delete_repo_hook))
             .route("/ok", get(|| async { "hello" }))
@@ -79,6 +87,32 @@ impl Provider {
     /// Makes hook creation fail (503 with a message) or succeed again.
     pub fn fail_creates(&self, failing: bool) {
         self.lock().failing = failing;
+    }
+
+    /// Subscriptions live `ttl_ms` from their creation or last renewal.
+    pub fn set_subscription_ttl(&self, ttl_ms: u64) {
+        self.lock().subscription_ttl_ms = ttl_ms;
+    }
+
+    /// Forgets every subscription, as a provider does that expired or
+    /// dropped them: renewing one answers 404.
+    pub fn drop_subscriptions(&self) {
+        self.lock().subscriptions.clear();
+    }
+
+    /// Makes renewals fail (503) or succeed again.
+    pub fn fail_renewals(&self, failing: bool) {
+        self.lock().failing_renewals = failing;
+    }
+
+    /// Live subscriptions, by id.
+    pub fn subscriptions(&self) -> Vec<String> {
+        self.lock().subscriptions.keys().cloned().collect()
+    }
+
+    /// Requests so far to paths starting with `prefix` and ending with `suffix`.
+    pub fn count(&self, method: &str, prefix: &str, suffix: &str) -> usize {
+        self.lock().calls.iter().filter(|c| c.method == method && c.path.starts_with(prefix) && c.path.ends_with(suffix)).count()
     }
 
     /// Every request so far.
@@ -157,6 +191,44 @@ async fn delete_hook(
         StatusCode::NO_CONTENT
     } else {
         StatusCode::NOT_FOUND
+    }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+async fn subscribe(State(inner): State<Shared>, headers: HeaderMap, body: String) -> Response {
+    record(&inner, "POST", "/subscriptions".into(), &headers, serde_json::from_str(&body).unwrap_or(Value::Null));
+    let mut state = inner.lock().expect("provider lock");
+    state.next_id += 1;
+    let id = format!("sub_{}", state.next_id);
+    let expires_at_ms = unix_ms() + state.subscription_ttl_ms;
+    state.subscriptions.insert(id.clone(), expires_at_ms);
+    (StatusCode::CREATED, axum::Json(json!({ "id": id, "expires_at_ms": expires_at_ms }))).into_response()
+}
+
+async fn renew_subscription(State(inner): State<Shared>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    record(&inner, "POST", format!("/subscriptions/{id}/renew"), &headers, Value::Null);
+    let mut state = inner.lock().expect("provider lock");
+    if state.failing_renewals {
+        return (StatusCode::SERVICE_UNAVAILABLE, "renewals are down").into_response();
+    }
+    let ttl = state.subscription_ttl_ms;
+    match state.subscriptions.get_mut(&id) {
+        Some(expires) => {
+            *expires = unix_ms() + ttl;
+            axum::Json(json!({ "id": id, "expires_at_ms": *expires })).into_response()
+        }
+        None => (StatusCode::NOT_FOUND, axum::Json(json!({ "error": "no such subscription" }))).into_response(),
+    }
+}
+
+async fn unsubscribe(State(inner): State<Shared>, Path(id): Path<String>, headers: HeaderMap) -> StatusCode {
+    record(&inner, "DELETE", format!("/subscriptions/{id}"), &headers, Value::Null);
+    match inner.lock().expect("provider lock").subscriptions.remove(&id) {
+        Some(_) => StatusCode::NO_CONTENT,
+        None => StatusCode::NOT_FOUND,
     }
 }
 

@@ -14,5 +14,6 @@ mod lifecycle;
 mod polling;
 mod providers;
 mod precompiled;
+mod renewal;
 mod reuse;
 mod secrets;

@@ -1,0 +1,116 @@
+//! One renewal of a trigger's provider subscription, and what `on-enable`
+//! and `renew` share: a reported expiry is kept and its renewal scheduled;
+//! a failure is recorded on the trigger.
+
+use crate::contract::{ConnectorError, EnableInfo, ErrorCode};
+use crate::failures::{call_failure, connector_failure};
+use crate::runtime::{CallError, CallOutput};
+use crate::store::now_ms;
+
+use super::{TriggerError, Triggers, status};
+
+/// How one renewal went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RenewalOutcome {
+    /// `renew` extended the subscription.
+    Renewed,
+    /// The provider had dropped the subscription; `on-enable` registered it again.
+    Reenabled,
+    /// It failed and is retried with backoff; the message says why.
+    Failed(String),
+    /// The trigger is no longer enabled.
+    Skipped,
+}
+
+/// A lifecycle call that did not succeed.
+pub(super) struct LifecycleFailure {
+    /// For the trigger's `last_error`: `<export>: <why>`.
+    pub(super) message: String,
+    /// The connector said the subscription is gone.
+    pub(super) gone: bool,
+}
+
+/// What `on-enable` or `renew` returned.
+pub(super) type LifecycleCall = Result<CallOutput<Result<EnableInfo, ConnectorError>>, CallError>;
+
+impl Triggers {
+    /// Settles an `on-enable` or `renew` call of trigger `id`: on success its
+    /// kv writes are committed and the expiry (if any) returned; a failure
+    /// is recorded on the trigger.
+    pub(super) async fn settle(
+        &self,
+        id: &str,
+        export: &str,
+        call: LifecycleCall,
+    ) -> Result<Result<Option<i64>, LifecycleFailure>, TriggerError> {
+        let failure = match call {
+            Ok(output) => match output.value {
+                // What the call stored (say, the provider's hook id) counts
+                // only if it is stored.
+                Ok(info) => match self.store.commit_kv(&output.kv_writes).await {
+                    Ok(()) => return Ok(Ok(info.expires_at_ms.and_then(|ms| i64::try_from(ms).ok()))),
+                    Err(error) => LifecycleFailure { message: format!("{export}: {error}"), gone: false },
+                },
+                Err(error) => {
+                    self.record(id, connector_failure(export, &error, &output.log.text), output.fuel_used).await?;
+                    LifecycleFailure { message: format!("{export}: {error}"), gone: error.code == ErrorCode::Gone }
+                }
+            },
+            Err(error) => {
+                self.record(id, call_failure(&error), error.fuel_used).await?;
+                LifecycleFailure { message: format!("{export}: {}", error.kind), gone: false }
+            }
+        };
+        Ok(Err(failure))
+    }
+
+    /// Keeps the expiry `on-enable` or `renew` reported and schedules the
+    /// next renewal ahead of it.
+    pub(super) async fn keep_expiry(&self, id: &str, expires_at_ms: Option<i64>, renewed: bool) -> Result<(), TriggerError> {
+        let renew_at = expires_at_ms.map(|expires| self.renewal.renew_at(now_ms(), expires));
+        Ok(self.store.schedule_renewal(id, expires_at_ms, renew_at, renewed).await?)
+    }
+
+    /// Renews trigger `id`'s subscription: `renew`, or `on-enable` again when
+    /// the connector says the subscription is gone. A failure is recorded,
+    /// counted and retried with backoff; the trigger stays enabled (its
+    /// health shows the failure) until the operator disables it.
+    pub async fn renew(&self, id: &str) -> Result<RenewalOutcome, TriggerError> {
+        let _serialized = self.serialize(id).await;
+        let row = self.get(id).await?;
+        if row.status != status::ENABLED {
+            return Ok(RenewalOutcome::Skipped);
+        }
+        let attempt = async {
+            let loaded = self.registry.resolve_or_load(&row.plugin, row.plugin_version.as_deref()).await?;
+            let context = self.context(&row)?;
+            let renewed = loaded.plugin.renew(context.clone(), self.scope(id, &loaded)).await;
+            match self.settle(id, "renew", renewed).await? {
+                Ok(expires) => {
+                    self.keep_expiry(id, expires, true).await?;
+                    return Ok(Ok(RenewalOutcome::Renewed));
+                }
+                Err(failure) if !failure.gone => return Ok(Err(failure.message)),
+                Err(failure) => tracing::info!(trigger = %id, reason = %failure.message, "subscription gone; enabling again"),
+            }
+            let enabled = loaded.plugin.on_enable(context, self.scope(id, &loaded)).await;
+            Ok::<_, TriggerError>(match self.settle(id, "on-enable", enabled).await? {
+                Ok(expires) => {
+                    self.keep_expiry(id, expires, true).await?;
+                    Ok(RenewalOutcome::Reenabled)
+                }
+                Err(failure) => Err(failure.message),
+            })
+        };
+        let message = match attempt.await {
+            Ok(Ok(outcome)) => return Ok(outcome),
+            Ok(Err(message)) => message,
+            Err(TriggerError::Store(error)) => return Err(TriggerError::Store(error)),
+            Err(other) => format!("renew: {other}"),
+        };
+        let failures = self.store.renewal_state(id).await?.failures.saturating_add(1);
+        self.store.renewal_failed(id, &message, self.renewal.retry_at(now_ms(), failures)).await?;
+        tracing::warn!(trigger = %id, failures, error = %message, "renewal failed");
+        Ok(RenewalOutcome::Failed(message))
+    }
+}
