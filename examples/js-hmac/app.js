@@ -5,8 +5,8 @@
 // delivery becomes one event (deduplicated by its `x-delivery-id` header),
 // and the trigger's key-value store counts the deliveries it accepted.
 
-import { write } from "triggerhost:connector/log@0.1.0";
-import { get, set } from "triggerhost:connector/kv@0.1.0";
+import { write } from "triggerhost:connector/log@0.2.0";
+import { get, set } from "triggerhost:connector/kv@0.2.0";
 
 const COUNT_KEY = "deliveries";
 
@@ -17,7 +17,7 @@ function connectorError(code, message) {
   return error;
 }
 
-export function describe() {
+function describe() {
   return {
     name: "js-hmac",
     displayName: "JavaScript HMAC",
@@ -37,13 +37,18 @@ export function describe() {
   };
 }
 
-export function onEnable(_ctx) {
+function onEnable(_ctx) {
   return { expiresAtMs: undefined };
 }
 
-export function onDisable(_ctx) {}
+// Nothing registered at a provider, so nothing expires.
+function renew(_ctx) {
+  return { expiresAtMs: undefined };
+}
 
-export function verify(ctx, request) {
+function onDisable(_ctx) {}
+
+function verify(ctx, request) {
   if (ctx.secret === undefined || ctx.secret === null) {
     throw connectorError("invalid-config", "the trigger has no secret");
   }
@@ -56,7 +61,7 @@ export function verify(ctx, request) {
   return { tag: "reject", val: "bad signature" };
 }
 
-export function run(_ctx, input) {
+function run(_ctx, input) {
   if (input.tag !== "webhook") {
     return { events: [], response: undefined };
   }
@@ -88,6 +93,9 @@ export function run(_ctx, input) {
     response: undefined,
   };
 }
+
+/** The `plugin` interface of triggerhost:connector@0.2.0: every call the host makes. */
+export const plugin = { describe, onEnable, renew, onDisable, verify, run };
 
 function header(request, name) {
   const found = request.headers.find(([key]) => key.toLowerCase() === name);

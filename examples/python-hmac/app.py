@@ -13,8 +13,8 @@ import json
 # the build imports, so without this line the first delivery traps.
 import warnings  # noqa: F401
 
-import wit_world
 from componentize_py_types import Err
+from wit_world import exports
 from wit_world.imports import kv, log, types
 
 CONFIG_SCHEMA = json.dumps({"type": "object", "properties": {}, "additionalProperties": False})
@@ -25,7 +25,9 @@ def error(code: types.ErrorCode, message: str) -> Err:
     return Err(types.ConnectorError(code=code, message=message, retryable=False))
 
 
-class WitWorld(wit_world.WitWorld):
+class Plugin(exports.Plugin):
+    """The `plugin` interface of triggerhost:connector@0.2.0: every call the host makes."""
+
     def describe(self) -> types.Manifest:
         trigger = types.TriggerDefinition(
             name="signed",
@@ -45,6 +47,10 @@ class WitWorld(wit_world.WitWorld):
         )
 
     def on_enable(self, ctx: types.TriggerContext) -> types.EnableInfo:
+        return types.EnableInfo(expires_at_ms=None)
+
+    def renew(self, ctx: types.TriggerContext) -> types.EnableInfo:
+        # Nothing registered at a provider, so nothing expires.
         return types.EnableInfo(expires_at_ms=None)
 
     def on_disable(self, ctx: types.TriggerContext) -> None:

@@ -1,9 +1,10 @@
-//! The Rust SDK for triggerhost connectors.
+//! The Rust SDK for triggerhost connectors, targeting contract
+//! `triggerhost:connector@0.2.0`.
 //!
 //! A connector implements [`Connector`] on a unit struct and exports it with
 //! [`export_connector!`]; `cargo build --release --target wasm32-wasip2` then
-//! produces a component the host can load. See `plugins/standard-webhooks`
-//! for a complete connector.
+//! produces a component the host can load. A webhook connector writes
+//! `describe`, `verify` and `receive`:
 //!
 //! ```no_run
 //! use triggerhost_sdk::*;
@@ -16,17 +17,58 @@
 //!             .trigger(TriggerBuilder::webhook("ping", "Ping"))
 //!             .build()
 //!     }
-//!     fn verify(_ctx: TriggerContext, _req: WebhookRequest) -> Result<Verdict, ConnectorError> {
-//!         Ok(Verdict::Accept)
+//!     fn verify(ctx: TriggerContext, req: WebhookRequest) -> Result<Verdict, ConnectorError> {
+//!         let secret = ctx.require_secret()?;
+//!         let signature = req.header("x-signature").unwrap_or_default();
+//!         Ok(if signature::verify_hmac_sha256_hex(secret.as_bytes(), &[&req.body], signature) {
+//!             Verdict::Accept
+//!         } else {
+//!             Verdict::Reject("bad signature".into())
+//!         })
 //!     }
-//!     fn run(_ctx: TriggerContext, _input: RunInput) -> Result<RunOutput, ConnectorError> {
-//!         Ok(RunOutput::from_events(vec![Event::json("ping", &serde_json::json!({}))?]))
+//!     fn receive(_ctx: TriggerContext, req: WebhookRequest) -> Result<RunOutput, ConnectorError> {
+//!         Ok(RunOutput::from_events(vec![Event::from_json_body("ping", req.body)?]))
 //!     }
 //! }
 //!
 //! export_connector!(Hello);
 //! # fn main() {}
 //! ```
+//!
+//! A polling connector writes `describe` and `poll`, and tells new items
+//! from those already emitted with [`polling`]:
+//!
+//! ```no_run
+//! use triggerhost_sdk::polling::{Dedupe, Item, Strategy, guest::new_events};
+//! use triggerhost_sdk::*;
+//!
+//! struct Feed;
+//!
+//! impl Connector for Feed {
+//!     fn describe() -> Manifest {
+//!         ManifestBuilder::new("feed", "Feed", "0.1.0")
+//!             .outbound_host("api.example.com")
+//!             .key_value()
+//!             .trigger(TriggerBuilder::polling("new_item", "New item"))
+//!             .build()
+//!     }
+//!     fn poll(_ctx: TriggerContext, _tick: PollTick) -> Result<RunOutput, ConnectorError> {
+//!         let list: Vec<serde_json::Value> = Request::get("https://api.example.com/items").send()?.error_for_status()?.json()?;
+//!         let items = list.into_iter().filter_map(|item| {
+//!             let id = item.get("id")?.as_str()?.to_owned();
+//!             Some(Item { id, time_ms: None, event_type: "item".into(), payload: item })
+//!         });
+//!         Ok(RunOutput::from_events(new_events(&Dedupe::new(Strategy::SeenSet), items.collect(), 0)?))
+//!     }
+//! }
+//!
+//! export_connector!(Feed);
+//! # fn main() {}
+//! ```
+//!
+//! A connector whose registration at the provider expires reports
+//! `expires_at_ms` from `on_enable` and writes `renew` (see
+//! [`Connector::renew`]). `plugins/` holds complete connectors.
 //!
 //! Without the default `guest` feature only the pure helpers are built:
 //! [`naming`], [`polling`] (its strategies), [`schema`] and [`signature`].

@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 use crate::{components_dir, run, target_dir, workspace_root};
 
 /// The contract version these connectors implement.
-const WIT: &str = "wit/0.1.0";
+const WIT: &str = "wit/0.2.0";
 
 /// A language's toolchain.
 struct Toolchain {

@@ -21,7 +21,7 @@ async fn deliver(host: &Host, trigger: &str, id: &str, body: &[u8], secret: &[u8
 async fn end_to_end(crate_name: &str, plugin: &str, event_type: &str) {
     let host = spawn_host().await;
     let uploaded = host.upload_plugin(crate_name).await;
-    assert_eq!(uploaded["name"], plugin, "{uploaded}");
+    assert_eq!((&uploaded["name"], &uploaded["contract"]), (&json!(plugin), &json!("0.2.0")), "{uploaded}");
     let grant = json!({ "key_value": true });
     assert_eq!(host.api(Method::PUT, &format!("/plugins/{plugin}/grants"), Some(grant)).await.0, StatusCode::OK);
     let trigger = host.enabled_trigger(plugin, "signed", Some("s3cret")).await;
