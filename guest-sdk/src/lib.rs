@@ -126,7 +126,18 @@ pub use outbound::{Request, Response, registration, store};
 #[macro_export]
 macro_rules! export_connector {
     ($connector:ident) => {
+        // Only a component exports: the export names
+        // (`triggerhost:connector/plugin@0.2.0#run`) are not symbols a native
+        // linker accepts, and a connector crate is also built natively for
+        // its unit tests.
+        #[cfg(target_arch = "wasm32")]
         $crate::bindings::__export_connector_world!($connector with_types_in $crate::bindings);
+        // Natively, the connector is still checked and its code counts as used.
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: fn(
+            $crate::TriggerContext,
+            $crate::RunInput,
+        ) -> ::core::result::Result<$crate::RunOutput, $crate::ConnectorError> = <$connector as $crate::Connector>::run;
     };
 }
 

@@ -143,6 +143,8 @@ pub fn sign(key: &[u8], id: &str, timestamp: u64, body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ed25519_dalek::{Signer, SigningKey};
+    use triggerhost_sdk::signature::base64_encode;
 
     // The published example: ../shared/vectors/standard-webhooks.md, from the
     // Standard Webhooks reference library's "sign function works" test.
@@ -230,88 +232,85 @@ mod tests {
         assert_eq!(signing_key("whsec_not base64!"), None);
     }
 
-    mod ed25519 {
-        use super::*;
-        use ed25519_dalek::{Signer, SigningKey};
-        use triggerhost_sdk::signature::base64_encode;
+    // ed25519 (`v1a`).
 
-        // RFC 8032, section 7.1, TEST 1: the secret key, its public key and
-        // the signature of the empty message.
-        const RFC8032_SECRET: &str = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
-        const RFC8032_PUBLIC: &str = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
-        const RFC8032_EMPTY_SIGNATURE: &str = "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b";
+    // RFC 8032, section 7.1, TEST 1: the secret key, its public key and
+    // the signature of the empty message.
+    const RFC8032_SECRET: &str = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
+    const RFC8032_PUBLIC: &str = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+    const RFC8032_EMPTY_SIGNATURE: &str = "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b";
 
-        fn unhex<const N: usize>(text: &str) -> [u8; N] {
-            let bytes: Vec<u8> = (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex")).collect();
-            bytes.try_into().expect("length")
-        }
+    fn unhex<const N: usize>(text: &str) -> [u8; N] {
+        let bytes: Vec<u8> = (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex")).collect();
+        bytes.try_into().expect("length")
+    }
 
-        fn signer() -> SigningKey {
-            SigningKey::from_bytes(&unhex::<32>(RFC8032_SECRET))
-        }
+    fn signer() -> SigningKey {
+        SigningKey::from_bytes(&unhex::<32>(RFC8032_SECRET))
+    }
 
-        fn whpk() -> String {
-            format!("whpk_{}", base64_encode(&unhex::<32>(RFC8032_PUBLIC)))
-        }
+    fn whpk() -> String {
+        format!("whpk_{}", base64_encode(&unhex::<32>(RFC8032_PUBLIC)))
+    }
 
-        /// `v1a,<base64>` over the spec's signed content.
-        fn sign_v1a(signer: &SigningKey, id: &str, ts: u64, body: &[u8]) -> String {
-            let content = [id.as_bytes(), b".", ts.to_string().as_bytes(), b".", body].concat();
-            format!("v1a,{}", base64_encode(&signer.sign(&content).to_bytes()))
-        }
+    /// `v1a,<base64>` over the spec's signed content.
+    fn sign_v1a(signer: &SigningKey, id: &str, ts: u64, body: &[u8]) -> String {
+        let content = [id.as_bytes(), b".", ts.to_string().as_bytes(), b".", body].concat();
+        format!("v1a,{}", base64_encode(&signer.sign(&content).to_bytes()))
+    }
 
-        #[test]
-        fn the_rfc_8032_key_is_the_one_the_test_signs_with() {
-            assert_eq!(signer().verifying_key().to_bytes(), unhex::<32>(RFC8032_PUBLIC));
-            assert_eq!(signer().sign(b"").to_bytes(), unhex::<64>(RFC8032_EMPTY_SIGNATURE));
-        }
+    #[test]
+    fn the_rfc_8032_key_is_the_one_the_test_signs_with() {
+        assert_eq!(signer().verifying_key().to_bytes(), unhex::<32>(RFC8032_PUBLIC));
+        assert_eq!(signer().sign(b"").to_bytes(), unhex::<64>(RFC8032_EMPTY_SIGNATURE));
+    }
 
-        #[test]
-        fn a_v1a_signature_verifies_with_the_public_key() {
-            let key = Key::from_secret(&whpk()).expect("whpk_ key");
-            assert!(matches!(key, Key::Ed25519(_)));
-            let ts = TIMESTAMP.to_string();
-            let signature = sign_v1a(&signer(), ID, TIMESTAMP, BODY);
-            assert_eq!(verify(&key, headers(&ts, &signature), BODY, TIMESTAMP, 300), Ok(TIMESTAMP));
-        }
+    #[test]
+    fn a_v1a_signature_verifies_with_the_public_key() {
+        let key = Key::from_secret(&whpk()).expect("whpk_ key");
+        assert!(matches!(key, Key::Ed25519(_)));
+        let ts = TIMESTAMP.to_string();
+        let signature = sign_v1a(&signer(), ID, TIMESTAMP, BODY);
+        assert_eq!(verify(&key, headers(&ts, &signature), BODY, TIMESTAMP, 300), Ok(TIMESTAMP));
+    }
 
-        #[test]
-        fn during_rotation_any_listed_signature_accepts() {
-            let key = Key::from_secret(&whpk()).expect("whpk_ key");
-            let ts = TIMESTAMP.to_string();
-            let retired = SigningKey::from_bytes(&[7; 32]);
-            let both = format!("{} {}", sign_v1a(&retired, ID, TIMESTAMP, BODY), sign_v1a(&signer(), ID, TIMESTAMP, BODY));
-            assert_eq!(verify(&key, headers(&ts, &both), BODY, TIMESTAMP, 300), Ok(TIMESTAMP));
-            let only_retired = sign_v1a(&retired, ID, TIMESTAMP, BODY);
-            assert_eq!(verify(&key, headers(&ts, &only_retired), BODY, TIMESTAMP, 300), Err(Rejection::BadSignature));
-        }
+    #[test]
+    fn during_rotation_any_listed_signature_accepts() {
+        let key = Key::from_secret(&whpk()).expect("whpk_ key");
+        let ts = TIMESTAMP.to_string();
+        let retired = SigningKey::from_bytes(&[7; 32]);
+        let both = format!("{} {}", sign_v1a(&retired, ID, TIMESTAMP, BODY), sign_v1a(&signer(), ID, TIMESTAMP, BODY));
+        assert_eq!(verify(&key, headers(&ts, &both), BODY, TIMESTAMP, 300), Ok(TIMESTAMP));
+        let only_retired = sign_v1a(&retired, ID, TIMESTAMP, BODY);
+        assert_eq!(verify(&key, headers(&ts, &only_retired), BODY, TIMESTAMP, 300), Err(Rejection::BadSignature));
+    }
 
-        #[test]
-        fn tampering_and_kind_confusion_are_rejected() {
-            let key = Key::from_secret(&whpk()).expect("whpk_ key");
-            let ts = TIMESTAMP.to_string();
-            let signature = sign_v1a(&signer(), ID, TIMESTAMP, BODY);
-            let tampered = br#"{"test": 2432232315}"#;
-            assert_eq!(verify(&key, headers(&ts, &signature), tampered, TIMESTAMP, 300), Err(Rejection::BadSignature));
-            let other_ts = (TIMESTAMP + 1).to_string();
-            assert_eq!(verify(&key, headers(&other_ts, &signature), BODY, TIMESTAMP, 300), Err(Rejection::BadSignature));
-            // A v1 (HMAC) entry never satisfies a public key, nor a v1a entry a shared secret.
-            assert_eq!(verify(&key, headers(&ts, SIGNATURE), BODY, TIMESTAMP, 300), Err(Rejection::BadSignature));
-            assert_eq!(verify(&super::key(), headers(&ts, &signature), BODY, TIMESTAMP, 300), Err(Rejection::BadSignature));
-            // Garbage entries are skipped, not errors.
-            assert_eq!(verify(&key, headers(&ts, "v1a,!!! v1a,AAAA"), BODY, TIMESTAMP, 300), Err(Rejection::BadSignature));
-            let stale = sign_v1a(&signer(), ID, TIMESTAMP - 301, BODY);
-            let stale_ts = (TIMESTAMP - 301).to_string();
-            assert_eq!(
-                verify(&key, headers(&stale_ts, &stale), BODY, TIMESTAMP, 300),
-                Err(Rejection::Timestamp(TimestampError::TooOld))
-            );
-        }
+    #[test]
+    fn tampering_and_kind_confusion_are_rejected() {
+        let key = Key::from_secret(&whpk()).expect("whpk_ key");
+        let ts = TIMESTAMP.to_string();
+        let signature = sign_v1a(&signer(), ID, TIMESTAMP, BODY);
+        let tampered = br#"{"test": 2432232315}"#;
+        assert_eq!(verify(&key, headers(&ts, &signature), tampered, TIMESTAMP, 300), Err(Rejection::BadSignature));
+        let other_ts = (TIMESTAMP + 1).to_string();
+        assert_eq!(verify(&key, headers(&other_ts, &signature), BODY, TIMESTAMP, 300), Err(Rejection::BadSignature));
+        // A v1 (HMAC) entry never satisfies a public key, nor a v1a entry a shared secret.
+        assert_eq!(verify(&key, headers(&ts, SIGNATURE), BODY, TIMESTAMP, 300), Err(Rejection::BadSignature));
+        let shared = Key::Hmac(hmac_key());
+        assert_eq!(verify(&shared, headers(&ts, &signature), BODY, TIMESTAMP, 300), Err(Rejection::BadSignature));
+        // Garbage entries are skipped, not errors.
+        assert_eq!(verify(&key, headers(&ts, "v1a,!!! v1a,AAAA"), BODY, TIMESTAMP, 300), Err(Rejection::BadSignature));
+        let stale = sign_v1a(&signer(), ID, TIMESTAMP - 301, BODY);
+        let stale_ts = (TIMESTAMP - 301).to_string();
+        assert_eq!(
+            verify(&key, headers(&stale_ts, &stale), BODY, TIMESTAMP, 300),
+            Err(Rejection::Timestamp(TimestampError::TooOld))
+        );
+    }
 
-        #[test]
-        fn a_public_key_that_is_not_32_bytes_is_refused() {
-            assert!(Key::from_secret("whpk_AAAA").is_none());
-            assert!(Key::from_secret("whpk_not base64").is_none());
-        }
+    #[test]
+    fn a_public_key_that_is_not_32_bytes_is_refused() {
+        assert!(Key::from_secret("whpk_AAAA").is_none());
+        assert!(Key::from_secret("whpk_not base64").is_none());
     }
 }

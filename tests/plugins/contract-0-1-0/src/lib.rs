@@ -6,7 +6,7 @@
 //! `renew`: the host calls `on-enable` again) is exercised too.
 
 // The generated glue (exports by symbol name, raw pointers) is unsafe code.
-#[allow(unsafe_code)]
+#[allow(unsafe_code, clippy::too_many_arguments)]
 mod bindings {
     wit_bindgen::generate!({ path: "../../../wit/0.1.0", world: "connector", pub_export_macro: true });
 }
