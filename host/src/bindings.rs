@@ -13,7 +13,7 @@ mod boundary;
 pub mod v0_1_0;
 pub mod v0_2_0;
 
-use wasmtime::Store;
+use wasmtime::{Engine, Store};
 use wasmtime::component::{Component, Linker};
 
 use crate::capabilities::CallCapabilities;
@@ -45,14 +45,26 @@ pub(crate) enum Connector {
 
 /// The contract version `component` targets, read from its exports: from
 /// 0.2.0 on each version exports its own versioned interface; 0.1.0,
-/// frozen, is the one whose functions are exported at the root.
-pub(crate) fn contract_version(component: &Component) -> ContractVersion {
+/// frozen, is the one whose functions are exported at the root. A
+/// `triggerhost:connector/...` export of a version this host does not know
+/// is named in the error.
+pub(crate) fn contract_version(component: &Component, engine: &Engine) -> Result<ContractVersion, String> {
     if component.get_export_index(None, v0_2_0::EXPORT).is_some() {
-        ContractVersion::V0_2_0
-    } else {
-        ContractVersion::V0_1_0
+        return Ok(ContractVersion::V0_2_0);
+    }
+    let component_type = component.component_type();
+    let mut exports = component_type.exports(engine).map(|(name, _)| name);
+    match exports.find(|name| name.starts_with(CONTRACT_PACKAGE)) {
+        Some(unknown) => Err(format!(
+            "the component exports {}, a contract this host does not serve (it serves 0.1.0 and 0.2.0)",
+            crate::contract::cut(unknown, 120)
+        )),
+        None => Ok(ContractVersion::V0_1_0),
     }
 }
+
+/// The package every contract version's interfaces belong to.
+const CONTRACT_PACKAGE: &str = "triggerhost:connector/";
 
 impl<T: Send + 'static> ConnectorPre<T> {
     /// Links `component` against the version it implements, or explains why
@@ -61,7 +73,8 @@ impl<T: Send + 'static> ConnectorPre<T> {
         let instance_pre = linker
             .instantiate_pre(component)
             .map_err(|e| LinkError::Import(root_message(&e)))?;
-        let linked = match contract_version(component) {
+        let version = contract_version(component, linker.engine()).map_err(LinkError::Export)?;
+        let linked = match version {
             ContractVersion::V0_1_0 => v0_1_0::ConnectorPre::new(instance_pre).map(ConnectorPre::V0_1_0),
             ContractVersion::V0_2_0 => v0_2_0::ConnectorPre::new(instance_pre).map(ConnectorPre::V0_2_0),
         };

@@ -5,13 +5,56 @@
 //! generated module; what differs (how the exports are reached, the error
 //! codes, new exports) stays in the version's own module.
 //!
-//! [`boundary!`] expects in scope: the generated modules `wit` (types),
-//! `log`, `kv` and `outbound_http`; `Connector` with a `guest()` that
-//! reaches the exported functions; and `error_code`, the version's mapping
-//! of `wit::ErrorCode`.
+//! [`boundary!`] defines the version's `ConnectorPre`, `Connector` and
+//! `add_to_linker`, and brings the generated `wit` (types), `log`, `kv` and
+//! `outbound_http` modules into scope. It expects: the bindgen output as
+//! `generated`, a `Connector::guest()` that reaches the exported functions,
+//! and `error_code`, the version's mapping of `wit::ErrorCode`.
 
 macro_rules! boundary {
     () => {
+        use wasmtime::Store;
+        use wasmtime::component::{HasSelf, InstancePre, Linker};
+
+        use crate::capabilities::CallCapabilities;
+        use crate::capabilities::http::{HttpError, OutboundRequest};
+        use crate::capabilities::kv::KvError;
+        use crate::capabilities::log::Level;
+        use crate::contract;
+        use generated::triggerhost::connector::{kv, log, outbound_http, types as wit};
+
+        /// A component linked against this version, ready to instantiate.
+        pub(crate) struct ConnectorPre<T: 'static>(generated::ConnectorPre<T>);
+
+        impl<T: 'static> Clone for ConnectorPre<T> {
+            fn clone(&self) -> Self {
+                ConnectorPre(self.0.clone())
+            }
+        }
+
+        /// One live instance of this version.
+        pub(crate) struct Connector(generated::Connector);
+
+        impl<T: Send + 'static> ConnectorPre<T> {
+            /// Checks the component's exports against the world.
+            pub(crate) fn new(instance_pre: InstancePre<T>) -> wasmtime::Result<Self> {
+                generated::ConnectorPre::new(instance_pre).map(ConnectorPre)
+            }
+
+            pub(crate) async fn instantiate(&self, store: &mut Store<T>) -> wasmtime::Result<Connector> {
+                self.0.instantiate_async(store).await.map(Connector)
+            }
+        }
+
+        /// Adds this version's imports, served by the [`CallCapabilities`] that
+        /// `capabilities` finds in the store's data.
+        pub(crate) fn add_to_linker<T: Send + 'static>(
+            linker: &mut Linker<T>,
+            capabilities: fn(&mut T) -> &mut CallCapabilities,
+        ) -> wasmtime::Result<()> {
+            generated::Connector::add_to_linker::<T, HasSelf<CallCapabilities>>(linker, capabilities)
+        }
+
         impl Connector {
             pub(crate) async fn describe<T: Send>(&self, store: &mut Store<T>) -> wasmtime::Result<contract::Manifest> {
                 Ok(self.guest().call_describe(store).await?.into())

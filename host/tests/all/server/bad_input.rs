@@ -16,6 +16,13 @@ async fn uploads_that_are_not_connectors_are_refused_with_a_reason() {
         ("not wasm", b"#!/bin/sh\nrm -rf /".to_vec(), StatusCode::BAD_REQUEST, "not a WebAssembly binary"),
         ("core module", wat::parse_str("(module)").expect("wat"), StatusCode::BAD_REQUEST, "core WebAssembly module"),
         ("other world", wat::parse_str("(component)").expect("wat"), StatusCode::BAD_REQUEST, "describe"),
+        (
+            "a later contract",
+            wat::parse_str(r#"(component (instance $plugin) (export "triggerhost:connector/plugin@9.0.0" (instance $plugin)))"#)
+                .expect("wat"),
+            StatusCode::BAD_REQUEST,
+            "exports triggerhost:connector/plugin@9.0.0, a contract this host does not serve",
+        ),
         ("bad manifest", component_bytes("bad_manifest"), StatusCode::BAD_REQUEST, "kebab-case"),
     ];
     for (what, bytes, status, reason) in cases {
