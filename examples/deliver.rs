@@ -36,6 +36,8 @@ async fn main() -> anyhow::Result<()> {
         config: "{}".into(),
         secret: Some(SECRET.into()),
         webhook_url: "http://127.0.0.1:8080/hooks/trg_example".into(),
+        credentials: None,
+        issued_secrets: Vec::new(),
     };
     let body = br#"{"type":"invoice.paid","data":{"id":"inv_42","amount":1200}}"#.to_vec();
     let delivery = sign("msg_example_1", body);

@@ -24,6 +24,7 @@ function describe() {
     version: "0.1.0",
     description: "HMAC-SHA256 signed webhooks, in JavaScript.",
     capabilities: { outboundHosts: [], keyValue: true },
+    auth: { tag: "none" },
     triggers: [
       {
         name: "signed",
@@ -38,12 +39,12 @@ function describe() {
 }
 
 function onEnable(_ctx) {
-  return { expiresAtMs: undefined };
+  return { expiresAtMs: undefined, issuedSecrets: undefined };
 }
 
 // Nothing registered at a provider, so nothing expires.
 function renew(_ctx) {
-  return { expiresAtMs: undefined };
+  return { expiresAtMs: undefined, issuedSecrets: undefined };
 }
 
 function onDisable(_ctx) {}

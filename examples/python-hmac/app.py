@@ -43,15 +43,16 @@ class Plugin(exports.Plugin):
             version="0.1.0",
             description="HMAC-SHA256 signed webhooks, in Python.",
             capabilities=types.CapabilityRequest(outbound_hosts=[], key_value=True),
+            auth=types.Auth_None_(),
             triggers=[trigger],
         )
 
     def on_enable(self, ctx: types.TriggerContext) -> types.EnableInfo:
-        return types.EnableInfo(expires_at_ms=None)
+        return types.EnableInfo(expires_at_ms=None, issued_secrets=None)
 
     def renew(self, ctx: types.TriggerContext) -> types.EnableInfo:
         # Nothing registered at a provider, so nothing expires.
-        return types.EnableInfo(expires_at_ms=None)
+        return types.EnableInfo(expires_at_ms=None, issued_secrets=None)
 
     def on_disable(self, ctx: types.TriggerContext) -> None:
         return None

@@ -22,7 +22,7 @@ pub trait Connector {
     /// provider. By default there is nothing to do.
     fn on_enable(ctx: TriggerContext) -> Result<EnableInfo, ConnectorError> {
         let _ = ctx;
-        Ok(EnableInfo { expires_at_ms: None })
+        Ok(EnableInfo::never_expires())
     }
 
     /// Called ahead of the expiry `on_enable` (or the last `renew`)

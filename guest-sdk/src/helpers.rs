@@ -3,7 +3,9 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::{ConnectorError, ErrorCode, Event, HttpResponse, RunOutput, TriggerContext, WebhookRequest};
+use crate::{
+    ConnectorError, Credentials, EnableInfo, ErrorCode, Event, HttpResponse, RunOutput, TriggerContext, WebhookRequest,
+};
 
 impl WebhookRequest {
     /// The first header named `name`, compared case-insensitively.
@@ -33,6 +35,43 @@ impl TriggerContext {
         self.secret
             .as_deref()
             .ok_or_else(|| ConnectorError::new(ErrorCode::InvalidConfig, "this trigger needs a secret"))
+    }
+
+    /// The secret the provider issued under `name` (as `on_enable` or
+    /// `renew` returned it in [`EnableInfo::issue_secret`]).
+    pub fn issued_secret(&self, name: &str) -> Option<&str> {
+        self.issued_secrets.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+    }
+
+    /// The OAuth2 access token of the trigger's connection, or an
+    /// `unauthorized` error when it has none.
+    pub fn access_token(&self) -> Result<&str, ConnectorError> {
+        match &self.credentials {
+            Some(Credentials::Oauth2(token)) => Ok(&token.token),
+            _ => Err(ConnectorError::new(ErrorCode::Unauthorized, "this trigger has no OAuth2 connection")),
+        }
+    }
+}
+
+impl EnableInfo {
+    /// Nothing registered expires.
+    pub fn never_expires() -> Self {
+        EnableInfo { expires_at_ms: None, issued_secrets: None }
+    }
+
+    /// The registration expires at `at_ms` (Unix ms): the host calls
+    /// `renew` ahead of it.
+    pub fn expires_at(at_ms: u64) -> Self {
+        EnableInfo { expires_at_ms: Some(at_ms), issued_secrets: None }
+    }
+
+    /// Keeps a secret the provider issued (e.g. the signing secret it
+    /// generated for the new webhook): the host seals it with the trigger
+    /// and hands it to every later call, `verify` included. Secrets issued
+    /// again replace all kept ones.
+    pub fn issue_secret(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.issued_secrets.get_or_insert_with(Vec::new).push((name.into(), value.into()));
+        self
     }
 }
 

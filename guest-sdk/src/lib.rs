@@ -102,9 +102,9 @@ pub mod bindings {
 
 #[cfg(feature = "guest")]
 pub use bindings::triggerhost::connector::types::{
-    CapabilityRequest, ConnectorError, EnableInfo, ErrorCode, Event, Header, HttpResponse,
-    Manifest, PollTick, RunInput, RunOutput, Strategy, TriggerContext, TriggerDefinition, Verdict,
-    WebhookRequest,
+    AccessToken, Auth, CapabilityRequest, ConnectorError, Credentials, EnableInfo, ErrorCode, Event,
+    Header, HttpResponse, Manifest, Oauth2Auth, PollTick, RunInput, RunOutput, SecretTextAuth,
+    Strategy, TriggerContext, TriggerDefinition, Verdict, WebhookRequest,
 };
 #[cfg(feature = "guest")]
 pub use bindings::triggerhost::connector::{kv, outbound_http};

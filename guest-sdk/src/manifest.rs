@@ -1,7 +1,7 @@
 //! Builders for the manifest `describe` returns.
 
 use crate::schema::ConfigSchema;
-use crate::{CapabilityRequest, Manifest, Strategy, TriggerDefinition};
+use crate::{Auth, CapabilityRequest, Manifest, Strategy, TriggerDefinition};
 
 /// Builds a [`Manifest`]. Names are checked by the host on upload; use
 /// [`naming`](crate::naming) in a unit test to catch a bad one earlier.
@@ -21,6 +21,7 @@ impl ManifestBuilder {
                 version: version.into(),
                 description: String::new(),
                 capabilities: CapabilityRequest { outbound_hosts: Vec::new(), key_value: false },
+                auth: Auth::None,
                 triggers: Vec::new(),
             },
         }
@@ -41,6 +42,14 @@ impl ManifestBuilder {
     /// Asks for the per-trigger key-value store.
     pub fn key_value(mut self) -> Self {
         self.manifest.capabilities.key_value = true;
+        self
+    }
+
+    /// How the connector authenticates to its provider (`Auth::None` by
+    /// default): operators create connections of this kind, and each call
+    /// sees its trigger's connection in `ctx.credentials`.
+    pub fn auth(mut self, auth: Auth) -> Self {
+        self.manifest.auth = auth;
         self
     }
 

@@ -232,8 +232,19 @@ pub mod registration {
     /// returns it. If a hook id is already kept, nothing is sent: enabling
     /// again does not register twice.
     pub fn register(request: Request, id_pointer: &str) -> Result<String, ConnectorError> {
+        register_answer(request, id_pointer).map(|(id, _)| id)
+    }
+
+    /// [`register`], also returning the provider's whole answer (say, to
+    /// keep the signing secret it generated, with
+    /// [`EnableInfo::issue_secret`](crate::EnableInfo::issue_secret)); the
+    /// answer is `None` when a hook id was already kept and nothing was sent.
+    pub fn register_answer(
+        request: Request,
+        id_pointer: &str,
+    ) -> Result<(String, Option<serde_json::Value>), ConnectorError> {
         if let Some(existing) = store::get_string(HOOK_ID_KEY)? {
-            return Ok(existing);
+            return Ok((existing, None));
         }
         let answer: serde_json::Value = request.send()?.error_for_status()?.json()?;
         let id = match answer.pointer(id_pointer) {
@@ -247,7 +258,7 @@ pub mod registration {
             }
         };
         store::set_string(HOOK_ID_KEY, &id)?;
-        Ok(id)
+        Ok((id, Some(answer)))
     }
 
     /// Removes the kept hook: `request(id)` deletes it at the provider (a

@@ -111,6 +111,8 @@ fn context() -> TriggerContext {
         config: "{}".into(),
         secret: Some(SECRET.into()),
         webhook_url: "http://127.0.0.1:8080/hooks/trg_bench".into(),
+        credentials: None,
+        issued_secrets: Vec::new(),
     }
 }
 

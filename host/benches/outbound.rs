@@ -110,6 +110,8 @@ fn context(config: &str) -> TriggerContext {
         config: config.into(),
         secret: None,
         webhook_url: "http://127.0.0.1:8080/hooks/trg_bench".into(),
+        credentials: None,
+        issued_secrets: Vec::new(),
     }
 }
 

@@ -4,8 +4,10 @@
 //! boundary (`bindings`), so the rest of the host (storage, ingress, API)
 //! never depends on a particular WIT version.
 
+pub mod auth;
 pub mod manifest;
 
+pub use auth::{AccessToken, Auth, Credentials, OAuth2Auth};
 pub use manifest::{CapabilityRequest, Manifest, ManifestError, Strategy, TriggerDefinition};
 
 use serde::{Deserialize, Serialize};
@@ -56,6 +58,12 @@ pub struct TriggerContext {
     pub secret: Option<String>,
     /// Where the external service delivers.
     pub webhook_url: String,
+    /// The trigger's connection's credentials (contract 0.2.0 and later).
+    #[serde(default)]
+    pub credentials: Option<Credentials>,
+    /// Secrets the provider issued at registration, by name.
+    #[serde(default)]
+    pub issued_secrets: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for TriggerContext {
@@ -66,6 +74,8 @@ impl std::fmt::Debug for TriggerContext {
             .field("config", &format_args!("<{} bytes>", self.config.len()))
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
             .field("webhook_url", &self.webhook_url)
+            .field("credentials", &self.credentials)
+            .field("issued_secrets", &self.issued_secrets.iter().map(|(name, _)| name).collect::<Vec<_>>())
             .finish()
     }
 }
@@ -176,11 +186,22 @@ pub enum Delivery {
     Accepted(RunOutput),
 }
 
-/// What `on-enable` reported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What `on-enable` or `renew` reported. Its `Debug` names the issued
+/// secrets, never their values.
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct EnableInfo {
     /// When the provider-side subscription expires (Unix ms).
     pub expires_at_ms: Option<u64>,
+    /// Secrets the provider issued, by name: `Some` replaces those kept,
+    /// `None` keeps them (contract 0.2.0 and later).
+    pub issued_secrets: Option<Vec<(String, String)>>,
+}
+
+impl std::fmt::Debug for EnableInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names = self.issued_secrets.as_ref().map(|secrets| secrets.iter().map(|(name, _)| name).collect::<Vec<_>>());
+        f.debug_struct("EnableInfo").field("expires_at_ms", &self.expires_at_ms).field("issued_secrets", &names).finish()
+    }
 }
 
 /// The kind of a connector error.

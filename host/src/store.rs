@@ -166,6 +166,7 @@ pub(crate) mod test_support {
             status: "disabled".into(),
             last_error: None,
             expires_at_ms: None,
+            issued_secrets: None,
             created_at_ms: 0,
             updated_at_ms: 0,
         };

@@ -127,6 +127,8 @@ pub struct TriggerView {
     pub config: serde_json::Value,
     /// Whether a secret is set.
     pub has_secret: bool,
+    /// Whether the provider issued secrets at registration (kept sealed).
+    pub has_issued_secrets: bool,
     /// Poll interval.
     pub poll_interval_s: Option<i64>,
     /// `disabled`, `enabled` or `error`.
@@ -348,6 +350,7 @@ impl Triggers {
             trigger: row.trigger_name.clone(),
             config: redacted(&row.config),
             has_secret: row.secret.is_some(),
+            has_issued_secrets: row.issued_secrets.is_some(),
             poll_interval_s: row.poll_interval_s,
             status: row.status.clone(),
             last_error: row.last_error.clone(),
@@ -392,6 +395,7 @@ impl Triggers {
             status: status::DISABLED.into(),
             last_error: None,
             expires_at_ms: None,
+            issued_secrets: None,
             created_at_ms: now,
             updated_at_ms: now,
         };
@@ -491,9 +495,9 @@ impl Triggers {
         };
         let enabled = loaded.plugin.on_enable(context, self.scope(id, &loaded)).await;
         match self.settle(id, "on-enable", enabled).await? {
-            Ok(expires) => {
-                self.store.set_trigger_status(id, status::ENABLED, None, expires).await?;
-                self.keep_expiry(id, expires, false).await?;
+            Ok(info) => {
+                self.keep(id, &info, false).await?;
+                self.store.set_trigger_status(id, status::ENABLED, None, info.expires_at_ms.and_then(|ms| i64::try_from(ms).ok())).await?;
                 let row = self.get(id).await?;
                 self.go_live(row.clone())?;
                 return Ok(row);

@@ -196,23 +196,7 @@ macro_rules! boundary {
 
         // ---- exports: generated types <-> contract types, by move ----
 
-        impl From<wit::Manifest> for contract::Manifest {
-            fn from(m: wit::Manifest) -> Self {
-                contract::Manifest {
-                    name: m.name,
-                    display_name: m.display_name,
-                    version: m.version,
-                    description: m.description,
-                    capabilities: contract::CapabilityRequest {
-                        outbound_hosts: m.capabilities.outbound_hosts,
-                        key_value: m.capabilities.key_value,
-                    },
-                    triggers: m.triggers.into_iter().map(Into::into).collect(),
-                }
-            }
-        }
-
-        impl From<wit::TriggerDefinition> for contract::TriggerDefinition {
+                impl From<wit::TriggerDefinition> for contract::TriggerDefinition {
             fn from(t: wit::TriggerDefinition) -> Self {
                 contract::TriggerDefinition {
                     name: t.name,
@@ -228,19 +212,7 @@ macro_rules! boundary {
             }
         }
 
-        impl From<contract::TriggerContext> for wit::TriggerContext {
-            fn from(c: contract::TriggerContext) -> Self {
-                wit::TriggerContext {
-                    trigger_id: c.trigger_id,
-                    trigger_name: c.trigger_name,
-                    config: c.config,
-                    secret: c.secret,
-                    webhook_url: c.webhook_url,
-                }
-            }
-        }
-
-        impl From<contract::WebhookRequest> for wit::WebhookRequest {
+                impl From<contract::WebhookRequest> for wit::WebhookRequest {
             fn from(r: contract::WebhookRequest) -> Self {
                 wit::WebhookRequest { method: r.method, query: r.query, headers: r.headers, body: r.body }
             }
@@ -292,13 +264,7 @@ macro_rules! boundary {
             }
         }
 
-        impl From<wit::EnableInfo> for contract::EnableInfo {
-            fn from(info: wit::EnableInfo) -> Self {
-                contract::EnableInfo { expires_at_ms: info.expires_at_ms }
-            }
-        }
-
-        impl From<wit::ConnectorError> for contract::ConnectorError {
+                impl From<wit::ConnectorError> for contract::ConnectorError {
             fn from(e: wit::ConnectorError) -> Self {
                 contract::ConnectorError {
                     code: error_code(e.code),

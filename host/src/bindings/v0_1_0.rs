@@ -31,4 +31,41 @@ fn error_code(code: wit::ErrorCode) -> contract::ErrorCode {
     }
 }
 
+// ---- what 0.1.0 has fewer of: no auth, no credentials, no issued secrets ----
+
+impl From<wit::Manifest> for contract::Manifest {
+    fn from(m: wit::Manifest) -> Self {
+        contract::Manifest {
+            name: m.name,
+            display_name: m.display_name,
+            version: m.version,
+            description: m.description,
+            capabilities: contract::CapabilityRequest {
+                outbound_hosts: m.capabilities.outbound_hosts,
+                key_value: m.capabilities.key_value,
+            },
+            auth: contract::Auth::None,
+            triggers: m.triggers.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl From<contract::TriggerContext> for wit::TriggerContext {
+    fn from(c: contract::TriggerContext) -> Self {
+        wit::TriggerContext {
+            trigger_id: c.trigger_id,
+            trigger_name: c.trigger_name,
+            config: c.config,
+            secret: c.secret,
+            webhook_url: c.webhook_url,
+        }
+    }
+}
+
+impl From<wit::EnableInfo> for contract::EnableInfo {
+    fn from(info: wit::EnableInfo) -> Self {
+        contract::EnableInfo { expires_at_ms: info.expires_at_ms, issued_secrets: None }
+    }
+}
+
 boundary!();

@@ -44,4 +44,64 @@ fn error_code(code: wit::ErrorCode) -> contract::ErrorCode {
     }
 }
 
+// ---- auth, credentials and issued secrets ----
+
+impl From<wit::Manifest> for contract::Manifest {
+    fn from(m: wit::Manifest) -> Self {
+        contract::Manifest {
+            name: m.name,
+            display_name: m.display_name,
+            version: m.version,
+            description: m.description,
+            capabilities: contract::CapabilityRequest {
+                outbound_hosts: m.capabilities.outbound_hosts,
+                key_value: m.capabilities.key_value,
+            },
+            auth: match m.auth {
+                wit::Auth::None => contract::Auth::None,
+                wit::Auth::SecretText(text) => {
+                    contract::Auth::SecretText { label: text.label, description: text.description }
+                }
+                wit::Auth::Custom(schema) => contract::Auth::Custom { schema },
+                wit::Auth::Oauth2(oauth) => contract::Auth::OAuth2(contract::OAuth2Auth {
+                    authorize_url: oauth.authorize_url,
+                    token_url: oauth.token_url,
+                    scopes: oauth.scopes,
+                    pkce: oauth.pkce,
+                    extra_params: oauth.extra_params,
+                }),
+            },
+            triggers: m.triggers.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl From<contract::TriggerContext> for wit::TriggerContext {
+    fn from(c: contract::TriggerContext) -> Self {
+        wit::TriggerContext {
+            trigger_id: c.trigger_id,
+            trigger_name: c.trigger_name,
+            config: c.config,
+            secret: c.secret,
+            webhook_url: c.webhook_url,
+            credentials: c.credentials.map(|credentials| match credentials {
+                contract::Credentials::SecretText(key) => wit::Credentials::SecretText(key),
+                contract::Credentials::Custom(props) => wit::Credentials::Custom(props),
+                contract::Credentials::OAuth2(token) => wit::Credentials::Oauth2(wit::AccessToken {
+                    token: token.token,
+                    expires_at_ms: token.expires_at_ms,
+                    scopes: token.scopes,
+                }),
+            }),
+            issued_secrets: c.issued_secrets,
+        }
+    }
+}
+
+impl From<wit::EnableInfo> for contract::EnableInfo {
+    fn from(info: wit::EnableInfo) -> Self {
+        contract::EnableInfo { expires_at_ms: info.expires_at_ms, issued_secrets: info.issued_secrets }
+    }
+}
+
 boundary!();

@@ -66,6 +66,10 @@ pub struct Manifest {
     pub description: String,
     /// Capabilities requested.
     pub capabilities: CapabilityRequest,
+    /// How the connector authenticates (`none` for contract 0.1.0, and for
+    /// manifests stored before auth existed).
+    #[serde(default)]
+    pub auth: super::Auth,
     /// At least one trigger.
     pub triggers: Vec<TriggerDefinition>,
 }
@@ -101,6 +105,7 @@ impl Manifest {
             problems.push(format!("description is longer than {MAX_DESCRIPTION_LEN} bytes"));
         }
         self.validate_capabilities(&mut problems);
+        self.auth.validate(&mut problems);
         self.validate_triggers(&mut problems);
         if problems.is_empty() { Ok(()) } else { Err(ManifestError { problems }) }
     }
@@ -209,6 +214,7 @@ mod tests {
             version: "0.1.0".into(),
             description: String::new(),
             capabilities: CapabilityRequest { outbound_hosts: vec!["api.github.com".into(), "*.slack.com".into()], key_value: true },
+            auth: crate::contract::Auth::None,
             triggers: vec![TriggerDefinition {
                 name: "message_received".into(),
                 display_name: "Message received".into(),

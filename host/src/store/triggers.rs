@@ -29,6 +29,9 @@ pub struct TriggerRow {
     pub created_at_ms: i64,
     /// Last change.
     pub updated_at_ms: i64,
+    /// Secrets the provider issued at registration: sealed JSON
+    /// `[[name, value], ...]` (the last column, added by migration 0005).
+    pub issued_secrets: Option<String>,
 }
 
 /// Fields a PATCH may change; `None` leaves a field as it is.
@@ -149,6 +152,17 @@ impl Store {
         .bind(id)
         .execute(self.pool())
         .await?;
+        if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+    }
+
+    /// Keeps the (sealed) secrets the provider issued, replacing those kept.
+    pub async fn set_issued_secrets(&self, id: &str, sealed: Option<&str>) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
+        let done = sqlx::query("UPDATE triggers SET issued_secrets = ? WHERE id = ?")
+            .bind(sealed)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
         if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
     }
 

@@ -35,20 +35,20 @@ pub(super) type LifecycleCall = Result<CallOutput<Result<EnableInfo, ConnectorEr
 
 impl Triggers {
     /// Settles an `on-enable` or `renew` call of trigger `id`: on success its
-    /// kv writes are committed and the expiry (if any) returned; a failure
-    /// is recorded on the trigger.
+    /// kv writes are committed and what it reported returned; a failure is
+    /// recorded on the trigger.
     pub(super) async fn settle(
         &self,
         id: &str,
         export: &str,
         call: LifecycleCall,
-    ) -> Result<Result<Option<i64>, LifecycleFailure>, TriggerError> {
+    ) -> Result<Result<EnableInfo, LifecycleFailure>, TriggerError> {
         let failure = match call {
             Ok(output) => match output.value {
                 // What the call stored (say, the provider's hook id) counts
                 // only if it is stored.
                 Ok(info) => match self.store.commit_kv(&output.kv_writes).await {
-                    Ok(()) => return Ok(Ok(info.expires_at_ms.and_then(|ms| i64::try_from(ms).ok()))),
+                    Ok(()) => return Ok(Ok(info)),
                     Err(error) => LifecycleFailure { message: format!("{export}: {error}"), gone: false },
                 },
                 Err(error) => {
@@ -64,11 +64,25 @@ impl Triggers {
         Ok(Err(failure))
     }
 
-    /// Keeps the expiry `on-enable` or `renew` reported and schedules the
-    /// next renewal ahead of it.
-    pub(super) async fn keep_expiry(&self, id: &str, expires_at_ms: Option<i64>, renewed: bool) -> Result<(), TriggerError> {
+    /// Keeps what `on-enable` or `renew` reported: the secrets the provider
+    /// issued (sealed), and the expiry, with the next renewal scheduled
+    /// ahead of it.
+    pub(super) async fn keep(&self, id: &str, info: &EnableInfo, renewed: bool) -> Result<(), TriggerError> {
+        if let Some(secrets) = &info.issued_secrets {
+            let sealed = if secrets.is_empty() { None } else { Some(self.seal_issued(id, secrets)?) };
+            self.store.set_issued_secrets(id, sealed.as_deref()).await?;
+        }
+        let expires_at_ms = info.expires_at_ms.and_then(|ms| i64::try_from(ms).ok());
         let renew_at = expires_at_ms.map(|expires| self.renewal.renew_at(now_ms(), expires));
         Ok(self.store.schedule_renewal(id, expires_at_ms, renew_at, renewed).await?)
+    }
+
+    /// After a renewal: serves the secrets it issued, if it issued any.
+    async fn serve_issued(&self, id: &str, info: &EnableInfo) -> Result<(), TriggerError> {
+        if info.issued_secrets.is_some() {
+            self.go_live(self.get(id).await?)?;
+        }
+        Ok(())
     }
 
     /// Renews trigger `id`'s subscription: `renew`, or `on-enable` again when
@@ -86,8 +100,9 @@ impl Triggers {
             let context = self.context(&row)?;
             let renewed = loaded.plugin.renew(context.clone(), self.scope(id, &loaded)).await;
             match self.settle(id, "renew", renewed).await? {
-                Ok(expires) => {
-                    self.keep_expiry(id, expires, true).await?;
+                Ok(info) => {
+                    self.keep(id, &info, true).await?;
+                    self.serve_issued(id, &info).await?;
                     return Ok(Ok(RenewalOutcome::Renewed));
                 }
                 Err(failure) if !failure.gone => return Ok(Err(failure.message)),
@@ -95,8 +110,9 @@ impl Triggers {
             }
             let enabled = loaded.plugin.on_enable(context, self.scope(id, &loaded)).await;
             Ok::<_, TriggerError>(match self.settle(id, "on-enable", enabled).await? {
-                Ok(expires) => {
-                    self.keep_expiry(id, expires, true).await?;
+                Ok(info) => {
+                    self.keep(id, &info, true).await?;
+                    self.serve_issued(id, &info).await?;
                     Ok(RenewalOutcome::Reenabled)
                 }
                 Err(failure) => Err(failure.message),

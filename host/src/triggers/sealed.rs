@@ -77,13 +77,29 @@ impl Triggers {
             Some(sealed) => Some(self.secrets.open(sealed, &field(&row.id, "secret"))?.into_exposed()),
             None => None,
         };
+        let issued_secrets = match row.issued_secrets.as_deref() {
+            Some(sealed) => {
+                let opened = self.secrets.open(sealed, &field(&row.id, "issued_secrets"))?;
+                serde_json::from_str(opened.expose()).unwrap_or_default()
+            }
+            None => Vec::new(),
+        };
         Ok(TriggerContext {
             trigger_id: row.id.clone(),
             trigger_name: row.trigger_name.clone(),
             config: self.open_config(row)?.to_string(),
             secret,
             webhook_url: self.webhook_url(&row.id),
+            // Connections (issue 12's) are not stored yet: no trigger has one.
+            credentials: None,
+            issued_secrets,
         })
+    }
+
+    /// The secrets a provider issued, sealed for trigger `id`.
+    pub(super) fn seal_issued(&self, id: &str, secrets: &[(String, String)]) -> Result<String, SecretError> {
+        let plain = serde_json::to_string(secrets).unwrap_or_else(|_| "[]".into());
+        self.secrets.seal(&plain, &field(id, "issued_secrets"))
     }
 }
 

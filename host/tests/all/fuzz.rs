@@ -18,7 +18,7 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
 use serde_json::Value;
-use triggerhost::contract::{CapabilityRequest, Manifest, Strategy as TriggerStrategy, TriggerDefinition};
+use triggerhost::contract::{Auth, CapabilityRequest, Manifest, OAuth2Auth, Strategy as TriggerStrategy, TriggerDefinition};
 
 use crate::helpers::{WHSEC, signed_now};
 
@@ -140,14 +140,26 @@ fn trigger() -> impl Strategy<Value = TriggerDefinition> {
     )
 }
 
+/// Any auth a guest may declare, endpoints and schemas included.
+fn auth() -> impl Strategy<Value = Auth> {
+    prop_oneof![
+        Just(Auth::None),
+        text().prop_map(|schema| Auth::Custom { schema }),
+        (text(), text(), vec(text(), 0..3), any::<bool>()).prop_map(|(authorize_url, token_url, scopes, pkce)| {
+            Auth::OAuth2(OAuth2Auth { authorize_url, token_url, scopes, pkce, extra_params: Vec::new() })
+        }),
+    ]
+}
+
 fn manifest() -> impl Strategy<Value = Manifest> {
-    (text(), text(), text(), text(), vec(text(), 0..4), any::<bool>(), vec(trigger(), 0..4)).prop_map(
-        |(name, display_name, version, description, outbound_hosts, key_value, triggers)| Manifest {
+    (text(), text(), text(), text(), vec(text(), 0..4), any::<bool>(), auth(), vec(trigger(), 0..4)).prop_map(
+        |(name, display_name, version, description, outbound_hosts, key_value, auth, triggers)| Manifest {
             name,
             display_name,
             version,
             description,
             capabilities: CapabilityRequest { outbound_hosts, key_value },
+            auth,
             triggers,
         },
     )

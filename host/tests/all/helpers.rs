@@ -36,6 +36,8 @@ pub fn context(trigger_name: &str, config: &str, secret: Option<&str>) -> Trigge
         config: config.into(),
         secret: secret.map(Into::into),
         webhook_url: "http://127.0.0.1:8080/hooks/trg_test".into(),
+        credentials: None,
+        issued_secrets: Vec::new(),
     }
 }
 

@@ -169,7 +169,11 @@ async fn create_hook(State(inner): State<Shared>, headers: HeaderMap, body: Stri
     state.next_id += 1;
     let id = format!("hook_{}", state.next_id);
     state.hooks.push(id.clone());
-    (StatusCode::CREATED, axum::Json(json!({ "id": id }))).into_response()
+    // Asked to sign, the provider generates the secret, as Stripe does
+    // when a webhook endpoint is created.
+    let signed = serde_json::from_str::<Value>(&body).is_ok_and(|b| b["signed"] == true);
+    let secret = signed.then(|| issued_secret(&id));
+    (StatusCode::CREATED, axum::Json(json!({ "id": id, "secret": secret }))).into_response()
 }
 
 async fn delete_hook(
@@ -192,6 +196,11 @@ async fn delete_hook(
     } else {
         StatusCode::NOT_FOUND
     }
+}
+
+/// The signing secret the provider generates for hook `id`.
+pub fn issued_secret(id: &str) -> String {
+    format!("whsec_issued_for_{id}_k7Qx")
 }
 
 fn unix_ms() -> u64 {

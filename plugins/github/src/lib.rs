@@ -87,7 +87,7 @@ impl Connector for GitHub {
     fn on_enable(ctx: TriggerContext) -> Result<EnableInfo, ConnectorError> {
         let config: Config = ctx.config()?;
         let Some((repository, token)) = config.registration() else {
-            return Ok(EnableInfo { expires_at_ms: None });
+            return Ok(EnableInfo::never_expires());
         };
         let body = json!({
             "name": "web",
@@ -102,7 +102,7 @@ impl Connector for GitHub {
         });
         let id = registration::register(hooks_api("POST", &config, repository, token, "").json(&body)?, "/id")?;
         log::info(&format!("registered webhook {id} on {repository}"));
-        Ok(EnableInfo { expires_at_ms: None })
+        Ok(EnableInfo::never_expires())
     }
 
     fn on_disable(ctx: TriggerContext) -> Result<(), ConnectorError> {

@@ -123,3 +123,49 @@ async fn plaintext_secrets_of_an_earlier_version_are_sealed_at_start() {
     let stored: String = sqlx::query_scalar("SELECT secret FROM triggers WHERE id = ?").bind(&id).fetch_one(&pool).await.expect("row");
     assert!(stored.starts_with("sealed:v1:") && !stored.contains(WHSEC_KEY), "{stored}");
 }
+
+#[tokio::test]
+async fn a_secret_the_provider_issues_at_registration_is_sealed_used_by_verify_and_rotated() {
+    use triggerhost_sdk::signature::hmac_sha256_hex;
+
+    let provider = Provider::start().await;
+    let host = spawn_host().await;
+    host.upload_plugin("registrar").await;
+    let allow = json!({ "outbound_hosts": [provider.url()], "key_value": true });
+    assert_eq!(host.api(Method::PUT, "/plugins/registrar/grants", Some(allow)).await.0, StatusCode::OK);
+    let config = json!({ "provider": provider.url(), "token": TOKEN_SECRET, "signed": true });
+    let trigger = host.enabled_trigger_with("registrar", "hook", None, config).await;
+    let issued = crate::provider::issued_secret("hook_1");
+
+    let delivery = |hook: &str, key: &str| {
+        let body: &'static [u8] = br#"{"order":7}"#;
+        let headers = vec![
+            ("x-hook-id".to_owned(), hook.to_owned()),
+            ("x-hook-signature".to_owned(), hmac_sha256_hex(key.as_bytes(), &[body])),
+        ];
+        let (host, trigger) = (&host, trigger.clone());
+        async move { host.deliver(&trigger, &headers, body).await.status() }
+    };
+    // verify sees the issued secret: signed with it is accepted, anything else refused.
+    assert_eq!(delivery("hook_1", &issued).await, StatusCode::OK);
+    assert_eq!(delivery("hook_1", "a guess").await, StatusCode::UNAUTHORIZED);
+
+    // Kept sealed: not in any answer, not on disk in plain text.
+    let (_, view) = host.api(Method::GET, &format!("/triggers/{trigger}"), None).await;
+    assert_eq!(view["has_issued_secrets"], true, "{view}");
+    let (_, list) = host.api(Method::GET, "/triggers", None).await;
+    let (_, failures) = host.api(Method::GET, &format!("/triggers/{trigger}/failures"), None).await;
+    let (_, kv) = host.api(Method::GET, &format!("/triggers/{trigger}/kv?values=true"), None).await;
+    for answer in [&view, &list, &failures, &kv] {
+        assert!(!answer.to_string().contains(&issued), "the issued secret is shown: {answer}");
+    }
+    assert!(!contains(&bytes_on_disk(&host), &issued), "the issued secret is on disk in plain text");
+
+    // Enabling again registers a new hook whose new secret replaces the old one.
+    assert_eq!(host.api(Method::POST, &format!("/triggers/{trigger}/disable"), None).await.0, StatusCode::OK);
+    let (_, enabled) = host.api(Method::POST, &format!("/triggers/{trigger}/enable"), None).await;
+    assert_eq!(enabled["status"], "enabled", "{enabled}");
+    let rotated = crate::provider::issued_secret("hook_2");
+    assert_eq!(delivery("hook_2", &rotated).await, StatusCode::OK);
+    assert_eq!(delivery("hook_2", &issued).await, StatusCode::UNAUTHORIZED, "the old secret no longer verifies");
+}

@@ -332,7 +332,7 @@ impl Connector for Hostile {
         if config.on_enable {
             attack(&ctx)?;
         }
-        Ok(EnableInfo { expires_at_ms: None })
+        Ok(EnableInfo::never_expires())
     }
 }
 

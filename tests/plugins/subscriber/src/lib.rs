@@ -47,7 +47,7 @@ impl Connector for Subscriber {
         let subscription: Subscription = request.send()?.error_for_status()?.json()?;
         store::set_string(SUBSCRIPTION_KEY, &subscription.id)?;
         log::info(&format!("subscribed as {}", subscription.id));
-        Ok(EnableInfo { expires_at_ms: Some(subscription.expires_at_ms) })
+        Ok(EnableInfo::expires_at(subscription.expires_at_ms))
     }
 
     fn renew(ctx: TriggerContext) -> Result<EnableInfo, ConnectorError> {
@@ -58,7 +58,7 @@ impl Connector for Subscriber {
         // A 404 (the provider dropped it) is `gone`: the host enables again.
         let renewed: Subscription =
             Request::post(&format!("{}/subscriptions/{id}/renew", config.provider)).send()?.error_for_status()?.json()?;
-        Ok(EnableInfo { expires_at_ms: Some(renewed.expires_at_ms) })
+        Ok(EnableInfo::expires_at(renewed.expires_at_ms))
     }
 
     fn on_disable(ctx: TriggerContext) -> Result<(), ConnectorError> {

@@ -13,3 +13,8 @@ CREATE TABLE trigger_renewals (
     last_renewed_at_ms  INTEGER
 );
 CREATE INDEX trigger_renewals_due ON trigger_renewals (renew_at_ms);
+
+-- Secrets a provider issued at registration (`enable-info.issued-secrets`,
+-- contract 0.2.0): a JSON list of [name, value] pairs, sealed like every
+-- secret and bound to the trigger. NULL when none were issued.
+ALTER TABLE triggers ADD COLUMN issued_secrets TEXT;
