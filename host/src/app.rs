@@ -13,6 +13,7 @@ use triggerhost_sdk::signature::constant_time_eq;
 use crate::capabilities::Backends;
 use crate::capabilities::http::{Outbound, SystemResolver};
 use crate::config::{IngressSettings, Settings};
+use crate::connections::Connections;
 use crate::data_dir;
 use crate::pipeline::Pipeline;
 use crate::poller::{self, NextPolls, PollDrain, PollerSettings};
@@ -31,6 +32,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// Trigger lifecycle and the live table.
     pub triggers: Arc<Triggers>,
+    /// Connections and their credentials.
+    pub connections: Arc<Connections>,
     /// Deliveries and polls from call to commit.
     pub pipeline: Pipeline,
     /// When each polling trigger polls next.
@@ -73,9 +76,18 @@ impl AppState {
         let runtime = Runtime::with_backends(config, backends)?;
         let registry = Arc::new(Registry::open(runtime, store.clone(), &settings.data_dir).await?);
         let secrets = data_dir::secret_box(&settings.secret_key_file)?;
+        let connections =
+            Arc::new(Connections::open(store.clone(), Arc::clone(&registry), secrets.clone()).await?);
         let triggers = Arc::new(
-            Triggers::open(store.clone(), Arc::clone(&registry), public_url, settings.limits.clone(), secrets)
-                .await?
+            Triggers::open(
+                store.clone(),
+                Arc::clone(&registry),
+                public_url,
+                settings.limits.clone(),
+                secrets,
+                Arc::clone(&connections),
+            )
+            .await?
                 .with_min_poll_interval(settings.min_poll_interval_s)
                 .with_renewal(settings.renewal),
         );
@@ -94,6 +106,7 @@ impl AppState {
             store,
             registry,
             triggers,
+            connections,
             admin_token: AdminToken::new(&admin_token),
             delivery_budget,
             ingress: settings.ingress.clone(),

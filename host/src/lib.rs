@@ -12,6 +12,7 @@ pub(crate) mod bindings;
 pub mod capabilities;
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod contract;
 pub(crate) mod data_dir;
 pub mod failures;

@@ -13,7 +13,7 @@ use std::sync::{Arc, RwLock};
 use serde::Serialize;
 
 pub use blobs::BlobStore;
-pub use schema::{ConfigProblem, compile_config_schema};
+pub use schema::{ConfigProblem, check as check_config, compile_config_schema};
 
 use crate::capabilities::grant::{Allowance, Grant};
 use crate::runtime::{Limits, LoadError, Plugin, Runtime};

@@ -3,6 +3,7 @@
 //! at start.
 
 mod committer;
+mod connections;
 mod events;
 mod kv;
 mod paging;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 pub use committer::Committer;
+pub use connections::ConnectionRow;
 pub use events::{CommitOutcome, DeliveryCommit, EventRow, NewEvent};
 pub use kv::KvEntryView;
 pub use polls::{PollRecord, PollState};
@@ -167,6 +169,7 @@ pub(crate) mod test_support {
             last_error: None,
             expires_at_ms: None,
             issued_secrets: None,
+            connection_id: None,
             created_at_ms: 0,
             updated_at_ms: 0,
         };

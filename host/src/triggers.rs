@@ -110,6 +110,9 @@ pub struct CreateTrigger {
     /// Pin a version instead of following the active one (`version` also reads).
     #[serde(default, alias = "version")]
     pub plugin_version: Option<String>,
+    /// The connection whose credentials its calls see (one of the plugin's).
+    #[serde(default)]
+    pub connection: Option<String>,
 }
 
 /// A trigger as the API shows it: never the secret itself.
@@ -129,6 +132,8 @@ pub struct TriggerView {
     pub has_secret: bool,
     /// Whether the provider issued secrets at registration (kept sealed).
     pub has_issued_secrets: bool,
+    /// The connection it uses.
+    pub connection: Option<String>,
     /// Poll interval.
     pub poll_interval_s: Option<i64>,
     /// `disabled`, `enabled` or `error`.
@@ -203,6 +208,8 @@ pub struct Triggers {
     min_poll_interval_s: u32,
     /// When subscriptions that expire are renewed.
     renewal: crate::renewal::RenewalSettings,
+    /// Connections' credentials, for calls' contexts.
+    connections: Arc<crate::connections::Connections>,
     live: RwLock<HashMap<String, Arc<LiveTrigger>>>,
     /// Each trigger's rate bucket, kept for as long as the trigger exists.
     buckets: Mutex<HashMap<String, Arc<Mutex<TokenBucket>>>>,
@@ -227,6 +234,7 @@ impl Triggers {
         public_url: String,
         limits: Limits,
         secrets: SecretBox,
+        connections: Arc<crate::connections::Connections>,
     ) -> Result<Triggers, TriggerError> {
         let triggers = Triggers {
             store,
@@ -234,6 +242,7 @@ impl Triggers {
             public_url,
             limits,
             secrets,
+            connections,
             min_poll_interval_s: 10,
             renewal: crate::renewal::RenewalSettings::default(),
             live: RwLock::default(),
@@ -351,6 +360,7 @@ impl Triggers {
             config: redacted(&row.config),
             has_secret: row.secret.is_some(),
             has_issued_secrets: row.issued_secrets.is_some(),
+            connection: row.connection_id.clone(),
             poll_interval_s: row.poll_interval_s,
             status: row.status.clone(),
             last_error: row.last_error.clone(),
@@ -370,8 +380,34 @@ impl Triggers {
         loaded.validate_config(trigger, config).map_err(TriggerError::InvalidConfig)
     }
 
+    /// Checks that `connection` exists and belongs to `plugin`.
+    async fn check_connection(&self, plugin: &str, connection: Option<&str>) -> Result<(), TriggerError> {
+        let Some(id) = connection else { return Ok(()) };
+        let invalid = |message: String| TriggerError::InvalidField { field: "connection", message };
+        match self.store.get_connection(id).await {
+            Ok(row) if row.plugin == plugin => Ok(()),
+            Ok(row) => Err(invalid(format!("connection {id} is for plugin {}, not {plugin}", row.plugin))),
+            Err(StoreError::NotFound) => Err(invalid(format!("no connection {id}"))),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// Serves the new credentials of connection `id` to the live triggers
+    /// that use it.
+    pub fn reload_connection(&self, id: &str) -> Result<(), TriggerError> {
+        let using: Vec<TriggerRow> = {
+            let live = self.live.read().unwrap_or_else(|p| p.into_inner());
+            live.values().filter(|t| t.row.connection_id.as_deref() == Some(id)).map(|t| t.row.clone()).collect()
+        };
+        for row in using {
+            self.go_live(row)?;
+        }
+        Ok(())
+    }
+
     /// Creates a trigger, disabled until enabled.
     pub async fn create(&self, request: CreateTrigger) -> Result<TriggerRow, TriggerError> {
+        self.check_connection(&request.plugin, request.connection.as_deref()).await?;
         let loaded = self.registry.resolve_or_load(&request.plugin, request.plugin_version.as_deref()).await?;
         let config = request.config.unwrap_or_else(|| serde_json::json!({}));
         self.check(&loaded, &request.trigger, &config)?;
@@ -396,6 +432,7 @@ impl Triggers {
             last_error: None,
             expires_at_ms: None,
             issued_secrets: None,
+            connection_id: request.connection,
             created_at_ms: now,
             updated_at_ms: now,
         };
@@ -453,6 +490,9 @@ impl Triggers {
     pub async fn patch(&self, id: &str, mut patch: TriggerPatch) -> Result<TriggerRow, TriggerError> {
         let _serialized = self.serialize(id).await;
         let current = self.get(id).await?;
+        if let Some(connection) = &patch.connection_id {
+            self.check_connection(&current.plugin, connection.as_deref()).await?;
+        }
         let pin = patch.plugin_version.clone().unwrap_or(current.plugin_version.clone());
         let loaded = self.registry.resolve_or_load(&current.plugin, pin.as_deref()).await?;
         let mut config = match &patch.config {

@@ -7,6 +7,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::connections::ConnectionError;
 use crate::registry::RegistryError;
 use crate::runtime::LoadError;
 use crate::secrets::SecretError;
@@ -126,6 +127,29 @@ impl From<TriggerError> for ApiError {
                 Self::new(StatusCode::CONFLICT, "secret-undecryptable", error.to_string())
             }
             TriggerError::Secret(_) => Self::internal(&error),
+        }
+    }
+}
+
+impl From<ConnectionError> for ApiError {
+    fn from(error: ConnectionError) -> Self {
+        match error {
+            ConnectionError::NotFound(_) => Self::not_found(error.to_string()),
+            ConnectionError::Plugin(RegistryError::NotFound(_)) => Self::bad_request(error.to_string()),
+            ConnectionError::Plugin(registry) => registry.into(),
+            ConnectionError::NoAuth(_) | ConnectionError::InvalidCredentials(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid-credentials", error.to_string())
+            }
+            ConnectionError::InUse { ref triggers, .. } => {
+                let details = json!({ "triggers": triggers });
+                Self::new(StatusCode::CONFLICT, "connection-in-use", error.to_string()).with_details(details)
+            }
+            ConnectionError::Store(store) => store.into(),
+            // Says which connection, never the value.
+            ConnectionError::Secret(SecretError::Undecryptable { .. }) => {
+                Self::new(StatusCode::CONFLICT, "secret-undecryptable", error.to_string())
+            }
+            ConnectionError::Secret(_) | ConnectionError::Random(_) => Self::internal(&error),
         }
     }
 }

@@ -137,6 +137,9 @@ pub struct Patch {
     plugin_version: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     poll_interval_s: Option<Option<u32>>,
+    /// A connection to use (`null`: none).
+    #[serde(default, deserialize_with = "nullable")]
+    connection: Option<Option<String>>,
 }
 
 /// `PATCH /api/v1/triggers/{id}`.
@@ -146,6 +149,7 @@ pub async fn patch(State(app): State<Arc<AppState>>, Path(id): Path<String>, Api
         secret: body.secret,
         plugin_version: body.plugin_version,
         poll_interval_s: body.poll_interval_s.map(|p| p.map(i64::from)),
+        connection_id: body.connection,
     };
     let triggers = Arc::clone(&app.triggers);
     let row = to_completion(async move { triggers.patch(&id, patch).await }).await??;

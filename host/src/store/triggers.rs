@@ -32,6 +32,8 @@ pub struct TriggerRow {
     /// Secrets the provider issued at registration: sealed JSON
     /// `[[name, value], ...]` (the last column, added by migration 0005).
     pub issued_secrets: Option<String>,
+    /// The connection it uses (migration 0006).
+    pub connection_id: Option<String>,
 }
 
 /// Fields a PATCH may change; `None` leaves a field as it is.
@@ -45,6 +47,8 @@ pub struct TriggerPatch {
     pub plugin_version: Option<Option<String>>,
     /// New poll interval.
     pub poll_interval_s: Option<Option<i64>>,
+    /// New connection (`Some(None)` uses none).
+    pub connection_id: Option<Option<String>>,
 }
 
 impl Store {
@@ -54,8 +58,8 @@ impl Store {
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO triggers (id, plugin, plugin_version, trigger_name, config, secret, poll_interval_s,
-                                   status, last_error, expires_at_ms, created_at_ms, updated_at_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                   status, last_error, expires_at_ms, created_at_ms, updated_at_ms, connection_id)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&row.id)
         .bind(&row.plugin)
@@ -69,6 +73,7 @@ impl Store {
         .bind(row.expires_at_ms)
         .bind(row.created_at_ms)
         .bind(row.updated_at_ms)
+        .bind(&row.connection_id)
         .execute(&mut *tx)
         .await?;
         sqlx::query("INSERT INTO trigger_stats (trigger_id) VALUES (?)").bind(&row.id).execute(&mut *tx).await?;
@@ -104,15 +109,20 @@ impl Store {
         if let Some(interval) = patch.poll_interval_s {
             row.poll_interval_s = interval;
         }
+        if let Some(connection) = &patch.connection_id {
+            row.connection_id = connection.clone();
+        }
         row.updated_at_ms = now_ms();
         sqlx::query(
-            "UPDATE triggers SET config = ?, secret = ?, plugin_version = ?, poll_interval_s = ?, updated_at_ms = ?
+            "UPDATE triggers SET config = ?, secret = ?, plugin_version = ?, poll_interval_s = ?, connection_id = ?,
+                                 updated_at_ms = ?
              WHERE id = ?",
         )
         .bind(&row.config)
         .bind(&row.secret)
         .bind(&row.plugin_version)
         .bind(row.poll_interval_s)
+        .bind(&row.connection_id)
         .bind(row.updated_at_ms)
         .bind(id)
         .execute(&mut *tx)

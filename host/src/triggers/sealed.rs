@@ -90,8 +90,7 @@ impl Triggers {
             config: self.open_config(row)?.to_string(),
             secret,
             webhook_url: self.webhook_url(&row.id),
-            // Connections (issue 12's) are not stored yet: no trigger has one.
-            credentials: None,
+            credentials: row.connection_id.as_deref().and_then(|id| self.connections.credentials(id)),
             issued_secrets,
         })
     }
