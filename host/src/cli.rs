@@ -2,6 +2,7 @@
 //! a running server over its admin API.
 
 mod client;
+mod connections;
 
 use std::path::PathBuf;
 
@@ -42,6 +43,13 @@ enum Command {
     Trigger {
         #[command(subcommand)]
         command: TriggerCommand,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Create and manage connections: credentials shared by triggers.
+    Connection {
+        #[command(subcommand)]
+        command: connections::ConnectionCommand,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -173,6 +181,9 @@ enum TriggerCommand {
         /// Seconds between polls (polling triggers; default 60).
         #[arg(long = "poll-interval")]
         poll_interval_s: Option<u32>,
+        /// The connection (credentials) its calls use.
+        #[arg(long)]
+        connection: Option<String>,
         /// Enable it right away.
         #[arg(long)]
         enable: bool,
@@ -236,6 +247,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect { file } => inspect(&file).await,
         Command::Plugin { command, server } => plugin(command, &server.client()?).await,
         Command::Trigger { command, server } => trigger(command, &server.client()?).await,
+        Command::Connection { command, server } => connections::run(command, &server.client()?).await,
         Command::Events { command, server } => events(command, &server.client()?).await,
     }
 }
@@ -331,9 +343,10 @@ async fn activate(client: &Client, name: &str, version: &str, force: bool) -> an
 
 async fn trigger(command: TriggerCommand, client: &Client) -> anyhow::Result<()> {
     match command {
-        TriggerCommand::Create { plugin, trigger, config, secret, poll_interval_s, enable } => {
+        TriggerCommand::Create { plugin, trigger, config, secret, poll_interval_s, connection, enable } => {
             let config: Value = serde_json::from_str(&config).context("--config is not valid JSON")?;
-            let mut body = json!({ "plugin": plugin, "trigger": trigger, "config": config, "secret": secret });
+            let mut body =
+                json!({ "plugin": plugin, "trigger": trigger, "config": config, "secret": secret, "connection": connection });
             if let Some(interval) = poll_interval_s {
                 body["poll_interval_s"] = interval.into();
             }

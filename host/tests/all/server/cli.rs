@@ -93,3 +93,30 @@ async fn grant_from_the_command_line() {
     let past = cli(&host, &["plugin", "grant", "hostile", "--limit", "fuel=0"]).await;
     assert_eq!(past.status.code(), Some(1));
 }
+
+#[tokio::test]
+async fn connections_from_the_command_line_read_credentials_from_a_file() {
+    let host = spawn_host().await;
+    host.upload_plugin("connected").await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, "key_from_file_9d\n").expect("write key");
+
+    let args = ["connection", "create", "--plugin", "connected", "--name", "Acme", "--credentials-file"];
+    let created = cli(&host, &[&args[..], &[key_file.to_str().expect("utf-8 path")]].concat()).await;
+    assert!(created.status.success(), "{created:?}");
+    let text = stdout(&created);
+    assert!(text.contains("plugin:  connected (secret-text)") && !text.contains("key_from_file"), "{text}");
+    let id = text.lines().find_map(|l| l.strip_prefix("id:")).map(str::trim).expect("id line").to_owned();
+
+    let args = ["trigger", "create", "--plugin", "connected", "--trigger", "hook", "--connection", &id, "--enable"];
+    let trigger = stdout(&cli(&host, &args).await);
+    let trigger = trigger.lines().find_map(|l| l.strip_prefix("id:")).map(str::trim).expect("id line").to_owned();
+    let delivered = host.deliver(&trigger, &[("x-api-key".into(), "key_from_file_9d".into())], b"{}").await;
+    assert_eq!(delivered.status(), reqwest::StatusCode::OK, "the file's key, trimmed, reached the call");
+
+    let listed = stdout(&cli(&host, &["connection", "list"]).await);
+    assert!(listed.lines().any(|l| l.starts_with(&id) && l.contains("connected") && l.ends_with("Acme")), "{listed}");
+    let refused = cli(&host, &["connection", "delete", &id]).await;
+    assert!(!refused.status.success(), "deleting a connection in use is refused");
+}
