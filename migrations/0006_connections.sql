@@ -10,6 +10,8 @@ CREATE TABLE connections (
     status          TEXT NOT NULL,
     -- The credentials, sealed JSON (contract::Credentials).
     credentials     TEXT NOT NULL,
+    -- An OAuth2 refresh token, sealed; it never leaves the host.
+    refresh_token   TEXT,
     last_error      TEXT,
     created_at_ms   INTEGER NOT NULL,
     updated_at_ms   INTEGER NOT NULL
@@ -17,3 +19,15 @@ CREATE TABLE connections (
 
 -- The connection a trigger uses; NULL for none.
 ALTER TABLE triggers ADD COLUMN connection_id TEXT REFERENCES connections(id);
+
+-- The OAuth2 client an operator registered at a plugin's provider, and
+-- endpoint overrides (a self-hosted or tenant-specific provider).
+CREATE TABLE oauth_apps (
+    plugin          TEXT PRIMARY KEY NOT NULL REFERENCES plugins(name),
+    client_id       TEXT NOT NULL,
+    -- Sealed.
+    client_secret   TEXT NOT NULL,
+    authorize_url   TEXT,
+    token_url       TEXT,
+    updated_at_ms   INTEGER NOT NULL
+);

@@ -1,6 +1,6 @@
 //! The admin API under `/api/v1`: JSON, bearer-token authenticated.
 
-mod connections;
+pub(crate) mod connections;
 mod error;
 mod plugins;
 mod triggers;
@@ -36,7 +36,9 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/plugins/{name}/activate", post(plugins::activate))
         .route("/plugins/{name}/versions/{version}", delete(plugins::delete_version))
         .route("/plugins/{name}/grants", put(plugins::put_grants))
+        .route("/plugins/{name}/oauth-app", put(connections::put_oauth_app))
         .route("/connections", post(connections::create).get(connections::list))
+        .route("/connections/oauth/start", get(connections::start_oauth))
         .route("/connections/{id}", get(connections::get).patch(connections::patch).delete(connections::delete))
         .route("/triggers", post(triggers::create).get(triggers::list))
         .route("/triggers/{id}", get(triggers::get).patch(triggers::patch).delete(triggers::delete))

@@ -77,7 +77,7 @@ impl AppState {
         let registry = Arc::new(Registry::open(runtime, store.clone(), &settings.data_dir).await?);
         let secrets = data_dir::secret_box(&settings.secret_key_file)?;
         let connections =
-            Arc::new(Connections::open(store.clone(), Arc::clone(&registry), secrets.clone()).await?);
+            Arc::new(Connections::open(store.clone(), Arc::clone(&registry), secrets.clone(), public_url.clone()).await?);
         let triggers = Arc::new(
             Triggers::open(
                 store.clone(),

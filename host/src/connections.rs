@@ -4,6 +4,8 @@
 //! memory once, and never shown: calls see them in their context, the API
 //! shows the kind and status only.
 
+mod oauth;
+
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -13,6 +15,8 @@ use crate::contract::{AccessToken, Auth, Credentials};
 use crate::registry::{Registry, RegistryError};
 use crate::secrets::{SecretBox, SecretError};
 use crate::store::{ConnectionRow, Store, StoreError, now_ms};
+
+pub use oauth::{CALLBACK_PATH, OAuthAppRequest, OAuthAppView, StartedFlow, pkce_challenge};
 
 /// A connection's status.
 pub mod status {
@@ -54,6 +58,9 @@ pub enum ConnectionError {
     /// No randomness for an id.
     #[error("cannot generate an id: {0}")]
     Random(#[from] getrandom::Error),
+    /// The provider's token endpoint failed or refused.
+    #[error("{0}")]
+    Upstream(String),
 }
 
 /// `POST /api/v1/connections`.
@@ -115,6 +122,10 @@ pub struct Connections {
     registry: Arc<Registry>,
     secrets: SecretBox,
     opened: RwLock<HashMap<String, Credentials>>,
+    /// The public base URL, for the OAuth2 redirect URI.
+    public_url: String,
+    /// OAuth2 flows waiting for their callback, by state.
+    flows: oauth::Flows,
 }
 
 impl std::fmt::Debug for Connections {
@@ -132,8 +143,14 @@ impl Connections {
     /// Opens every stored connection's credentials. One that cannot be
     /// opened (a database copied without its key file) is left out: its
     /// triggers' calls see no credentials.
-    pub async fn open(store: Store, registry: Arc<Registry>, secrets: SecretBox) -> Result<Self, ConnectionError> {
-        let connections = Connections { store, registry, secrets, opened: RwLock::default() };
+    pub async fn open(
+        store: Store,
+        registry: Arc<Registry>,
+        secrets: SecretBox,
+        public_url: String,
+    ) -> Result<Self, ConnectionError> {
+        let connections =
+            Connections { store, registry, secrets, opened: RwLock::default(), public_url, flows: oauth::Flows::default() };
         for row in connections.store.list_connections().await? {
             match connections.open_row(&row) {
                 Ok(credentials) => connections.remember(&row.id, credentials),
@@ -172,6 +189,7 @@ impl Connections {
             display_name: request.display_name,
             kind: kind(&auth).to_owned(),
             status: status::CONNECTED.into(),
+            refresh_token: None,
             last_error: None,
             created_at_ms: now,
             updated_at_ms: now,

@@ -26,6 +26,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .route("/hooks/{id}", get(ingress::hook).post(ingress::hook))
+        .route(crate::connections::CALLBACK_PATH, get(api::connections::oauth_callback))
         .nest("/api/v1", api::routes(Arc::clone(&state)))
         .layer(DefaultBodyLimit::max(api::JSON_LIMIT))
         .with_state(state)

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -57,4 +57,60 @@ pub async fn patch(State(app): State<Arc<AppState>>, Path(id): Path<String>, Api
 pub async fn delete(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     app.connections.delete(&id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PUT /api/v1/plugins/{name}/oauth-app`: the OAuth2 client the operator
+/// registered at the plugin's provider.
+pub async fn put_oauth_app(
+    State(app): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<crate::connections::OAuthAppRequest>,
+) -> JsonResult {
+    Ok(axum::Json(json!(app.connections.set_oauth_app(&name, body).await?)))
+}
+
+/// `GET /api/v1/connections/oauth/start` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartQuery {
+    plugin: String,
+    display_name: String,
+}
+
+/// `GET /api/v1/connections/oauth/start?plugin=..&display_name=..`: the
+/// provider's authorization URL to send the operator's browser to.
+pub async fn start_oauth(State(app): State<Arc<AppState>>, Query(query): Query<StartQuery>) -> JsonResult {
+    Ok(axum::Json(json!(app.connections.start_oauth(&query.plugin, &query.display_name).await?)))
+}
+
+/// The provider's redirect back to `/oauth/callback`.
+#[derive(Debug, Deserialize)]
+pub struct Callback {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+/// `GET /oauth/callback` on the public listener: no admin token (the
+/// browser comes from the provider); the one-time `state` is what ties it
+/// to a flow an operator started. Answers a short page, never a token.
+pub async fn oauth_callback(State(app): State<Arc<AppState>>, Query(callback): Query<Callback>) -> Response {
+    let page = |status: StatusCode, text: String| (status, [("content-type", "text/plain; charset=utf-8")], text).into_response();
+    if let Some(error) = callback.error {
+        return page(StatusCode::BAD_REQUEST, format!("The provider did not authorize: {}", crate::contract::cut(&error, 80)));
+    }
+    let (Some(code), Some(state)) = (callback.code, callback.state) else {
+        return page(StatusCode::BAD_REQUEST, "Missing code or state.".into());
+    };
+    match app.connections.finish_oauth(&state, &code).await {
+        Ok(row) => page(StatusCode::OK, format!("Connected {} ({}). You can close this window.", row.display_name, row.id)),
+        Err(error) => {
+            tracing::warn!(%error, "OAuth2 callback failed");
+            let status = ApiError::from(error).status();
+            page(status, "The connection could not be made; the server log says why.".into())
+        }
+    }
 }

@@ -44,6 +44,11 @@ impl ApiError {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
     }
 
+    /// The response status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
     fn with_details(mut self, details: serde_json::Value) -> Self {
         self.details = Some(details);
         self
@@ -149,6 +154,7 @@ impl From<ConnectionError> for ApiError {
             ConnectionError::Secret(SecretError::Undecryptable { .. }) => {
                 Self::new(StatusCode::CONFLICT, "secret-undecryptable", error.to_string())
             }
+            ConnectionError::Upstream(_) => Self::new(StatusCode::BAD_GATEWAY, "upstream", error.to_string()),
             ConnectionError::Secret(_) | ConnectionError::Random(_) => Self::internal(&error),
         }
     }

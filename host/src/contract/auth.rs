@@ -132,7 +132,7 @@ impl OAuth2Auth {
 
 /// An OAuth2 endpoint must be `https://`, or `http://` on a loopback
 /// address (a provider under test, or a local development server).
-fn check_endpoint(text: &str) -> Result<(), String> {
+pub(crate) fn check_endpoint(text: &str) -> Result<(), String> {
     if text.len() > MAX_TEXT {
         return Err(format!("is longer than {MAX_TEXT} bytes"));
     }

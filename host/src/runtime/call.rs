@@ -210,20 +210,33 @@ impl Runtime {
             Some(backend) if scope.grant.key_value => TriggerKv::granted(Arc::clone(backend), &scope.trigger_id, limits.kv),
             _ => TriggerKv::denied(),
         };
-        let http = match &backends.outbound {
+        let http = self.outbound_http(caller.label, caller.connections, scope, limits, deadline);
+        CallCapabilities { log, kv, http }
+    }
+
+    /// Outbound HTTP within `scope`'s grant, until `deadline`: a call's, or
+    /// the host's own on a plugin's behalf (an OAuth2 token exchange).
+    pub(crate) fn outbound_http(
+        &self,
+        label: &str,
+        connections: &Arc<tokio::sync::Semaphore>,
+        scope: &CallScope,
+        limits: &Limits,
+        deadline: Instant,
+    ) -> OutboundHttp {
+        match &self.inner.backends.outbound {
             Some(outbound) if !scope.grant.outbound.is_empty() => OutboundHttp::granted(
                 OutboundScope {
                     outbound: Arc::clone(outbound),
                     origins: scope.grant.outbound.clone(),
                     limits: limits.outbound,
-                    plugin: caller.label.to_owned(),
-                    connections: Arc::clone(caller.connections),
+                    plugin: label.to_owned(),
+                    connections: Arc::clone(connections),
                 },
                 deadline,
             ),
             _ => OutboundHttp::denied(),
-        };
-        CallCapabilities { log, kv, http }
+        }
     }
 }
 

@@ -245,6 +245,14 @@ impl Plugin {
         self.inner.pre.version()
     }
 
+    /// Outbound HTTP the host sends on the plugin's behalf (an OAuth2 token
+    /// exchange or refresh): the same grant, address checks and connection
+    /// slots as the plugin's calls, for at most the call wall clock.
+    pub fn host_http(&self, scope: &CallScope) -> crate::capabilities::http::OutboundHttp {
+        let deadline = std::time::Instant::now() + scope.limits.wall_clock;
+        self.inner.runtime.outbound_http(&self.inner.label, &self.inner.connections, scope, &scope.limits, deadline)
+    }
+
     /// Calls one export under the plugin's concurrency cap.
     async fn call<T, F>(
         &self,

@@ -17,6 +17,8 @@ pub struct ConnectionRow {
     pub status: String,
     /// Sealed JSON of the credentials.
     pub credentials: String,
+    /// A sealed OAuth2 refresh token.
+    pub refresh_token: Option<String>,
     /// Why it needs re-authorization, if it does.
     pub last_error: Option<String>,
     /// Creation time.
@@ -30,9 +32,9 @@ impl Store {
     pub async fn insert_connection(&self, row: &ConnectionRow) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
         sqlx::query(
-            "INSERT INTO connections (id, plugin, display_name, kind, status, credentials, last_error, created_at_ms,
-                                      updated_at_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO connections (id, plugin, display_name, kind, status, credentials, refresh_token, last_error,
+                                      created_at_ms, updated_at_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&row.id)
         .bind(&row.plugin)
@@ -40,6 +42,7 @@ impl Store {
         .bind(&row.kind)
         .bind(&row.status)
         .bind(&row.credentials)
+        .bind(&row.refresh_token)
         .bind(&row.last_error)
         .bind(row.created_at_ms)
         .bind(row.updated_at_ms)
@@ -52,12 +55,14 @@ impl Store {
     pub async fn update_connection(&self, row: &ConnectionRow) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
         let done = sqlx::query(
-            "UPDATE connections SET display_name = ?, status = ?, credentials = ?, last_error = ?, updated_at_ms = ?
+            "UPDATE connections SET display_name = ?, status = ?, credentials = ?, refresh_token = ?, last_error = ?,
+                                    updated_at_ms = ?
              WHERE id = ?",
         )
         .bind(&row.display_name)
         .bind(&row.status)
         .bind(&row.credentials)
+        .bind(&row.refresh_token)
         .bind(&row.last_error)
         .bind(row.updated_at_ms)
         .bind(&row.id)
@@ -91,4 +96,46 @@ impl Store {
         let done = sqlx::query("DELETE FROM connections WHERE id = ?").bind(id).execute(self.pool()).await?;
         if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
     }
+
+    /// Sets a plugin's OAuth2 client (the secret already sealed).
+    pub async fn set_oauth_app(&self, app: &OAuthAppRow) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
+        sqlx::query(
+            "INSERT INTO oauth_apps (plugin, client_id, client_secret, authorize_url, token_url, updated_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (plugin) DO UPDATE SET client_id = ?2, client_secret = ?3, authorize_url = ?4, token_url = ?5,
+                                                updated_at_ms = ?6",
+        )
+        .bind(&app.plugin)
+        .bind(&app.client_id)
+        .bind(&app.client_secret)
+        .bind(&app.authorize_url)
+        .bind(&app.token_url)
+        .bind(app.updated_at_ms)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// A plugin's OAuth2 client, if the operator registered one.
+    pub async fn oauth_app(&self, plugin: &str) -> Result<Option<OAuthAppRow>, StoreError> {
+        Ok(sqlx::query_as("SELECT * FROM oauth_apps WHERE plugin = ?").bind(plugin).fetch_optional(self.pool()).await?)
+    }
+}
+
+/// A plugin's OAuth2 client. `client_secret` is sealed.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct OAuthAppRow {
+    /// The plugin.
+    pub plugin: String,
+    /// The client id the provider issued.
+    pub client_id: String,
+    /// The sealed client secret.
+    pub client_secret: String,
+    /// Overrides the manifest's authorization endpoint.
+    pub authorize_url: Option<String>,
+    /// Overrides the manifest's token endpoint.
+    pub token_url: Option<String>,
+    /// Last change.
+    pub updated_at_ms: i64,
 }

@@ -32,6 +32,10 @@ struct Inner {
     /// How long a subscription lives, ms.
     subscription_ttl_ms: u64,
     failing_renewals: bool,
+    /// Authorization codes issued: code -> (PKCE challenge, redirect URI).
+    oauth_codes: std::collections::HashMap<String, (String, String)>,
+    /// Form bodies the token endpoint received.
+    token_requests: Vec<std::collections::HashMap<String, String>>,
 }
 
 /// The running provider; stops when dropped.
@@ -55,6 +59,8 @@ impl Provider {
         let app = Router::new()
             .route("/hooks", post(create_hook))
             .route("/hooks/{id}", delete(delete_hook))
+            .route("/oauth/authorize", get(oauth_authorize))
+            .route("/oauth/token", post(oauth_token))
             .route("/subscriptions", post(subscribe))
             .route("/subscriptions/{id}/renew", post(renew_subscription))
             .route("/subscriptions/{id}", delete(unsubscribe))
@@ -113,6 +119,11 @@ impl Provider {
     /// Requests so far to paths starting with `prefix` and ending with `suffix`.
     pub fn count(&self, method: &str, prefix: &str, suffix: &str) -> usize {
         self.lock().calls.iter().filter(|c| c.method == method && c.path.starts_with(prefix) && c.path.ends_with(suffix)).count()
+    }
+
+    /// The form bodies the token endpoint received.
+    pub fn token_requests(&self) -> Vec<std::collections::HashMap<String, String>> {
+        self.lock().token_requests.clone()
     }
 
     /// Every request so far.
@@ -196,6 +207,51 @@ async fn delete_hook(
     } else {
         StatusCode::NOT_FOUND
     }
+}
+
+/// The client the fake OAuth2 provider knows.
+pub const OAUTH_CLIENT: (&str, &str) = ("client_42", "client_secret_c0ffee");
+
+/// The approval page, approved at once: a redirect back with a code, the
+/// PKCE challenge remembered for the token request.
+async fn oauth_authorize(State(inner): State<Shared>, Query(query): Query<std::collections::HashMap<String, String>>) -> Response {
+    let param = |name: &str| query.get(name).cloned().unwrap_or_default();
+    if param("client_id") != OAUTH_CLIENT.0 || param("response_type") != "code" {
+        return (StatusCode::BAD_REQUEST, "unknown client").into_response();
+    }
+    let mut state = inner.lock().expect("provider lock");
+    state.next_id += 1;
+    let code = format!("code_{}", state.next_id);
+    state.oauth_codes.insert(code.clone(), (param("code_challenge"), param("redirect_uri")));
+    let back = format!("{}?code={code}&state={}", param("redirect_uri"), param("state"));
+    (StatusCode::FOUND, [(header::LOCATION, back)]).into_response()
+}
+
+/// RFC 6749's token endpoint for the authorization-code grant, checking
+/// the client, the code, the redirect URI and the PKCE verifier.
+async fn oauth_token(State(inner): State<Shared>, body: String) -> Response {
+    let form: std::collections::HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+    let mut state = inner.lock().expect("provider lock");
+    state.token_requests.push(form.clone());
+    let field = |name: &str| form.get(name).cloned().unwrap_or_default();
+    let invalid = |error: &str| (StatusCode::BAD_REQUEST, axum::Json(json!({ "error": error }))).into_response();
+    if (field("client_id").as_str(), field("client_secret").as_str()) != OAUTH_CLIENT {
+        return invalid("invalid_client");
+    }
+    let Some((challenge, redirect_uri)) = state.oauth_codes.remove(&field("code")) else {
+        return invalid("invalid_grant");
+    };
+    let verified = triggerhost::connections::pkce_challenge(&field("code_verifier")) == challenge;
+    if field("grant_type") != "authorization_code" || field("redirect_uri") != redirect_uri || !verified {
+        return invalid("invalid_grant");
+    }
+    state.next_id += 1;
+    let n = state.next_id;
+    axum::Json(json!({
+        "access_token": format!("at_{n}_zz"), "refresh_token": format!("rt_{n}_zz"),
+        "token_type": "Bearer", "expires_in": 3600, "scope": "read events",
+    }))
+    .into_response()
 }
 
 /// The signing secret the provider generates for hook `id`.

@@ -102,3 +102,75 @@ async fn connections_that_do_not_fit_their_plugin_are_refused() {
     let body = json!({ "plugin": "connected", "trigger": "hook", "connection": "con_missing" });
     assert_eq!(host.api(Method::POST, "/triggers", Some(body)).await.0, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn the_oauth2_flow_runs_through_the_callback_and_calls_see_only_the_access_token() {
+    use crate::provider::{OAUTH_CLIENT, Provider};
+
+    let provider = Provider::start().await;
+    let host = spawn_host().await;
+    host.upload_plugin("oauthed").await;
+    let allow = json!({ "outbound_hosts": [provider.url()] });
+    assert_eq!(host.api(Method::PUT, "/plugins/oauthed/grants", Some(allow)).await.0, StatusCode::OK);
+
+    // The operator registers the OAuth app, here at the fake provider.
+    let app = json!({
+        "client_id": OAUTH_CLIENT.0, "client_secret": OAUTH_CLIENT.1,
+        "authorize_url": format!("{}/oauth/authorize", provider.url()),
+        "token_url": format!("{}/oauth/token", provider.url()),
+    });
+    let (status, registered) = host.api(Method::PUT, "/plugins/oauthed/oauth-app", Some(app)).await;
+    assert_eq!(status, StatusCode::OK, "{registered}");
+    assert!(!registered.to_string().contains(OAUTH_CLIENT.1), "the client secret is shown: {registered}");
+    let redirect_uri = format!("{}/oauth/callback", host.url);
+    assert_eq!(registered["redirect_uri"], redirect_uri);
+
+    let (status, started) = host.api(Method::GET, "/connections/oauth/start?plugin=oauthed&display_name=Acme", None).await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+    let authorize = url::Url::parse(started["authorize_url"].as_str().expect("authorize url")).expect("url");
+    let params: std::collections::HashMap<_, _> = authorize.query_pairs().into_owned().collect();
+    assert_eq!(params["response_type"], "code");
+    assert_eq!(params["redirect_uri"], redirect_uri);
+    assert_eq!((params["scope"].as_str(), params["access_type"].as_str()), ("read events", "offline"));
+    assert_eq!(params["code_challenge_method"], "S256");
+    assert!(params["state"].len() >= 32, "an unguessable state");
+
+    // The browser: approve at the provider, follow its redirect to the callback.
+    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let approved = browser.get(authorize.as_str()).send().await.expect("authorize");
+    assert_eq!(approved.status(), StatusCode::FOUND);
+    let back = approved.headers()["location"].to_str().expect("location").to_owned();
+    assert!(back.starts_with(&redirect_uri), "{back}");
+    let callback = browser.get(&back).send().await.expect("callback");
+    assert_eq!(callback.status(), StatusCode::OK);
+    let page = callback.text().await.expect("page");
+    assert!(page.starts_with("Connected Acme (con_"), "{page}");
+    // The provider checked the client, the code and the PKCE verifier.
+    let token_request = &provider.token_requests()[0];
+    assert_eq!(token_request["grant_type"], "authorization_code");
+    assert!(!token_request["code_verifier"].is_empty());
+
+    // A state is used once.
+    let replayed = browser.get(&back).send().await.expect("replayed callback");
+    assert_eq!(replayed.status(), StatusCode::BAD_REQUEST);
+    let forged = browser.get(format!("{redirect_uri}?code=code_9&state=forged")).send().await.expect("forged");
+    assert_eq!(forged.status(), StatusCode::BAD_REQUEST);
+
+    let (_, connections) = host.api(Method::GET, "/connections", None).await;
+    let connection = &connections["connections"][0];
+    assert_eq!((connection["kind"].as_str(), connection["status"].as_str()), (Some("oauth2"), Some("connected")));
+    let id = connection["id"].as_str().expect("id").to_owned();
+    for answer in [&connections, &started, &registered] {
+        let text = answer.to_string();
+        assert!(!text.contains("at_2_zz") && !text.contains("rt_2_zz") && !text.contains(OAUTH_CLIENT.1), "a token is shown: {text}");
+    }
+
+    // Calls see the access token.
+    let body = json!({ "plugin": "oauthed", "trigger": "hook", "connection": id });
+    let (_, created) = host.api(Method::POST, "/triggers", Some(body)).await;
+    let trigger = created["id"].as_str().expect("id").to_owned();
+    assert_eq!(host.api(Method::POST, &format!("/triggers/{trigger}/enable"), None).await.1["status"], "enabled");
+    let bearer = |token: &str| vec![("authorization".to_owned(), format!("Bearer {token}"))];
+    assert_eq!(host.deliver(&trigger, &bearer("at_2_zz"), b"{}").await.status(), StatusCode::OK);
+    assert_eq!(host.deliver(&trigger, &bearer("rt_2_zz"), b"{}").await.status(), StatusCode::UNAUTHORIZED);
+}
