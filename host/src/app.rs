@@ -78,6 +78,7 @@ impl AppState {
         let secrets = data_dir::secret_box(&settings.secret_key_file)?;
         let connections =
             Arc::new(Connections::open(store.clone(), Arc::clone(&registry), secrets.clone(), public_url.clone()).await?);
+        connections.start_refresher();
         let triggers = Arc::new(
             Triggers::open(
                 store.clone(),

@@ -5,6 +5,7 @@
 //! shows the kind and status only.
 
 mod oauth;
+mod refresh;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -58,9 +59,13 @@ pub enum ConnectionError {
     /// No randomness for an id.
     #[error("cannot generate an id: {0}")]
     Random(#[from] getrandom::Error),
-    /// The provider's token endpoint failed or refused.
+    /// The provider's token endpoint failed (transport, 5xx): try again later.
     #[error("{0}")]
     Upstream(String),
+    /// The provider's token endpoint refused (4xx: a revoked refresh token,
+    /// a wrong client): the connection needs re-authorization.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// `POST /api/v1/connections`.
@@ -126,6 +131,8 @@ pub struct Connections {
     public_url: String,
     /// OAuth2 flows waiting for their callback, by state.
     flows: oauth::Flows,
+    /// One lock per connection: one refresh at a time, the others wait for it.
+    refreshing: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl std::fmt::Debug for Connections {
@@ -150,7 +157,15 @@ impl Connections {
         public_url: String,
     ) -> Result<Self, ConnectionError> {
         let connections =
-            Connections { store, registry, secrets, opened: RwLock::default(), public_url, flows: oauth::Flows::default() };
+            Connections {
+            store,
+            registry,
+            secrets,
+            opened: RwLock::default(),
+            public_url,
+            flows: oauth::Flows::default(),
+            refreshing: std::sync::Mutex::default(),
+        };
         for row in connections.store.list_connections().await? {
             match connections.open_row(&row) {
                 Ok(credentials) => connections.remember(&row.id, credentials),

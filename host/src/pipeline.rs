@@ -9,7 +9,10 @@ use std::time::Instant;
 
 use tokio::sync::Semaphore;
 
-use crate::contract::{ConnectorError, Delivery, HttpResponse, PollTick, RunInput, RunOutput, WebhookRequest};
+use crate::contract::{
+    ConnectorError, Credentials, Delivery, ErrorCode, HttpResponse, PollTick, RunInput, RunOutput, TriggerContext,
+    WebhookRequest,
+};
 use crate::capabilities::kv::KvWrites;
 use crate::failures::{call_failure, commit_failure, connector_failure};
 use crate::registry::LoadedPlugin;
@@ -68,8 +71,20 @@ impl Pipeline {
         let Some(loaded) = self.plugin_of(trigger) else {
             return Outcome::Unavailable("connector unavailable");
         };
+        let context = self.triggers.call_context(trigger);
+        // Kept only for a trigger on an OAuth2 connection, whose call may
+        // say `unauthorized` and be tried again with a refreshed token.
+        let retry = matches!(context.credentials, Some(Credentials::OAuth2(_))).then(|| request.clone());
         let scope = self.triggers.scope(&trigger.row.id, &loaded);
-        let output = match loaded.plugin.deliver(trigger.context.clone(), request, scope).await {
+        let mut result = loaded.plugin.deliver(context.clone(), request, scope).await;
+        if let Some(request) = retry
+            && unauthorized(&result)
+            && self.refreshed(trigger, &context).await
+        {
+            let scope = self.triggers.scope(&trigger.row.id, &loaded);
+            result = loaded.plugin.deliver(self.triggers.call_context(trigger), request, scope).await;
+        }
+        let output = match result {
             Ok(output) => output,
             Err(error) => {
                 tracing::warn!(trigger = %trigger.row.id, %error, "delivery failed in the connector");
@@ -113,8 +128,13 @@ impl Pipeline {
             Ok(ready) => ready,
             Err(outcome) => return outcome,
         };
+        let context = self.triggers.call_context(trigger);
         let scope = self.triggers.scope(&trigger.row.id, &loaded);
-        let result = loaded.plugin.run(trigger.context.clone(), RunInput::Poll(tick), scope).await;
+        let mut result = loaded.plugin.run(context.clone(), RunInput::Poll(tick), scope).await;
+        if unauthorized(&result) && self.refreshed(trigger, &context).await {
+            let scope = self.triggers.scope(&trigger.row.id, &loaded);
+            result = loaded.plugin.run(self.triggers.call_context(trigger), RunInput::Poll(tick), scope).await;
+        }
         let record = |started: Instant| PollRecord {
             at_ms,
             duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
@@ -145,7 +165,7 @@ impl Pipeline {
         let _turn = trigger.poll_turn().await;
         let (loaded, tick) = self.tick(trigger, now_ms()).await?;
         let scope = self.triggers.scope(&trigger.row.id, &loaded);
-        match loaded.plugin.run(trigger.context.clone(), RunInput::Poll(tick), scope).await {
+        match loaded.plugin.run(self.triggers.call_context(trigger), RunInput::Poll(tick), scope).await {
             Ok(output) => match output.value {
                 Ok(mut run) => {
                     run.events.truncate(max);
@@ -154,6 +174,22 @@ impl Pipeline {
                 Err(error) => Err(Outcome::ConnectorFailed(error)),
             },
             Err(error) => Err(Outcome::CallFailed(error.kind)),
+        }
+    }
+
+    /// After a call on an OAuth2 connection said `unauthorized`: refreshes
+    /// the token it used (one refresh for all who ask at once) and says
+    /// whether to try the call again.
+    async fn refreshed(&self, trigger: &LiveTrigger, context: &TriggerContext) -> bool {
+        let (Some(id), Some(Credentials::OAuth2(token))) = (&trigger.row.connection_id, &context.credentials) else {
+            return false;
+        };
+        match self.triggers.connections().refresh(id, Some(&token.token)).await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(trigger = %trigger.row.id, connection = %id, %error, "cannot refresh the access token");
+                false
+            }
         }
     }
 
@@ -260,4 +296,9 @@ fn commit_of(
         kv_writes,
         poll,
     }
+}
+
+/// Whether a call's connector answered `unauthorized`.
+fn unauthorized<T>(result: &Result<crate::runtime::CallOutput<Result<T, ConnectorError>>, crate::runtime::CallError>) -> bool {
+    matches!(result, Ok(output) if matches!(&output.value, Err(error) if error.code == ErrorCode::Unauthorized))
 }

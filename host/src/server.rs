@@ -63,6 +63,7 @@ async fn metrics(State(app): State<Arc<AppState>>) -> Result<impl IntoResponse, 
     }
     poll_metrics(&app, &mut text).await?;
     renewal_metrics(&app, &mut text).await?;
+    connection_metrics(&app, &mut text).await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }
 
@@ -119,6 +120,18 @@ async fn renewal_metrics(app: &AppState, text: &mut String) -> Result<(), api::A
         }
         let healthy = crate::renewal::is_healthy(&row, &state, now);
         text.push_str(&format!("triggerhost_trigger_renewal_healthy{{trigger=\"{}\",plugin=\"{}\"}} {}\n", row.id, row.plugin, u8::from(healthy)));
+    }
+    Ok(())
+}
+
+/// Per connection: whether its credentials work (0 once it needs
+/// re-authorization, which stops every trigger on it).
+async fn connection_metrics(app: &AppState, text: &mut String) -> Result<(), api::ApiError> {
+    text.push_str("# HELP triggerhost_connection_healthy Whether a connection's credentials work\n");
+    text.push_str("# TYPE triggerhost_connection_healthy gauge\n");
+    for row in app.store.list_connections().await? {
+        let healthy = row.status == crate::connections::status::CONNECTED;
+        text.push_str(&format!("triggerhost_connection_healthy{{connection=\"{}\",plugin=\"{}\"}} {}\n", row.id, row.plugin, u8::from(healthy)));
     }
     Ok(())
 }

@@ -392,17 +392,19 @@ impl Triggers {
         }
     }
 
-    /// Serves the new credentials of connection `id` to the live triggers
-    /// that use it.
-    pub fn reload_connection(&self, id: &str) -> Result<(), TriggerError> {
-        let using: Vec<TriggerRow> = {
-            let live = self.live.read().unwrap_or_else(|p| p.into_inner());
-            live.values().filter(|t| t.row.connection_id.as_deref() == Some(id)).map(|t| t.row.clone()).collect()
-        };
-        for row in using {
-            self.go_live(row)?;
+    /// The context for a call of a live trigger: its connection's
+    /// credentials as of now (a refreshed token reaches the next call).
+    pub fn call_context(&self, trigger: &LiveTrigger) -> TriggerContext {
+        let mut context = trigger.context.clone();
+        if let Some(id) = &trigger.row.connection_id {
+            context.credentials = self.connections.credentials(id);
         }
-        Ok(())
+        context
+    }
+
+    /// The connections.
+    pub fn connections(&self) -> &crate::connections::Connections {
+        &self.connections
     }
 
     /// Creates a trigger, disabled until enabled.

@@ -45,11 +45,10 @@ pub struct Patch {
     credentials: Option<serde_json::Value>,
 }
 
-/// `PATCH /api/v1/connections/{id}`: new credentials reach the live
-/// triggers using it at once.
+/// `PATCH /api/v1/connections/{id}`: new credentials reach the next call
+/// of every trigger using it.
 pub async fn patch(State(app): State<Arc<AppState>>, Path(id): Path<String>, ApiJson(body): ApiJson<Patch>) -> JsonResult {
     let row = app.connections.patch(&id, body.display_name, body.credentials).await?;
-    app.triggers.reload_connection(&id)?;
     Ok(axum::Json(json!(ConnectionView::from(&row))))
 }
 

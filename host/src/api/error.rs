@@ -154,7 +154,9 @@ impl From<ConnectionError> for ApiError {
             ConnectionError::Secret(SecretError::Undecryptable { .. }) => {
                 Self::new(StatusCode::CONFLICT, "secret-undecryptable", error.to_string())
             }
-            ConnectionError::Upstream(_) => Self::new(StatusCode::BAD_GATEWAY, "upstream", error.to_string()),
+            ConnectionError::Upstream(_) | ConnectionError::Refused(_) => {
+                Self::new(StatusCode::BAD_GATEWAY, "upstream", error.to_string())
+            }
             ConnectionError::Secret(_) | ConnectionError::Random(_) => Self::internal(&error),
         }
     }

@@ -364,7 +364,14 @@ pub async fn health(State(app): State<Arc<AppState>>, Path(id): Path<String>) ->
     // renewed in time (if it has one).
     let polls_healthy = !polling || health["healthy"] == true;
     let renewal_healthy = renewal.as_ref().is_none_or(|r| r["healthy"] == true);
-    health["healthy"] = json!(polls_healthy && renewal_healthy);
+    // A connection that needs re-authorization stops every trigger on it.
+    let connection = match &row.connection_id {
+        Some(id) => Some(app.store.get_connection(id).await?),
+        None => None,
+    };
+    let connection_healthy = connection.as_ref().is_none_or(|c| c.status == crate::connections::status::CONNECTED);
+    health["healthy"] = json!(polls_healthy && renewal_healthy && connection_healthy);
+    health["connection"] = json!(connection.map(|c| json!({ "id": c.id, "status": c.status, "last_error": c.last_error })));
     health["status"] = json!(row.status);
     health["polling"] = json!(polling);
     health["poll_interval_s"] = json!(row.poll_interval_s);

@@ -84,14 +84,28 @@ pub struct StartedFlow {
 
 /// The token endpoint's answer (RFC 6749 section 5.1).
 #[derive(Deserialize)]
-struct TokenAnswer {
-    access_token: String,
+pub(super) struct TokenAnswer {
+    pub(super) access_token: String,
     #[serde(default)]
-    refresh_token: Option<String>,
+    pub(super) refresh_token: Option<String>,
     #[serde(default)]
-    expires_in: Option<u64>,
+    pub(super) expires_in: Option<u64>,
     #[serde(default)]
-    scope: Option<String>,
+    pub(super) scope: Option<String>,
+}
+
+impl TokenAnswer {
+    /// The access token as calls see it; `scopes` when the provider did not
+    /// say which it granted.
+    pub(super) fn credentials(&self, now_ms: i64, scopes: Vec<String>) -> Credentials {
+        Credentials::OAuth2(AccessToken {
+            token: self.access_token.clone(),
+            expires_at_ms: self
+                .expires_in
+                .map(|secs| u64::try_from(now_ms).unwrap_or(0).saturating_add(secs.saturating_mul(1000))),
+            scopes: self.scope.as_ref().map(|s| s.split(' ').map(str::to_owned).collect()).unwrap_or(scopes),
+        })
+    }
 }
 
 /// The S256 challenge of a PKCE verifier (RFC 7636).
@@ -106,7 +120,12 @@ fn oauth2_of(auth: &Auth, plugin: &str) -> Result<OAuth2Auth, ConnectionError> {
     }
 }
 
-fn secret_field(plugin: &str) -> String {
+/// What a sealed refresh token is bound to.
+pub(super) fn refresh_field(id: &str) -> String {
+    format!("{} refresh_token", field(id))
+}
+
+pub(super) fn secret_field(plugin: &str) -> String {
     format!("oauth app {plugin} client_secret")
 }
 
@@ -140,7 +159,7 @@ impl Connections {
         })
     }
 
-    async fn app(&self, plugin: &str) -> Result<(OAuthAppRow, OAuth2Auth), ConnectionError> {
+    pub(super) async fn app(&self, plugin: &str) -> Result<(OAuthAppRow, OAuth2Auth), ConnectionError> {
         let loaded = self.registry.resolve(plugin, None)?;
         let oauth = oauth2_of(&loaded.plugin.manifest().auth, plugin)?;
         let app = self.store.oauth_app(plugin).await?.ok_or_else(|| {
@@ -221,15 +240,9 @@ impl Connections {
         let tokens = self.token_request(&flow.plugin, token_url, form).await?;
         let id = crate::ids::new_id("con")?;
         let now = now_ms();
-        let credentials = Credentials::OAuth2(AccessToken {
-            token: tokens.access_token,
-            expires_at_ms: tokens
-                .expires_in
-                .map(|secs| u64::try_from(now).unwrap_or(0).saturating_add(secs.saturating_mul(1000))),
-            scopes: tokens.scope.map(|s| s.split(' ').map(str::to_owned).collect()).unwrap_or(oauth.scopes),
-        });
+        let credentials = tokens.credentials(now, oauth.scopes);
         let refresh_token = match tokens.refresh_token {
-            Some(token) => Some(self.secrets.seal(&token, &format!("{} refresh_token", field(&id)))?),
+            Some(token) => Some(self.secrets.seal(&token, &refresh_field(&id))?),
             None => None,
         };
         let row = ConnectionRow {
@@ -251,7 +264,7 @@ impl Connections {
 
     /// POSTs `form` to the token endpoint through the plugin's outbound
     /// grant (the same origin and address checks as its calls).
-    async fn token_request(&self, plugin: &str, token_url: &str, form: String) -> Result<TokenAnswer, ConnectionError> {
+    pub(super) async fn token_request(&self, plugin: &str, token_url: &str, form: String) -> Result<TokenAnswer, ConnectionError> {
         let loaded = self.registry.resolve(plugin, None)?;
         let grant = std::sync::Arc::new(self.registry.grant_of(&loaded));
         let scope = CallScope::new("oauth", grant, self.registry.limits(plugin, &crate::runtime::Limits::default()));
@@ -274,7 +287,12 @@ impl Connections {
                 .ok()
                 .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(|e| crate::contract::cut(e, 80).to_owned()))
                 .unwrap_or_default();
-            return Err(upstream(format!("answered {} {error}", response.status)));
+            let why = format!("token endpoint: answered {} {error}", response.status);
+            return Err(if (400..500).contains(&response.status) {
+                ConnectionError::Refused(why)
+            } else {
+                ConnectionError::Upstream(why)
+            });
         }
         serde_json::from_slice(&response.body).map_err(|e| upstream(format!("not a token answer: {e}")))
     }

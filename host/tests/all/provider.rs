@@ -36,6 +36,10 @@ struct Inner {
     oauth_codes: std::collections::HashMap<String, (String, String)>,
     /// Form bodies the token endpoint received.
     token_requests: Vec<std::collections::HashMap<String, String>>,
+    /// The access token `/api/items` accepts now, if any.
+    access_token: Option<String>,
+    /// Refresh tokens the token endpoint still honours.
+    refresh_tokens: std::collections::HashSet<String>,
 }
 
 /// The running provider; stops when dropped.
@@ -61,6 +65,7 @@ impl Provider {
             .route("/hooks/{id}", delete(delete_hook))
             .route("/oauth/authorize", get(oauth_authorize))
             .route("/oauth/token", post(oauth_token))
+            .route("/api/items", get(api_items))
             .route("/subscriptions", post(subscribe))
             .route("/subscriptions/{id}/renew", post(renew_subscription))
             .route("/subscriptions/{id}", delete(unsubscribe))
@@ -119,6 +124,16 @@ impl Provider {
     /// Requests so far to paths starting with `prefix` and ending with `suffix`.
     pub fn count(&self, method: &str, prefix: &str, suffix: &str) -> usize {
         self.lock().calls.iter().filter(|c| c.method == method && c.path.starts_with(prefix) && c.path.ends_with(suffix)).count()
+    }
+
+    /// The current access token stops working (it expired early, say).
+    pub fn expire_access_token(&self) {
+        self.lock().access_token = None;
+    }
+
+    /// Every refresh token is revoked.
+    pub fn revoke_refresh_tokens(&self) {
+        self.lock().refresh_tokens.clear();
     }
 
     /// The form bodies the token endpoint received.
@@ -238,20 +253,42 @@ async fn oauth_token(State(inner): State<Shared>, body: String) -> Response {
     if (field("client_id").as_str(), field("client_secret").as_str()) != OAUTH_CLIENT {
         return invalid("invalid_client");
     }
-    let Some((challenge, redirect_uri)) = state.oauth_codes.remove(&field("code")) else {
-        return invalid("invalid_grant");
+    let refresh_token = match field("grant_type").as_str() {
+        "authorization_code" => {
+            let Some((challenge, redirect_uri)) = state.oauth_codes.remove(&field("code")) else {
+                return invalid("invalid_grant");
+            };
+            let verified = triggerhost::connections::pkce_challenge(&field("code_verifier")) == challenge;
+            if field("redirect_uri") != redirect_uri || !verified {
+                return invalid("invalid_grant");
+            }
+            state.next_id += 1;
+            let refresh_token = format!("rt_{}_zz", state.next_id);
+            state.refresh_tokens.insert(refresh_token.clone());
+            Some(refresh_token)
+        }
+        // The refresh token stays the same (no rotation), as Google's does.
+        "refresh_token" if state.refresh_tokens.contains(&field("refresh_token")) => None,
+        _ => return invalid("invalid_grant"),
     };
-    let verified = triggerhost::connections::pkce_challenge(&field("code_verifier")) == challenge;
-    if field("grant_type") != "authorization_code" || field("redirect_uri") != redirect_uri || !verified {
-        return invalid("invalid_grant");
-    }
     state.next_id += 1;
-    let n = state.next_id;
+    let access_token = format!("at_{}_zz", state.next_id);
+    state.access_token = Some(access_token.clone());
     axum::Json(json!({
-        "access_token": format!("at_{n}_zz"), "refresh_token": format!("rt_{n}_zz"),
+        "access_token": access_token, "refresh_token": refresh_token,
         "token_type": "Bearer", "expires_in": 3600, "scope": "read events",
     }))
     .into_response()
+}
+
+/// An API that wants the current access token.
+async fn api_items(State(inner): State<Shared>, headers: HeaderMap) -> Response {
+    let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let current = inner.lock().expect("provider lock").access_token.clone();
+    match current {
+        Some(token) if given == format!("Bearer {token}") => axum::Json(json!([])).into_response(),
+        _ => (StatusCode::UNAUTHORIZED, axum::Json(json!({ "error": "invalid_token" }))).into_response(),
+    }
 }
 
 /// The signing secret the provider generates for hook `id`.

@@ -162,7 +162,7 @@ async fn the_oauth2_flow_runs_through_the_callback_and_calls_see_only_the_access
     let id = connection["id"].as_str().expect("id").to_owned();
     for answer in [&connections, &started, &registered] {
         let text = answer.to_string();
-        assert!(!text.contains("at_2_zz") && !text.contains("rt_2_zz") && !text.contains(OAUTH_CLIENT.1), "a token is shown: {text}");
+        assert!(!text.contains("at_3_zz") && !text.contains("rt_2_zz") && !text.contains(OAUTH_CLIENT.1), "a token is shown: {text}");
     }
 
     // Calls see the access token.
@@ -171,6 +171,105 @@ async fn the_oauth2_flow_runs_through_the_callback_and_calls_see_only_the_access
     let trigger = created["id"].as_str().expect("id").to_owned();
     assert_eq!(host.api(Method::POST, &format!("/triggers/{trigger}/enable"), None).await.1["status"], "enabled");
     let bearer = |token: &str| vec![("authorization".to_owned(), format!("Bearer {token}"))];
-    assert_eq!(host.deliver(&trigger, &bearer("at_2_zz"), b"{}").await.status(), StatusCode::OK);
+    // The provider issued code_1, then rt_2 and at_3.
+    assert_eq!(host.deliver(&trigger, &bearer("at_3_zz"), b"{}").await.status(), StatusCode::OK);
     assert_eq!(host.deliver(&trigger, &bearer("rt_2_zz"), b"{}").await.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// Grants the oauthed plugin the provider, registers its OAuth app and runs
+/// the flow; returns the connection's id.
+async fn connect_oauthed(host: &Host, provider: &crate::provider::Provider) -> String {
+    use crate::provider::OAUTH_CLIENT;
+    let allow = json!({ "outbound_hosts": [provider.url()] });
+    assert_eq!(host.api(Method::PUT, "/plugins/oauthed/grants", Some(allow)).await.0, StatusCode::OK);
+    let app = json!({
+        "client_id": OAUTH_CLIENT.0, "client_secret": OAUTH_CLIENT.1,
+        "authorize_url": format!("{}/oauth/authorize", provider.url()),
+        "token_url": format!("{}/oauth/token", provider.url()),
+    });
+    assert_eq!(host.api(Method::PUT, "/plugins/oauthed/oauth-app", Some(app)).await.0, StatusCode::OK);
+    let (_, started) = host.api(Method::GET, "/connections/oauth/start?plugin=oauthed&display_name=Acme", None).await;
+    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let approved = browser.get(started["authorize_url"].as_str().expect("url")).send().await.expect("authorize");
+    let back = approved.headers()["location"].to_str().expect("location").to_owned();
+    let page = browser.get(&back).send().await.expect("callback").text().await.expect("page");
+    page.split(['(', ')']).nth(1).expect("the connection id on the page").to_owned()
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refreshed_once_for_twenty_concurrent_polls_and_a_revoked_one_needs_reauth() {
+    let provider = crate::provider::Provider::start().await;
+    // Room for twenty polls' requests at once.
+    let host = crate::host::spawn_host_with_config("[outbound]\nconnections_per_plugin = 64\n").await;
+    host.upload_plugin("oauthed").await;
+    let connection = connect_oauthed(&host, &provider).await;
+    let mut triggers = Vec::new();
+    for _ in 0..20 {
+        let body = json!({
+            "plugin": "oauthed", "trigger": "items", "connection": connection,
+            "config": { "provider": provider.url() }, "poll_interval_s": 3600,
+        });
+        let (status, created) = host.api(Method::POST, "/triggers", Some(body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        let id = created["id"].as_str().expect("id").to_owned();
+        assert_eq!(host.api(Method::POST, &format!("/triggers/{id}/enable"), None).await.1["status"], "enabled");
+        triggers.push(id);
+    }
+    let refreshes = || provider.token_requests().iter().filter(|r| r["grant_type"] == "refresh_token").count();
+
+    // The token expires mid-stream: every poll gets a 401, one refresh
+    // serves all of them, and each poll is tried again and succeeds.
+    provider.expire_access_token();
+    let before = refreshes();
+    let mut polls = tokio::task::JoinSet::new();
+    for id in &triggers {
+        let (http, url) = (host.http.clone(), format!("{}/api/v1/triggers/{id}/poll", host.url));
+        polls.spawn(async move {
+            let response = http.post(url).bearer_auth(crate::host::TOKEN).send().await.expect("poll");
+            (response.status(), response.json::<Value>().await.unwrap_or_default())
+        });
+    }
+    while let Some(polled) = polls.join_next().await {
+        let (status, outcome) = polled.expect("poll task");
+        assert_eq!((status, outcome["outcome"].as_str()), (StatusCode::OK, Some("stored")), "{outcome}");
+    }
+    assert_eq!(refreshes() - before, 1, "one refresh for twenty concurrent polls");
+
+    // The refresh token is revoked: the connection needs re-authorization,
+    // and every trigger on it shows as unhealthy.
+    provider.revoke_refresh_tokens();
+    provider.expire_access_token();
+    let (_, failed) = host.api(Method::POST, &format!("/triggers/{}/poll", triggers[0]), None).await;
+    assert_eq!(failed["outcome"], "failed", "{failed}");
+    let (_, view) = host.api(Method::GET, &format!("/connections/{connection}"), None).await;
+    assert_eq!(view["status"], "needs-reauth", "{view}");
+    assert!(view["last_error"].as_str().is_some_and(|e| e.contains("invalid_grant")), "{view}");
+    for trigger in &triggers {
+        let (_, health) = host.api(Method::GET, &format!("/triggers/{trigger}/health"), None).await;
+        assert_eq!((health["healthy"].as_bool(), health["connection"]["status"].as_str()), (Some(false), Some("needs-reauth")));
+    }
+    let metrics = host.http.get(format!("{}/metrics", host.url)).send().await.expect("metrics").text().await.expect("text");
+    assert!(metrics.contains(&format!("triggerhost_connection_healthy{{connection=\"{connection}\",plugin=\"oauthed\"}} 0")));
+
+    // No token or client secret in any answer, failure record or log line.
+    let mut seen = vec![view.to_string(), metrics];
+    for trigger in &triggers {
+        for path in [format!("/triggers/{trigger}"), format!("/triggers/{trigger}/failures"), format!("/triggers/{trigger}/health")] {
+            seen.push(host.api(Method::GET, &path, None).await.1.to_string());
+        }
+    }
+    seen.push(host.api(Method::GET, "/connections", None).await.1.to_string());
+    seen.push(String::from_utf8_lossy(&std::fs::read(host.data_dir.with_extension("log")).unwrap_or_default()).into_owned());
+    let secrets: Vec<String> = provider
+        .token_requests()
+        .iter()
+        .flat_map(|r| [r.get("refresh_token").cloned(), r.get("client_secret").cloned(), r.get("code").cloned()])
+        .flatten()
+        .chain((1..40).map(|n| format!("at_{n}_zz")))
+        .collect();
+    for text in &seen {
+        for secret in &secrets {
+            assert!(!text.contains(secret.as_str()), "{secret} appears in {}", &text[..text.len().min(300)]);
+        }
+    }
 }

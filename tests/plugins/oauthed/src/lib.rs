@@ -21,6 +21,10 @@ impl Connector for Oauthed {
                 extra_params: vec![("access_type".into(), "offline".into())],
             }))
             .trigger(TriggerBuilder::webhook("hook", "Hook"))
+            .trigger(
+                TriggerBuilder::polling("items", "Items")
+                    .config(schema::ConfigSchema::new().prop("provider", schema::Prop::string("API base URL").required())),
+            )
             .build()
     }
 
@@ -32,6 +36,17 @@ impl Connector for Oauthed {
         } else {
             Verdict::Reject("not the connection's access token".into())
         })
+    }
+
+    /// Lists the provider's items with the access token; a 401 is
+    /// `unauthorized`, which makes the host refresh the token and poll again.
+    fn poll(ctx: TriggerContext, _tick: PollTick) -> Result<RunOutput, ConnectorError> {
+        let config: serde_json::Value = ctx.config()?;
+        let base = config.get("provider").and_then(|p| p.as_str()).unwrap_or_default();
+        let items: Vec<serde_json::Value> =
+            Request::get(&format!("{base}/api/items")).bearer(ctx.access_token()?).send()?.error_for_status()?.json()?;
+        let events = items.iter().map(|item| Event::json("item", item)).collect::<Result<Vec<_>, _>>()?;
+        Ok(RunOutput::from_events(events))
     }
 
     fn receive(_ctx: TriggerContext, request: WebhookRequest) -> Result<RunOutput, ConnectorError> {
