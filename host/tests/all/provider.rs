@@ -40,6 +40,8 @@ struct Inner {
     access_token: Option<String>,
     /// Refresh tokens the token endpoint still honours.
     refresh_tokens: std::collections::HashSet<String>,
+    /// How long access tokens live, seconds (0: an hour).
+    token_lifetime_s: u64,
 }
 
 /// The running provider; stops when dropped.
@@ -129,6 +131,11 @@ impl Provider {
     /// The current access token stops working (it expired early, say).
     pub fn expire_access_token(&self) {
         self.lock().access_token = None;
+    }
+
+    /// Access tokens issued from now on live `seconds`.
+    pub fn set_token_lifetime(&self, seconds: u64) {
+        self.lock().token_lifetime_s = seconds;
     }
 
     /// Every refresh token is revoked.
@@ -274,9 +281,10 @@ async fn oauth_token(State(inner): State<Shared>, body: String) -> Response {
     state.next_id += 1;
     let access_token = format!("at_{}_zz", state.next_id);
     state.access_token = Some(access_token.clone());
+    let expires_in = if state.token_lifetime_s == 0 { 3600 } else { state.token_lifetime_s };
     axum::Json(json!({
         "access_token": access_token, "refresh_token": refresh_token,
-        "token_type": "Bearer", "expires_in": 3600, "scope": "read events",
+        "token_type": "Bearer", "expires_in": expires_in, "scope": "read events",
     }))
     .into_response()
 }

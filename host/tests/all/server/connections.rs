@@ -273,3 +273,30 @@ async fn an_expired_token_is_refreshed_once_for_twenty_concurrent_polls_and_a_re
         }
     }
 }
+
+#[tokio::test]
+async fn a_token_is_refreshed_ahead_of_its_expiry_without_any_call() {
+    let provider = crate::provider::Provider::start().await;
+    provider.set_token_lifetime(4);
+    let host = spawn_host().await;
+    host.upload_plugin("oauthed").await;
+    let connection = connect_oauthed(&host, &provider).await;
+    let refreshes = || provider.token_requests().iter().filter(|r| r["grant_type"] == "refresh_token").count();
+    for _ in 0..100 {
+        if refreshes() >= 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(refreshes() >= 1, "no refresh within 10 s of a 4 s token");
+    let (_, view) = host.api(Method::GET, &format!("/connections/{connection}"), None).await;
+    assert_eq!(view["status"], "connected", "{view}");
+
+    // The refreshed token works.
+    let body = json!({ "plugin": "oauthed", "trigger": "items", "connection": connection, "config": { "provider": provider.url() } });
+    let (_, created) = host.api(Method::POST, "/triggers", Some(body)).await;
+    let id = created["id"].as_str().expect("id").to_owned();
+    assert_eq!(host.api(Method::POST, &format!("/triggers/{id}/enable"), None).await.1["status"], "enabled");
+    let (_, polled) = host.api(Method::POST, &format!("/triggers/{id}/poll"), None).await;
+    assert_eq!(polled["outcome"], "stored", "{polled}");
+}
