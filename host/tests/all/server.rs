@@ -4,7 +4,7 @@ mod abuse;
 mod activation;
 mod bad_input;
 mod capabilities;
-mod connections;
+pub mod connections;
 pub mod cli;
 mod containment;
 mod crash;

@@ -28,7 +28,8 @@ struct Config {
     #[schemars(pattern(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"))]
     repository: Option<String>,
     /// A token that may manage the repository's webhooks (fine-grained:
-    /// Webhooks read and write; classic: admin:repo_hook).
+    /// Webhooks read and write; classic: admin:repo_hook), when the trigger
+    /// has no OAuth connection.
     #[schemars(transform = secret)]
     token: Option<String>,
     /// The REST API base, for GitHub Enterprise Server: https://HOST/api/v3.
@@ -44,14 +45,34 @@ const API_HOST: &str = match option_env!("GITHUB_API_HOST") {
     None => "api.github.com",
 };
 
+/// Where OAuth2 runs: github.com for the API at api.github.com, the
+/// server itself for GitHub Enterprise Server.
+const OAUTH_HOST: &str = match option_env!("GITHUB_API_HOST") {
+    Some(host) => host,
+    None => "github.com",
+};
+
+/// Sign in with a GitHub OAuth app; the token may manage repository hooks.
+fn oauth() -> Auth {
+    Auth::Oauth2(Oauth2Auth {
+        authorize_url: format!("https://{OAUTH_HOST}/login/oauth/authorize"),
+        token_url: format!("https://{OAUTH_HOST}/login/oauth/access_token"),
+        scopes: vec!["admin:repo_hook".into()],
+        pkce: true,
+        extra_params: Vec::new(),
+    })
+}
+
 fn default_api_url() -> String {
     format!("https://{API_HOST}")
 }
 
 impl Config {
-    /// The repository and token, when the trigger registers its own webhook.
-    fn registration(&self) -> Option<(&str, &str)> {
-        Some((self.repository.as_deref()?, self.token.as_deref()?))
+    /// The repository and token, when the trigger registers its own webhook:
+    /// the OAuth connection's access token, else the config's token.
+    fn registration<'a>(&'a self, ctx: &'a TriggerContext) -> Option<(&'a str, &'a str)> {
+        let token = ctx.access_token().ok().or(self.token.as_deref())?;
+        Some((self.repository.as_deref()?, token))
     }
 }
 
@@ -69,7 +90,9 @@ impl Connector for GitHub {
         ManifestBuilder::new("github", "GitHub", env!("CARGO_PKG_VERSION"))
             .description("Receives GitHub webhooks, signature verified; registers the repository webhook when given a token.")
             .outbound_host(API_HOST)
+            .outbound_host(OAUTH_HOST)
             .key_value()
+            .auth(oauth())
             .trigger(
                 TriggerBuilder::webhook("event", "GitHub event")
                     .description("Fires once per delivery; the secret is the webhook's secret.")
@@ -86,7 +109,7 @@ impl Connector for GitHub {
 
     fn on_enable(ctx: TriggerContext) -> Result<EnableInfo, ConnectorError> {
         let config: Config = ctx.config()?;
-        let Some((repository, token)) = config.registration() else {
+        let Some((repository, token)) = config.registration(&ctx) else {
             return Ok(EnableInfo::never_expires());
         };
         let body = json!({
@@ -107,7 +130,7 @@ impl Connector for GitHub {
 
     fn on_disable(ctx: TriggerContext) -> Result<(), ConnectorError> {
         let config: Config = ctx.config()?;
-        let Some((repository, token)) = config.registration() else {
+        let Some((repository, token)) = config.registration(&ctx) else {
             return Ok(());
         };
         registration::unregister(|id| hooks_api("DELETE", &config, repository, token, &format!("/{id}")))

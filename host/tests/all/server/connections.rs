@@ -176,19 +176,21 @@ async fn the_oauth2_flow_runs_through_the_callback_and_calls_see_only_the_access
     assert_eq!(host.deliver(&trigger, &bearer("rt_2_zz"), b"{}").await.status(), StatusCode::UNAUTHORIZED);
 }
 
-/// Grants the oauthed plugin the provider, registers its OAuth app and runs
-/// the flow; returns the connection's id.
-async fn connect_oauthed(host: &Host, provider: &crate::provider::Provider) -> String {
+/// Grants `plugin` the provider (and kv), registers its OAuth app there and
+/// runs the flow; returns the connection's id.
+pub async fn connect_oauth(host: &Host, provider: &crate::provider::Provider, plugin: &str) -> String {
     use crate::provider::OAUTH_CLIENT;
-    let allow = json!({ "outbound_hosts": [provider.url()] });
-    assert_eq!(host.api(Method::PUT, "/plugins/oauthed/grants", Some(allow)).await.0, StatusCode::OK);
+    let allow = json!({ "outbound_hosts": [provider.url()], "key_value": true });
+    assert_eq!(host.api(Method::PUT, &format!("/plugins/{plugin}/grants"), Some(allow)).await.0, StatusCode::OK);
     let app = json!({
         "client_id": OAUTH_CLIENT.0, "client_secret": OAUTH_CLIENT.1,
         "authorize_url": format!("{}/oauth/authorize", provider.url()),
         "token_url": format!("{}/oauth/token", provider.url()),
     });
-    assert_eq!(host.api(Method::PUT, "/plugins/oauthed/oauth-app", Some(app)).await.0, StatusCode::OK);
-    let (_, started) = host.api(Method::GET, "/connections/oauth/start?plugin=oauthed&display_name=Acme", None).await;
+    let (status, registered) = host.api(Method::PUT, &format!("/plugins/{plugin}/oauth-app"), Some(app)).await;
+    assert_eq!(status, StatusCode::OK, "{registered}");
+    let start = format!("/connections/oauth/start?plugin={plugin}&display_name=Acme");
+    let (_, started) = host.api(Method::GET, &start, None).await;
     let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
     let approved = browser.get(started["authorize_url"].as_str().expect("url")).send().await.expect("authorize");
     let back = approved.headers()["location"].to_str().expect("location").to_owned();
@@ -202,7 +204,7 @@ async fn an_expired_token_is_refreshed_once_for_twenty_concurrent_polls_and_a_re
     // Room for twenty polls' requests at once.
     let host = crate::host::spawn_host_with_config("[outbound]\nconnections_per_plugin = 64\n").await;
     host.upload_plugin("oauthed").await;
-    let connection = connect_oauthed(&host, &provider).await;
+    let connection = connect_oauth(&host, &provider, "oauthed").await;
     let mut triggers = Vec::new();
     for _ in 0..20 {
         let body = json!({
@@ -280,7 +282,7 @@ async fn a_token_is_refreshed_ahead_of_its_expiry_without_any_call() {
     provider.set_token_lifetime(4);
     let host = spawn_host().await;
     host.upload_plugin("oauthed").await;
-    let connection = connect_oauthed(&host, &provider).await;
+    let connection = connect_oauth(&host, &provider, "oauthed").await;
     let refreshes = || provider.token_requests().iter().filter(|r| r["grant_type"] == "refresh_token").count();
     for _ in 0..100 {
         if refreshes() >= 1 {

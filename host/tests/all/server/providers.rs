@@ -245,3 +245,25 @@ async fn standard_webhooks_ed25519_signatures_verify_with_the_public_key_through
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0]["type"], "user.created");
 }
+
+#[tokio::test]
+async fn github_registers_its_webhook_with_the_token_of_an_oauth_connection() {
+    let provider = crate::provider::Provider::start().await;
+    let host = spawn_host().await;
+    // The connector built for a GitHub Enterprise Server at 127.0.0.1, its
+    // OAuth app's endpoints at the fake provider.
+    host.upload_plugin("github_enterprise").await;
+    let connection = crate::server::connections::connect_oauth(&host, &provider, "github").await;
+    let config = json!({ "events": ["push"], "repository": "octocat/Hello-World", "api_url": provider.url() });
+    let body = json!({ "plugin": "github", "trigger": "event", "config": config, "secret": GITHUB_SECRET, "connection": connection });
+    let (status, created) = host.api(Method::POST, "/triggers", Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let trigger = created["id"].as_str().expect("id").to_owned();
+    let (_, enabled) = host.api(Method::POST, &format!("/triggers/{trigger}/enable"), None).await;
+    assert_eq!(enabled["status"], "enabled", "{enabled}");
+
+    let hook = provider.calls().into_iter().find(|c| c.path == "/repos/octocat/Hello-World/hooks").expect("the hook was created");
+    // The access token the OAuth flow obtained (the provider issued code_1, rt_2, at_3).
+    assert_eq!(hook.authorization.as_deref(), Some("Bearer at_3_zz"));
+    assert_eq!(hook.body["events"], json!(["push"]));
+}
