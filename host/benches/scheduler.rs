@@ -56,6 +56,7 @@ fn main() {
                 secret: None,
                 poll_interval_s: Some(1),
                 plugin_version: None,
+                connection: None,
             };
             // The triggers enabled so far are polling meanwhile: a write
             // that finds the database busy is tried again.
