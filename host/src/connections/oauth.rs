@@ -305,6 +305,6 @@ mod tests {
     // RFC 7636, appendix B.
     #[test]
     fn the_pkce_challenge_matches_rfc_7636() {
-        assert_eq!(pkce_challenge("dBjftJeZ4CVP-1B0PHgBpm1lhNYF1qgPwgtGnbGtpVY"), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+        assert_eq!(pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
     }
 }
