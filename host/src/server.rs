@@ -129,9 +129,23 @@ async fn renewal_metrics(app: &AppState, text: &mut String) -> Result<(), api::A
 async fn connection_metrics(app: &AppState, text: &mut String) -> Result<(), api::ApiError> {
     text.push_str("# HELP triggerhost_connection_healthy Whether a connection's credentials work\n");
     text.push_str("# TYPE triggerhost_connection_healthy gauge\n");
+    let mut healthy = std::collections::HashMap::new();
     for row in app.store.list_connections().await? {
-        let healthy = row.status == crate::connections::status::CONNECTED;
-        text.push_str(&format!("triggerhost_connection_healthy{{connection=\"{}\",plugin=\"{}\"}} {}\n", row.id, row.plugin, u8::from(healthy)));
+        let ok = row.status == crate::connections::status::CONNECTED;
+        text.push_str(&format!("triggerhost_connection_healthy{{connection=\"{}\",plugin=\"{}\"}} {}\n", row.id, row.plugin, u8::from(ok)));
+        healthy.insert(row.id, ok);
+    }
+    text.push_str("# HELP triggerhost_trigger_connection_healthy Whether the connection a trigger uses works\n");
+    text.push_str("# TYPE triggerhost_trigger_connection_healthy gauge\n");
+    for row in app.triggers.list().await? {
+        let Some(connection) = &row.connection_id else { continue };
+        let ok = healthy.get(connection).copied().unwrap_or(false);
+        text.push_str(&format!(
+            "triggerhost_trigger_connection_healthy{{trigger=\"{}\",plugin=\"{}\",connection=\"{connection}\"}} {}\n",
+            row.id,
+            row.plugin,
+            u8::from(ok)
+        ));
     }
     Ok(())
 }

@@ -68,18 +68,29 @@ pub async fn put_oauth_app(
     Ok(axum::Json(json!(app.connections.set_oauth_app(&name, body).await?)))
 }
 
-/// `GET /api/v1/connections/oauth/start` query.
+/// `GET /api/v1/connections/oauth/start` query: a plugin and a name for a
+/// new connection, or the connection to authorize again.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StartQuery {
-    plugin: String,
-    display_name: String,
+    #[serde(default)]
+    plugin: Option<String>,
+    #[serde(default)]
+    display_name: Option<String>,
+    #[serde(default)]
+    connection: Option<String>,
 }
 
-/// `GET /api/v1/connections/oauth/start?plugin=..&display_name=..`: the
-/// provider's authorization URL to send the operator's browser to.
+/// `GET /api/v1/connections/oauth/start?plugin=..&display_name=..` (or
+/// `?connection=..` to authorize one again): the provider's authorization
+/// URL to send the operator's browser to.
 pub async fn start_oauth(State(app): State<Arc<AppState>>, Query(query): Query<StartQuery>) -> JsonResult {
-    Ok(axum::Json(json!(app.connections.start_oauth(&query.plugin, &query.display_name).await?)))
+    let started = match (query.connection, query.plugin, query.display_name) {
+        (Some(id), None, None) => app.connections.reconnect_oauth(&id).await?,
+        (None, Some(plugin), Some(name)) => app.connections.start_oauth(&plugin, &name).await?,
+        _ => return Err(ApiError::bad_request("give plugin and display_name, or connection")),
+    };
+    Ok(axum::Json(json!(started)))
 }
 
 /// The provider's redirect back to `/oauth/callback`.

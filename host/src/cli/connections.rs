@@ -45,6 +45,37 @@ pub(super) enum ConnectionCommand {
         /// Connection id.
         id: String,
     },
+    /// Register a plugin's OAuth2 app (the client the provider issued).
+    OauthApp {
+        /// Plugin name.
+        #[arg(long)]
+        plugin: String,
+        /// The client id.
+        #[arg(long)]
+        client_id: String,
+        /// A file holding the client secret (`-` for stdin).
+        #[arg(long = "client-secret-file")]
+        client_secret_file: PathBuf,
+        /// Replaces the manifest's authorization endpoint.
+        #[arg(long)]
+        authorize_url: Option<String>,
+        /// Replaces the manifest's token endpoint.
+        #[arg(long)]
+        token_url: Option<String>,
+    },
+    /// Start OAuth2: prints the URL to open in a browser. A new connection
+    /// (--plugin and --name), or an existing one authorized again (--id).
+    Authorize {
+        /// Plugin name, for a new connection.
+        #[arg(long, requires = "name", conflicts_with = "id")]
+        plugin: Option<String>,
+        /// Its name.
+        #[arg(long)]
+        name: Option<String>,
+        /// The connection to authorize again.
+        #[arg(long)]
+        id: Option<String>,
+    },
 }
 
 /// The credentials in `path` (`-`: stdin): JSON if it parses, else the
@@ -91,6 +122,29 @@ pub(super) async fn run(command: ConnectionCommand, client: &Client) -> anyhow::
         ConnectionCommand::Delete { id } => {
             client.send(Method::DELETE, &format!("/connections/{id}"), None).await?;
             println!("deleted {id}");
+        }
+        ConnectionCommand::OauthApp { plugin, client_id, client_secret_file, authorize_url, token_url } => {
+            let Value::String(client_secret) = read_credentials(&client_secret_file)? else {
+                anyhow::bail!("the client secret file must hold the secret as plain text");
+            };
+            let body = json!({
+                "client_id": client_id, "client_secret": client_secret,
+                "authorize_url": authorize_url, "token_url": token_url,
+            });
+            let v = client.send(Method::PUT, &format!("/plugins/{plugin}/oauth-app"), Some(Body::Json(body))).await?;
+            println!("{plugin}: client {}", text(&v["client_id"]));
+            println!("register this redirect URI with the provider: {}", text(&v["redirect_uri"]));
+        }
+        ConnectionCommand::Authorize { plugin, name, id } => {
+            let query: Vec<(&str, String)> = match (id, plugin, name) {
+                (Some(id), _, _) => vec![("connection", id)],
+                (None, Some(plugin), Some(name)) => vec![("plugin", plugin), ("display_name", name)],
+                _ => anyhow::bail!("give --plugin and --name, or --id"),
+            };
+            let query = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(query).finish();
+            let v = client.send(Method::GET, &format!("/connections/oauth/start?{query}"), None).await?;
+            println!("open this URL in a browser within {} s:", v["expires_in_s"]);
+            println!("{}", text(&v["authorize_url"]));
         }
     }
     Ok(())

@@ -66,6 +66,8 @@ pub(super) struct PendingFlow {
     display_name: String,
     verifier: String,
     started: Instant,
+    /// The connection to authorize again, or `None` for a new one.
+    reconnect: Option<String>,
 }
 
 /// Flows by state.
@@ -172,6 +174,17 @@ impl Connections {
     /// provider's authorization URL, with `state` and the PKCE challenge.
     pub async fn start_oauth(&self, plugin: &str, display_name: &str) -> Result<StartedFlow, ConnectionError> {
         super::check_display_name(display_name)?;
+        self.start_flow(plugin, display_name, None).await
+    }
+
+    /// Starts a flow that authorizes connection `id` again (after
+    /// `needs-reauth`, say): its triggers keep it and get the new tokens.
+    pub async fn reconnect_oauth(&self, id: &str) -> Result<StartedFlow, ConnectionError> {
+        let row = self.get(id).await?;
+        self.start_flow(&row.plugin, &row.display_name, Some(row.id)).await
+    }
+
+    async fn start_flow(&self, plugin: &str, display_name: &str, reconnect: Option<String>) -> Result<StartedFlow, ConnectionError> {
         let (app, oauth) = self.app(plugin).await?;
         let state = crate::ids::random_hex(24)?;
         let verifier = crate::ids::random_hex(32)?;
@@ -202,7 +215,13 @@ impl Connections {
         {
             flows.remove(&oldest);
         }
-        let flow = PendingFlow { plugin: plugin.to_owned(), display_name: display_name.to_owned(), verifier, started: Instant::now() };
+        let flow = PendingFlow {
+            plugin: plugin.to_owned(),
+            display_name: display_name.to_owned(),
+            verifier,
+            started: Instant::now(),
+            reconnect,
+        };
         flows.insert(state, flow);
         Ok(StartedFlow { authorize_url: url.into(), redirect_uri, expires_in_s: FLOW_TTL.as_secs() })
     }
@@ -238,14 +257,17 @@ impl Connections {
         };
         let token_url = app.token_url.as_deref().unwrap_or(&oauth.token_url);
         let tokens = self.token_request(&flow.plugin, token_url, form).await?;
-        let id = crate::ids::new_id("con")?;
+        let id = match &flow.reconnect {
+            Some(id) => id.clone(),
+            None => crate::ids::new_id("con")?,
+        };
         let now = now_ms();
         let credentials = tokens.credentials(now, oauth.scopes);
         let refresh_token = match tokens.refresh_token {
             Some(token) => Some(self.secrets.seal(&token, &refresh_field(&id))?),
             None => None,
         };
-        let row = ConnectionRow {
+        let mut row = ConnectionRow {
             credentials: self.seal(&id, &credentials)?,
             id,
             plugin: flow.plugin,
@@ -257,7 +279,13 @@ impl Connections {
             created_at_ms: now,
             updated_at_ms: now,
         };
-        self.store.insert_connection(&row).await?;
+        match flow.reconnect {
+            Some(_) => {
+                row.created_at_ms = self.get(&row.id).await?.created_at_ms;
+                self.store.update_connection(&row).await?;
+            }
+            None => self.store.insert_connection(&row).await?,
+        }
         self.remember(&row.id, credentials);
         Ok(row)
     }

@@ -120,3 +120,26 @@ async fn connections_from_the_command_line_read_credentials_from_a_file() {
     let refused = cli(&host, &["connection", "delete", &id]).await;
     assert!(!refused.status.success(), "deleting a connection in use is refused");
 }
+
+#[tokio::test]
+async fn the_oauth2_app_and_flow_start_from_the_command_line() {
+    let host = spawn_host().await;
+    host.upload_plugin("oauthed").await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let secret_file = dir.path().join("client_secret");
+    std::fs::write(&secret_file, "cs_from_file_77\n").expect("write secret");
+    let secret_path = secret_file.to_str().expect("utf-8 path");
+
+    let args = ["connection", "oauth-app", "--plugin", "oauthed", "--client-id", "cid_1", "--client-secret-file", secret_path];
+    let registered = cli(&host, &args).await;
+    assert!(registered.status.success(), "{registered:?}");
+    let text = stdout(&registered);
+    assert!(text.contains(&format!("redirect URI with the provider: {}/oauth/callback", host.url)) && !text.contains("cs_from_file"), "{text}");
+
+    let started = stdout(&cli(&host, &["connection", "authorize", "--plugin", "oauthed", "--name", "Acme"]).await);
+    let url = started.lines().last().unwrap_or_default();
+    assert!(url.starts_with("https://provider.example/oauth/authorize?") && url.contains("client_id=cid_1"), "{started}");
+    assert!(url.contains("code_challenge_method=S256"), "{started}");
+    let refused = cli(&host, &["connection", "authorize", "--name", "Acme"]).await;
+    assert!(!refused.status.success(), "a name without a plugin or id is refused");
+}

@@ -252,6 +252,21 @@ async fn an_expired_token_is_refreshed_once_for_twenty_concurrent_polls_and_a_re
     }
     let metrics = host.http.get(format!("{}/metrics", host.url)).send().await.expect("metrics").text().await.expect("text");
     assert!(metrics.contains(&format!("triggerhost_connection_healthy{{connection=\"{connection}\",plugin=\"oauthed\"}} 0")));
+    let unhealthy = format!("plugin=\"oauthed\",connection=\"{connection}\"}} 0");
+    assert_eq!(metrics.lines().filter(|l| l.starts_with("triggerhost_trigger_connection_healthy") && l.ends_with(&unhealthy)).count(), 20);
+
+    // Authorizing the same connection again heals all its triggers at once.
+    let (_, started) = host.api(Method::GET, &format!("/connections/oauth/start?connection={connection}"), None).await;
+    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let approved = browser.get(started["authorize_url"].as_str().expect("url")).send().await.expect("authorize");
+    let back = approved.headers()["location"].to_str().expect("location").to_owned();
+    assert_eq!(browser.get(&back).send().await.expect("callback").status(), StatusCode::OK);
+    let (_, view) = host.api(Method::GET, &format!("/connections/{connection}"), None).await;
+    assert_eq!((view["status"].as_str(), view["triggers"].as_array().map(Vec::len)), (Some("connected"), Some(20)), "{view}");
+    let (_, polled) = host.api(Method::POST, &format!("/triggers/{}/poll", triggers[19]), None).await;
+    assert_eq!(polled["outcome"], "stored", "{polled}");
+    let (_, health) = host.api(Method::GET, &format!("/triggers/{}/health", triggers[19]), None).await;
+    assert_eq!(health["healthy"], true, "{health}");
 
     // No token or client secret in any answer, failure record or log line.
     let mut seen = vec![view.to_string(), metrics];
