@@ -330,3 +330,46 @@ fn credentials_for(plugin: &str, auth: &Auth, given: serde_json::Value) -> Resul
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn custom() -> Auth {
+        let schema = json!({
+            "type": "object",
+            "properties": { "account": { "type": "string" }, "api_key": { "type": "string", "x-secret": true } },
+            "required": ["account", "api_key"],
+            "additionalProperties": false,
+        });
+        Auth::Custom { schema: schema.to_string() }
+    }
+
+    #[test]
+    fn credentials_must_fit_the_plugins_auth() {
+        let text = Auth::SecretText { label: "API key".into(), description: String::new() };
+        assert!(matches!(credentials_for("p", &text, json!("k")), Ok(Credentials::SecretText(k)) if k == "k"));
+        assert!(credentials_for("p", &text, json!("")).is_err());
+        assert!(credentials_for("p", &text, json!({ "k": 1 })).is_err());
+
+        let props = json!({ "account": "acme", "api_key": "k" });
+        assert!(matches!(credentials_for("p", &custom(), props), Ok(Credentials::Custom(_))));
+        let missing = credentials_for("p", &custom(), json!({ "account": "acme" }));
+        assert!(matches!(missing, Err(ConnectionError::InvalidCredentials(ref why)) if why.contains("api_key")), "{missing:?}");
+        assert!(credentials_for("p", &custom(), json!({ "account": "acme", "api_key": "k", "extra": 1 })).is_err());
+
+        let oauth = Auth::OAuth2(crate::contract::OAuth2Auth {
+            authorize_url: "https://a.example/authorize".into(),
+            token_url: "https://a.example/token".into(),
+            scopes: Vec::new(),
+            pkce: true,
+            extra_params: Vec::new(),
+        });
+        let tokens = credentials_for("p", &oauth, json!({ "access_token": "at", "expires_at_ms": 5 }));
+        assert!(matches!(tokens, Ok(Credentials::OAuth2(ref t)) if t.token == "at" && t.expires_at_ms == Some(5)));
+        assert!(credentials_for("p", &oauth, json!({ "refresh_token": "rt" })).is_err());
+
+        assert!(matches!(credentials_for("p", &Auth::None, json!("k")), Err(ConnectionError::NoAuth(_))));
+    }
+}
