@@ -18,6 +18,7 @@ use crate::secrets::{SecretBox, SecretError};
 use crate::store::{ConnectionRow, Store, StoreError, now_ms};
 
 pub use oauth::{CALLBACK_PATH, OAuthAppRequest, OAuthAppView, StartedFlow, pkce_challenge};
+pub use refresh::said_unauthorized;
 
 /// A connection's status.
 pub mod status {

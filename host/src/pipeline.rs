@@ -9,9 +9,9 @@ use std::time::Instant;
 
 use tokio::sync::Semaphore;
 
+use crate::connections::said_unauthorized;
 use crate::contract::{
-    ConnectorError, Credentials, Delivery, ErrorCode, HttpResponse, PollTick, RunInput, RunOutput, TriggerContext,
-    WebhookRequest,
+    ConnectorError, Credentials, Delivery, HttpResponse, PollTick, RunInput, RunOutput, TriggerContext, WebhookRequest,
 };
 use crate::capabilities::kv::KvWrites;
 use crate::failures::{call_failure, commit_failure, connector_failure};
@@ -78,7 +78,7 @@ impl Pipeline {
         let scope = self.triggers.scope(&trigger.row.id, &loaded);
         let mut result = loaded.plugin.deliver(context.clone(), request, scope).await;
         if let Some(request) = retry
-            && unauthorized(&result)
+            && said_unauthorized(&result)
             && self.refreshed(trigger, &context).await
         {
             let scope = self.triggers.scope(&trigger.row.id, &loaded);
@@ -131,7 +131,7 @@ impl Pipeline {
         let context = self.triggers.call_context(trigger);
         let scope = self.triggers.scope(&trigger.row.id, &loaded);
         let mut result = loaded.plugin.run(context.clone(), RunInput::Poll(tick), scope).await;
-        if unauthorized(&result) && self.refreshed(trigger, &context).await {
+        if said_unauthorized(&result) && self.refreshed(trigger, &context).await {
             let scope = self.triggers.scope(&trigger.row.id, &loaded);
             result = loaded.plugin.run(self.triggers.call_context(trigger), RunInput::Poll(tick), scope).await;
         }
@@ -177,20 +177,9 @@ impl Pipeline {
         }
     }
 
-    /// After a call on an OAuth2 connection said `unauthorized`: refreshes
-    /// the token it used (one refresh for all who ask at once) and says
-    /// whether to try the call again.
     async fn refreshed(&self, trigger: &LiveTrigger, context: &TriggerContext) -> bool {
-        let (Some(id), Some(Credentials::OAuth2(token))) = (&trigger.row.connection_id, &context.credentials) else {
-            return false;
-        };
-        match self.triggers.connections().refresh(id, Some(&token.token)).await {
-            Ok(()) => true,
-            Err(error) => {
-                tracing::warn!(trigger = %trigger.row.id, connection = %id, %error, "cannot refresh the access token");
-                false
-            }
-        }
+        let connections = self.triggers.connections();
+        connections.refreshed_after_unauthorized(trigger.row.connection_id.as_deref(), context).await
     }
 
     async fn record_poll_failure(&self, trigger: &LiveTrigger, failure: FailureRow, fuel: u64, poll: PollRecord) {
@@ -296,9 +285,4 @@ fn commit_of(
         kv_writes,
         poll,
     }
-}
-
-/// Whether a call's connector answered `unauthorized`.
-fn unauthorized<T>(result: &Result<crate::runtime::CallOutput<Result<T, ConnectorError>>, crate::runtime::CallError>) -> bool {
-    matches!(result, Ok(output) if matches!(&output.value, Err(error) if error.code == ErrorCode::Unauthorized))
 }

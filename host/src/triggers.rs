@@ -535,7 +535,7 @@ impl Triggers {
                 return self.get(id).await;
             }
         };
-        let enabled = loaded.plugin.on_enable(context, self.scope(id, &loaded)).await;
+        let enabled = self.on_enable_retrying(&row, &loaded, context).await;
         match self.settle(id, "on-enable", enabled).await? {
             Ok(info) => {
                 self.keep(id, &info, false).await?;

@@ -9,8 +9,14 @@ use std::time::Duration;
 
 use super::oauth::{refresh_field, secret_field};
 use super::{ConnectionError, Connections, status};
-use crate::contract::Credentials;
+use crate::contract::{ConnectorError, Credentials, ErrorCode, TriggerContext};
+use crate::runtime::{CallError, CallOutput};
 use crate::store::now_ms;
+
+/// Whether a call's connector answered `unauthorized`.
+pub fn said_unauthorized<T>(result: &Result<CallOutput<Result<T, ConnectorError>>, CallError>) -> bool {
+    matches!(result, Ok(output) if matches!(&output.value, Err(error) if error.code == ErrorCode::Unauthorized))
+}
 
 /// How long before expiry a token is refreshed, at most; never more than
 /// half its lifetime.
@@ -78,6 +84,22 @@ impl Connections {
         self.remember(id, credentials);
         tracing::info!(connection = %id, "access token refreshed");
         Ok(())
+    }
+
+    /// After a call said `unauthorized`: when it ran on OAuth2 connection
+    /// `connection`, refreshes the token it used (one refresh for all who
+    /// ask at once) and says whether to try the call again.
+    pub async fn refreshed_after_unauthorized(&self, connection: Option<&str>, context: &TriggerContext) -> bool {
+        let (Some(id), Some(Credentials::OAuth2(token))) = (connection, &context.credentials) else {
+            return false;
+        };
+        match self.refresh(id, Some(&token.token)).await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(trigger = %context.trigger_id, connection = %id, %error, "cannot refresh the access token");
+                false
+            }
+        }
     }
 
     async fn needs_reauth(&self, mut row: crate::store::ConnectionRow, why: &str) -> Result<(), ConnectionError> {

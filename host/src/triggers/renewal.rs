@@ -2,6 +2,7 @@
 //! and `renew` share: a reported expiry is kept and its renewal scheduled;
 //! a failure is recorded on the trigger.
 
+use crate::connections::said_unauthorized;
 use crate::contract::{ConnectorError, EnableInfo, ErrorCode};
 use crate::failures::{call_failure, connector_failure};
 use crate::runtime::{CallError, CallOutput};
@@ -85,6 +86,26 @@ impl Triggers {
         Ok(())
     }
 
+    /// `on-enable`, tried once more with a refreshed token when it says
+    /// `unauthorized` on an OAuth2 connection.
+    pub(super) async fn on_enable_retrying(
+        &self,
+        row: &crate::store::TriggerRow,
+        loaded: &crate::registry::LoadedPlugin,
+        context: crate::contract::TriggerContext,
+    ) -> LifecycleCall {
+        let enabled = loaded.plugin.on_enable(context.clone(), self.scope(&row.id, loaded)).await;
+        if said_unauthorized(&enabled)
+            && self.connections.refreshed_after_unauthorized(row.connection_id.as_deref(), &context).await
+        {
+            return match self.context(row) {
+                Ok(fresh) => loaded.plugin.on_enable(fresh, self.scope(&row.id, loaded)).await,
+                Err(_) => enabled,
+            };
+        }
+        enabled
+    }
+
     /// Renews trigger `id`'s subscription: `renew`, or `on-enable` again when
     /// the connector says the subscription is gone. A failure is recorded,
     /// counted and retried with backoff; the trigger stays enabled (its
@@ -98,7 +119,12 @@ impl Triggers {
         let attempt = async {
             let loaded = self.registry.resolve_or_load(&row.plugin, row.plugin_version.as_deref()).await?;
             let context = self.context(&row)?;
-            let renewed = loaded.plugin.renew(context.clone(), self.scope(id, &loaded)).await;
+            let mut renewed = loaded.plugin.renew(context.clone(), self.scope(id, &loaded)).await;
+            if said_unauthorized(&renewed)
+                && self.connections.refreshed_after_unauthorized(row.connection_id.as_deref(), &context).await
+            {
+                renewed = loaded.plugin.renew(self.context(&row)?, self.scope(id, &loaded)).await;
+            }
             match self.settle(id, "renew", renewed).await? {
                 Ok(info) => {
                     self.keep(id, &info, true).await?;
@@ -108,7 +134,7 @@ impl Triggers {
                 Err(failure) if !failure.gone => return Ok(Err(failure.message)),
                 Err(failure) => tracing::info!(trigger = %id, reason = %failure.message, "subscription gone; enabling again"),
             }
-            let enabled = loaded.plugin.on_enable(context, self.scope(id, &loaded)).await;
+            let enabled = self.on_enable_retrying(&row, &loaded, context).await;
             Ok::<_, TriggerError>(match self.settle(id, "on-enable", enabled).await? {
                 Ok(info) => {
                     self.keep(id, &info, true).await?;

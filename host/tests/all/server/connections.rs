@@ -237,6 +237,19 @@ async fn an_expired_token_is_refreshed_once_for_twenty_concurrent_polls_and_a_re
     }
     assert_eq!(refreshes() - before, 1, "one refresh for twenty concurrent polls");
 
+    // Enabling goes through the same: on-enable's 401 refreshes the token
+    // and on-enable runs again.
+    provider.expire_access_token();
+    let body = json!({
+        "plugin": "oauthed", "trigger": "items", "connection": connection, "config": { "provider": provider.url() },
+    });
+    let (_, created) = host.api(Method::POST, "/triggers", Some(body)).await;
+    let late = created["id"].as_str().expect("id").to_owned();
+    let (_, enabled) = host.api(Method::POST, &format!("/triggers/{late}/enable"), None).await;
+    assert_eq!(enabled["status"], "enabled", "{enabled}");
+    assert_eq!(refreshes() - before, 2);
+    assert_eq!(host.api(Method::DELETE, &format!("/triggers/{late}"), None).await.0, StatusCode::NO_CONTENT);
+
     // The refresh token is revoked: the connection needs re-authorization,
     // and every trigger on it shows as unhealthy.
     provider.revoke_refresh_tokens();

@@ -38,6 +38,15 @@ impl Connector for Oauthed {
         })
     }
 
+    /// A polling trigger checks its access on enable, as a connector that
+    /// registers a subscription would use it.
+    fn on_enable(ctx: TriggerContext) -> Result<EnableInfo, ConnectorError> {
+        if ctx.trigger_name == "items" {
+            Self::poll(ctx, PollTick { scheduled_at_ms: 0, last_success_at_ms: None })?;
+        }
+        Ok(EnableInfo::never_expires())
+    }
+
     /// Lists the provider's items with the access token; a 401 is
     /// `unauthorized`, which makes the host refresh the token and poll again.
     fn poll(ctx: TriggerContext, _tick: PollTick) -> Result<RunOutput, ConnectorError> {
