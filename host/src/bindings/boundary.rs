@@ -9,7 +9,9 @@
 //! `add_to_linker`, and brings the generated `wit` (types), `log`, `kv` and
 //! `outbound_http` modules into scope. It expects: the bindgen output as
 //! `generated`, a `Connector::guest()` that reaches the exported functions,
-//! and `error_code`, the version's mapping of `wit::ErrorCode`.
+//! `error_code`, the version's mapping of `wit::ErrorCode`, and `take_auth`,
+//! the manifest's auth (none before 0.2.0). The trigger context and enable
+//! info differ in their fields, so each version converts them itself.
 
 macro_rules! boundary {
     () => {
@@ -196,7 +198,25 @@ macro_rules! boundary {
 
         // ---- exports: generated types <-> contract types, by move ----
 
-                impl From<wit::TriggerDefinition> for contract::TriggerDefinition {
+                impl From<wit::Manifest> for contract::Manifest {
+            fn from(mut m: wit::Manifest) -> Self {
+                let auth = take_auth(&mut m);
+                contract::Manifest {
+                    name: m.name,
+                    display_name: m.display_name,
+                    version: m.version,
+                    description: m.description,
+                    capabilities: contract::CapabilityRequest {
+                        outbound_hosts: m.capabilities.outbound_hosts,
+                        key_value: m.capabilities.key_value,
+                    },
+                    auth,
+                    triggers: m.triggers.into_iter().map(Into::into).collect(),
+                }
+            }
+        }
+
+        impl From<wit::TriggerDefinition> for contract::TriggerDefinition {
             fn from(t: wit::TriggerDefinition) -> Self {
                 contract::TriggerDefinition {
                     name: t.name,

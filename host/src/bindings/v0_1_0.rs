@@ -33,21 +33,9 @@ fn error_code(code: wit::ErrorCode) -> contract::ErrorCode {
 
 // ---- what 0.1.0 has fewer of: no auth, no credentials, no issued secrets ----
 
-impl From<wit::Manifest> for contract::Manifest {
-    fn from(m: wit::Manifest) -> Self {
-        contract::Manifest {
-            name: m.name,
-            display_name: m.display_name,
-            version: m.version,
-            description: m.description,
-            capabilities: contract::CapabilityRequest {
-                outbound_hosts: m.capabilities.outbound_hosts,
-                key_value: m.capabilities.key_value,
-            },
-            auth: contract::Auth::None,
-            triggers: m.triggers.into_iter().map(Into::into).collect(),
-        }
-    }
+/// 0.1.0 manifests declare no auth.
+fn take_auth(_: &mut wit::Manifest) -> contract::Auth {
+    contract::Auth::None
 }
 
 impl From<contract::TriggerContext> for wit::TriggerContext {

@@ -46,33 +46,19 @@ fn error_code(code: wit::ErrorCode) -> contract::ErrorCode {
 
 // ---- auth, credentials and issued secrets ----
 
-impl From<wit::Manifest> for contract::Manifest {
-    fn from(m: wit::Manifest) -> Self {
-        contract::Manifest {
-            name: m.name,
-            display_name: m.display_name,
-            version: m.version,
-            description: m.description,
-            capabilities: contract::CapabilityRequest {
-                outbound_hosts: m.capabilities.outbound_hosts,
-                key_value: m.capabilities.key_value,
-            },
-            auth: match m.auth {
-                wit::Auth::None => contract::Auth::None,
-                wit::Auth::SecretText(text) => {
-                    contract::Auth::SecretText { label: text.label, description: text.description }
-                }
-                wit::Auth::Custom(schema) => contract::Auth::Custom { schema },
-                wit::Auth::Oauth2(oauth) => contract::Auth::OAuth2(contract::OAuth2Auth {
-                    authorize_url: oauth.authorize_url,
-                    token_url: oauth.token_url,
-                    scopes: oauth.scopes,
-                    pkce: oauth.pkce,
-                    extra_params: oauth.extra_params,
-                }),
-            },
-            triggers: m.triggers.into_iter().map(Into::into).collect(),
-        }
+/// The manifest's `auth`, taken out for the shared manifest conversion.
+fn take_auth(m: &mut wit::Manifest) -> contract::Auth {
+    match std::mem::replace(&mut m.auth, wit::Auth::None) {
+        wit::Auth::None => contract::Auth::None,
+        wit::Auth::SecretText(text) => contract::Auth::SecretText { label: text.label, description: text.description },
+        wit::Auth::Custom(schema) => contract::Auth::Custom { schema },
+        wit::Auth::Oauth2(oauth) => contract::Auth::OAuth2(contract::OAuth2Auth {
+            authorize_url: oauth.authorize_url,
+            token_url: oauth.token_url,
+            scopes: oauth.scopes,
+            pkce: oauth.pkce,
+            extra_params: oauth.extra_params,
+        }),
     }
 }
 
