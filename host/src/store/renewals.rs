@@ -65,21 +65,19 @@ impl Store {
         Ok(())
     }
 
-    /// Records a failed renewal, retried at `retry_at_ms`; returns the
-    /// failures since the last success, this one included.
-    pub async fn renewal_failed(&self, trigger_id: &str, message: &str, retry_at_ms: i64) -> Result<i64, StoreError> {
+    /// Records a failed renewal, retried at `retry_at_ms`.
+    pub async fn renewal_failed(&self, trigger_id: &str, message: &str, retry_at_ms: i64) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
-        let failures: (i64,) = sqlx::query_as(
+        sqlx::query(
             "INSERT INTO trigger_renewals (trigger_id, renew_at_ms, failures, last_error) VALUES (?1, ?2, 1, ?3)
-             ON CONFLICT (trigger_id) DO UPDATE SET renew_at_ms = ?2, failures = failures + 1, last_error = ?3
-             RETURNING failures",
+             ON CONFLICT (trigger_id) DO UPDATE SET renew_at_ms = ?2, failures = failures + 1, last_error = ?3",
         )
         .bind(trigger_id)
         .bind(retry_at_ms)
         .bind(message)
-        .fetch_one(self.pool())
+        .execute(self.pool())
         .await?;
-        Ok(failures.0)
+        Ok(())
     }
 
     /// Enabled triggers whose renewal is due at `now_ms`, soonest first. A
