@@ -23,6 +23,9 @@ mod scheme;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const BODY: &[u8] = br#"{"type":"invoice.paid","data":{"id":"inv_42","amount":1200,"currency":"eur"}}"#;
+#[path = "support/context.rs"]
+mod context;
+
 #[path = "support/measure.rs"]
 mod measure;
 
@@ -36,7 +39,7 @@ fn main() {
     let component = component::bytes("standard_webhooks");
     let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     let request = signed_request();
-    let ctx = context();
+    let ctx = context::of("message_received", "{}", Some(SECRET));
 
     println!("per call, median of {BATCHES} batches x {PER_BATCH} calls:\n");
     let native = measure(|| {
@@ -114,17 +117,6 @@ fn report(what: &str, per_call: Duration, native: Option<Duration>) {
     }
 }
 
-fn context() -> TriggerContext {
-    TriggerContext {
-        trigger_id: "trg_bench".into(),
-        trigger_name: "message_received".into(),
-        config: "{}".into(),
-        secret: Some(SECRET.into()),
-        webhook_url: "http://127.0.0.1:8080/hooks/trg_bench".into(),
-        credentials: None,
-        issued_secrets: Vec::new(),
-    }
-}
 
 fn signed_request() -> WebhookRequest {
     // Valid for the tolerance window: the bench finishes well within 5 minutes.

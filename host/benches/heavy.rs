@@ -11,10 +11,13 @@ use std::time::{Duration, Instant};
 use triggerhost::capabilities::Backends;
 use triggerhost::capabilities::grant::{Grant, Reuse};
 use triggerhost::capabilities::kv::{BoxFuture, KvBackend, KvUsage};
-use triggerhost::contract::{Delivery, TriggerContext, WebhookRequest};
+use triggerhost::contract::{Delivery, WebhookRequest};
 use triggerhost::runtime::CallScope;
 use triggerhost::{Limits, Runtime, RuntimeConfig};
 use triggerhost_sdk::signature::hmac_sha256_hex;
+
+#[path = "support/context.rs"]
+mod context;
 
 #[path = "support/measure.rs"]
 mod measure;
@@ -58,7 +61,7 @@ fn bench(tokio: &tokio::runtime::Runtime, component: &[u8]) {
     println!("{:<52} {:>9.1} ms", "restart with the cache: checked load", ms(restart_cached));
     assert_eq!(warm.compile_counts().cached, 1, "the restart loaded the cached artifact");
 
-    let (ctx, request) = (context(), signed_request());
+    let (ctx, request) = (context::of("signed", "{}", Some(SECRET)), signed_request());
     let scope = |reuse: Option<Reuse>| {
         let grant = Grant { key_value: true, reuse, ..Grant::default() };
         CallScope::new("trg_bench", Arc::new(grant), Limits::default())
@@ -104,17 +107,6 @@ fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1e3
 }
 
-fn context() -> TriggerContext {
-    TriggerContext {
-        trigger_id: "trg_bench".into(),
-        trigger_name: "signed".into(),
-        config: "{}".into(),
-        secret: Some(SECRET.into()),
-        webhook_url: "http://127.0.0.1:8080/hooks/trg_bench".into(),
-        credentials: None,
-        issued_secrets: Vec::new(),
-    }
-}
 
 fn signed_request() -> WebhookRequest {
     WebhookRequest {

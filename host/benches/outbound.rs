@@ -15,12 +15,14 @@ use http_body_util::{BodyExt, Empty};
 use triggerhost::capabilities::Backends;
 use triggerhost::capabilities::grant::{Grant, Origin};
 use triggerhost::capabilities::http::{Outbound, SystemResolver, Target, non_public};
-use triggerhost::contract::{RunInput, TriggerContext, WebhookRequest};
+use triggerhost::contract::{RunInput, WebhookRequest};
 use triggerhost::runtime::CallScope;
 use triggerhost::{Limits, Runtime, RuntimeConfig};
 
 #[path = "support/loopback.rs"]
 mod loopback;
+#[path = "support/context.rs"]
+mod context;
 #[path = "support/measure.rs"]
 mod measure;
 
@@ -48,7 +50,7 @@ fn main() {
     let grant = Arc::new(Grant { outbound: vec![origin], ..Grant::default() });
     let scope = CallScope::new("trg_bench", grant, Limits::default());
     let call = |repeat: usize| {
-        let ctx = context(&format!(r#"{{"url": "http://127.0.0.1:{port}/", "repeat": {repeat}}}"#));
+        let ctx = context::of("fetch", &format!(r#"{{"url": "http://127.0.0.1:{port}/", "repeat": {repeat}}}"#), None);
         let out = tokio.block_on(plugin.run(ctx, RunInput::Webhook(empty_request()), &scope)).expect("call");
         assert!(out.value.is_ok(), "{:?}", out.value.err());
     };
@@ -103,17 +105,6 @@ fn measure(call: impl FnMut()) -> Duration {
     measure::median_of_batches(BATCHES, PER_BATCH, call)
 }
 
-fn context(config: &str) -> TriggerContext {
-    TriggerContext {
-        trigger_id: "trg_bench".into(),
-        trigger_name: "fetch".into(),
-        config: config.into(),
-        secret: None,
-        webhook_url: "http://127.0.0.1:8080/hooks/trg_bench".into(),
-        credentials: None,
-        issued_secrets: Vec::new(),
-    }
-}
 
 fn empty_request() -> WebhookRequest {
     WebhookRequest { method: "POST".into(), query: String::new(), headers: Vec::new(), body: Vec::new() }
