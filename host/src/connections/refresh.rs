@@ -119,6 +119,11 @@ impl Connections {
         row.status == status::CONNECTED && expires.saturating_sub(now_ms) <= REFRESH_MARGIN_MS.min(lifetime / 2)
     }
 
+    fn any_token_expires(&self) -> bool {
+        let opened = self.opened.read().unwrap_or_else(|p| p.into_inner());
+        opened.values().any(|c| matches!(c, Credentials::OAuth2(token) if token.expires_at_ms.is_some()))
+    }
+
     /// Refreshes tokens ahead of their expiry until the runtime stops.
     pub fn start_refresher(self: &Arc<Self>) {
         let connections = Arc::clone(self);
@@ -126,6 +131,11 @@ impl Connections {
             let mut ticks = tokio::time::interval(REFRESH_CHECK);
             loop {
                 ticks.tick().await;
+                // Only tokens with an expiry are ever due: with none in
+                // memory (most hosts), the store is not read.
+                if !connections.any_token_expires() {
+                    continue;
+                }
                 let Ok(rows) = connections.store.list_connections().await else { continue };
                 let now = now_ms();
                 for row in rows.iter().filter(|row| connections.due(row, now)) {
