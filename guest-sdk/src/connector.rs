@@ -2,8 +2,8 @@
 
 use crate::bindings::exports::triggerhost::connector::plugin::Guest;
 use crate::{
-    ConnectorError, EnableInfo, ErrorCode, Manifest, PollTick, RunInput, RunOutput, TriggerContext,
-    Verdict, WebhookRequest,
+    ConnectorError, EnableInfo, ErrorCode, Manifest, PollTick, RegistrationChange, RunInput,
+    RunOutput, SyncReport, TriggerContext, Verdict, WebhookRequest,
 };
 
 /// What a connector implements. Every method but `describe` has a default:
@@ -35,6 +35,32 @@ pub trait Connector {
     /// again.
     fn renew(ctx: TriggerContext) -> Result<EnableInfo, ConnectorError> {
         Self::on_enable(ctx)
+    }
+
+    /// Called when the registration must follow a change: the trigger's
+    /// config or connection was patched, or (for a shared registration) the
+    /// union of the sharing triggers' events changed. `ctx` is as of now;
+    /// `change` holds the previous config and the events added and removed.
+    /// Update the provider's registration in place, so no delivery is
+    /// missed. By default the registration is undone with the previous
+    /// config and made again with the new one.
+    fn on_update(ctx: TriggerContext, change: RegistrationChange) -> Result<EnableInfo, ConnectorError> {
+        let previous = TriggerContext { config: change.previous_config, ..ctx.clone() };
+        Self::on_disable(previous)?;
+        Self::on_enable(ctx)
+    }
+
+    /// Called periodically, and when an operator asks, to check that the
+    /// registration still exists and matches `ctx` at the provider: return
+    /// [`SyncReport::InSync`], put a drifted registration back and return
+    /// [`SyncReport::Repaired`], or return an error with [`ErrorCode::Gone`]
+    /// when it no longer exists, and the host calls `on_enable` to register
+    /// again (which should adopt a registration already pointing at
+    /// `ctx.webhook_url` rather than create a second). By default nothing is
+    /// checked: [`SyncReport::Unchecked`].
+    fn sync(ctx: TriggerContext) -> Result<SyncReport, ConnectorError> {
+        let _ = ctx;
+        Ok(SyncReport::Unchecked)
     }
 
     /// Called when a trigger is disabled: undo `on_enable`. By default there
@@ -86,6 +112,14 @@ impl<T: Connector> Guest for T {
 
     fn renew(ctx: TriggerContext) -> Result<EnableInfo, ConnectorError> {
         T::renew(ctx)
+    }
+
+    fn on_update(ctx: TriggerContext, change: RegistrationChange) -> Result<EnableInfo, ConnectorError> {
+        T::on_update(ctx, change)
+    }
+
+    fn sync(ctx: TriggerContext) -> Result<SyncReport, ConnectorError> {
+        T::sync(ctx)
     }
 
     fn on_disable(ctx: TriggerContext) -> Result<(), ConnectorError> {

@@ -1,5 +1,5 @@
 //! The Rust SDK for triggerhost connectors, targeting contract
-//! `triggerhost:connector@0.2.0`.
+//! `triggerhost:connector@0.3.0`.
 //!
 //! A connector implements [`Connector`] on a unit struct and exports it with
 //! [`export_connector!`]; `cargo build --release --target wasm32-wasip2` then
@@ -68,7 +68,9 @@
 //!
 //! A connector whose registration at the provider expires reports
 //! `expires_at_ms` from `on_enable` and writes `renew` (see
-//! [`Connector::renew`]). `plugins/` holds complete connectors.
+//! [`Connector::renew`]). One that registers a webhook writes `on_update`
+//! and `sync` too, and may let triggers share a registration with
+//! [`TriggerBuilder::shared`]. `plugins/` holds complete connectors.
 //!
 //! Without the default `guest` feature only the pure helpers are built:
 //! [`naming`], [`polling`] (its strategies), [`schema`] and [`signature`].
@@ -92,7 +94,7 @@ mod outbound;
 #[allow(clippy::too_many_arguments)] // generated lowering of wide records
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit/0.2.0",
+        path: "../wit/0.3.0",
         world: "connector",
         pub_export_macro: true,
         export_macro_name: "__export_connector_world",
@@ -103,14 +105,15 @@ pub mod bindings {
 #[cfg(feature = "guest")]
 pub use bindings::triggerhost::connector::types::{
     AccessToken, Auth, CapabilityRequest, ConnectorError, Credentials, EnableInfo, ErrorCode, Event,
-    Header, HttpResponse, Manifest, Oauth2Auth, PollTick, RunInput, RunOutput, SecretTextAuth,
-    Strategy, TriggerContext, TriggerDefinition, Verdict, WebhookRequest,
+    Header, HttpResponse, Manifest, Oauth2Auth, PollTick, RegistrationChange, RunInput, RunOutput,
+    SecretTextAuth, Sharing, Strategy, SyncReport, TriggerContext, TriggerDefinition, Verdict,
+    WebhookRequest,
 };
 #[cfg(feature = "guest")]
 pub use bindings::triggerhost::connector::{kv, outbound_http};
 
 /// The contract version connectors built with this SDK implement.
-pub const CONTRACT_VERSION: &str = "0.2.0";
+pub const CONTRACT_VERSION: &str = "0.3.0";
 #[cfg(feature = "guest")]
 pub use connector::Connector;
 #[cfg(feature = "guest")]
@@ -127,7 +130,7 @@ pub use outbound::{Request, Response, registration, store};
 macro_rules! export_connector {
     ($connector:ident) => {
         // Only a component exports: the export names
-        // (`triggerhost:connector/plugin@0.2.0#run`) are not symbols a native
+        // (`triggerhost:connector/plugin@0.3.0#run`) are not symbols a native
         // linker accepts, and a connector crate is also built natively for
         // its unit tests.
         #[cfg(target_arch = "wasm32")]

@@ -1,7 +1,7 @@
 //! Builders for the manifest `describe` returns.
 
 use crate::schema::ConfigSchema;
-use crate::{Auth, CapabilityRequest, Manifest, Strategy, TriggerDefinition};
+use crate::{Auth, CapabilityRequest, Manifest, Sharing, Strategy, TriggerDefinition};
 
 /// Builds a [`Manifest`]. Names are checked by the host on upload; use
 /// [`naming`](crate::naming) in a unit test to catch a bad one earlier.
@@ -81,6 +81,7 @@ impl TriggerBuilder {
                 strategy,
                 config_schema: ConfigSchema::new().to_json(),
                 sample_event: "{}".into(),
+                sharing: None,
             },
         }
     }
@@ -104,6 +105,21 @@ impl TriggerBuilder {
     /// The schema of the trigger's config (no props by default).
     pub fn config(mut self, schema: ConfigSchema) -> Self {
         self.definition.config_schema = schema.to_json();
+        self
+    }
+
+    /// Lets triggers of this definition share one registration at the
+    /// provider: those on the same connection whose config properties
+    /// `key_fields` are equal get one webhook URL, registered with the union
+    /// of their `events_field` lists, and each delivery's events reach the
+    /// triggers that want them. Their calls about the registration see the
+    /// source's id and URL, and the events field set to the union. For
+    /// providers that allow one webhook per app or account, or cap them.
+    pub fn shared(mut self, key_fields: &[&str], events_field: Option<&str>) -> Self {
+        self.definition.sharing = Some(Sharing {
+            key_fields: key_fields.iter().map(|field| (*field).to_owned()).collect(),
+            events_field: events_field.map(str::to_owned),
+        });
         self
     }
 

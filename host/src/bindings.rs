@@ -12,19 +12,22 @@
 mod boundary;
 pub mod v0_1_0;
 pub mod v0_2_0;
+pub mod v0_3_0;
 
 use wasmtime::{Engine, Store};
 use wasmtime::component::{Component, Linker};
 
 use crate::capabilities::CallCapabilities;
 use crate::contract::{
-    ConnectorError, ContractVersion, Delivery, EnableInfo, Manifest, RunInput, RunOutput, TriggerContext, Verdict, WebhookRequest,
+    ConnectorError, ContractVersion, Delivery, EnableInfo, Manifest, RegistrationChange, RunInput, RunOutput, SyncReport,
+    TriggerContext, Verdict, WebhookRequest,
 };
 
 /// A pre-linked connector of any supported WIT version.
 pub(crate) enum ConnectorPre<T: 'static> {
     V0_1_0(v0_1_0::ConnectorPre<T>),
     V0_2_0(v0_2_0::ConnectorPre<T>),
+    V0_3_0(v0_3_0::ConnectorPre<T>),
 }
 
 impl<T: 'static> Clone for ConnectorPre<T> {
@@ -32,6 +35,7 @@ impl<T: 'static> Clone for ConnectorPre<T> {
         match self {
             ConnectorPre::V0_1_0(pre) => ConnectorPre::V0_1_0(pre.clone()),
             ConnectorPre::V0_2_0(pre) => ConnectorPre::V0_2_0(pre.clone()),
+            ConnectorPre::V0_3_0(pre) => ConnectorPre::V0_3_0(pre.clone()),
         }
     }
 }
@@ -41,6 +45,7 @@ impl<T: 'static> Clone for ConnectorPre<T> {
 pub(crate) enum Connector {
     V0_1_0(v0_1_0::Connector),
     V0_2_0(v0_2_0::Connector),
+    V0_3_0(v0_3_0::Connector),
 }
 
 /// The contract version `component` targets, read from its exports: from
@@ -49,6 +54,9 @@ pub(crate) enum Connector {
 /// `triggerhost:connector/...` export of a version this host does not know
 /// is named in the error.
 pub(crate) fn contract_version(component: &Component, engine: &Engine) -> Result<ContractVersion, String> {
+    if component.get_export_index(None, v0_3_0::EXPORT).is_some() {
+        return Ok(ContractVersion::V0_3_0);
+    }
     if component.get_export_index(None, v0_2_0::EXPORT).is_some() {
         return Ok(ContractVersion::V0_2_0);
     }
@@ -56,7 +64,7 @@ pub(crate) fn contract_version(component: &Component, engine: &Engine) -> Result
     let mut exports = component_type.exports(engine).map(|(name, _)| name);
     match exports.find(|name| name.starts_with(CONTRACT_PACKAGE)) {
         Some(unknown) => Err(format!(
-            "the component exports {}, a contract this host does not serve (it serves 0.1.0 and 0.2.0)",
+            "the component exports {}, a contract this host does not serve (it serves 0.1.0, 0.2.0 and 0.3.0)",
             crate::contract::cut(unknown, 120)
         )),
         None => Ok(ContractVersion::V0_1_0),
@@ -77,6 +85,7 @@ impl<T: Send + 'static> ConnectorPre<T> {
         let linked = match version {
             ContractVersion::V0_1_0 => v0_1_0::ConnectorPre::new(instance_pre).map(ConnectorPre::V0_1_0),
             ContractVersion::V0_2_0 => v0_2_0::ConnectorPre::new(instance_pre).map(ConnectorPre::V0_2_0),
+            ContractVersion::V0_3_0 => v0_3_0::ConnectorPre::new(instance_pre).map(ConnectorPre::V0_3_0),
         };
         linked.map_err(|e| LinkError::Export(root_message(&e)))
     }
@@ -86,6 +95,7 @@ impl<T: Send + 'static> ConnectorPre<T> {
         match self {
             ConnectorPre::V0_1_0(_) => ContractVersion::V0_1_0,
             ConnectorPre::V0_2_0(_) => ContractVersion::V0_2_0,
+            ConnectorPre::V0_3_0(_) => ContractVersion::V0_3_0,
         }
     }
 
@@ -94,6 +104,7 @@ impl<T: Send + 'static> ConnectorPre<T> {
         match self {
             ConnectorPre::V0_1_0(pre) => pre.instantiate(store).await.map(Connector::V0_1_0),
             ConnectorPre::V0_2_0(pre) => pre.instantiate(store).await.map(Connector::V0_2_0),
+            ConnectorPre::V0_3_0(pre) => pre.instantiate(store).await.map(Connector::V0_3_0),
         }
     }
 }
@@ -103,6 +114,7 @@ impl Connector {
         match self {
             Connector::V0_1_0(c) => c.describe(store).await,
             Connector::V0_2_0(c) => c.describe(store).await,
+            Connector::V0_3_0(c) => c.describe(store).await,
         }
     }
 
@@ -114,6 +126,7 @@ impl Connector {
         match self {
             Connector::V0_1_0(c) => c.on_enable(store, ctx).await,
             Connector::V0_2_0(c) => c.on_enable(store, ctx).await,
+            Connector::V0_3_0(c) => c.on_enable(store, ctx).await,
         }
     }
 
@@ -127,6 +140,42 @@ impl Connector {
         match self {
             Connector::V0_1_0(c) => c.on_enable(store, ctx).await,
             Connector::V0_2_0(c) => c.renew(store, ctx).await,
+            Connector::V0_3_0(c) => c.renew(store, ctx).await,
+        }
+    }
+
+    /// `on-update` on 0.3.0 and later; an earlier connector is disabled
+    /// with the previous config and enabled with the new one, on one
+    /// instance.
+    pub(crate) async fn on_update<T: Send>(
+        &self,
+        store: &mut Store<T>,
+        ctx: TriggerContext,
+        change: RegistrationChange,
+    ) -> wasmtime::Result<Result<EnableInfo, ConnectorError>> {
+        let previous = TriggerContext { config: change.previous_config.clone(), ..ctx.clone() };
+        match self {
+            Connector::V0_3_0(c) => c.on_update(store, ctx, change).await,
+            Connector::V0_1_0(c) => match c.on_disable(&mut *store, previous).await? {
+                Ok(()) => c.on_enable(store, ctx).await,
+                Err(error) => Ok(Err(error)),
+            },
+            Connector::V0_2_0(c) => match c.on_disable(&mut *store, previous).await? {
+                Ok(()) => c.on_enable(store, ctx).await,
+                Err(error) => Ok(Err(error)),
+            },
+        }
+    }
+
+    /// `sync` on 0.3.0 and later; earlier connectors cannot check.
+    pub(crate) async fn sync<T: Send>(
+        &self,
+        store: &mut Store<T>,
+        ctx: TriggerContext,
+    ) -> wasmtime::Result<Result<SyncReport, ConnectorError>> {
+        match self {
+            Connector::V0_3_0(c) => c.sync(store, ctx).await,
+            Connector::V0_1_0(_) | Connector::V0_2_0(_) => Ok(Ok(SyncReport::Unchecked)),
         }
     }
 
@@ -138,6 +187,7 @@ impl Connector {
         match self {
             Connector::V0_1_0(c) => c.on_disable(store, ctx).await,
             Connector::V0_2_0(c) => c.on_disable(store, ctx).await,
+            Connector::V0_3_0(c) => c.on_disable(store, ctx).await,
         }
     }
 
@@ -150,6 +200,7 @@ impl Connector {
         match self {
             Connector::V0_1_0(c) => c.verify(store, ctx, request).await,
             Connector::V0_2_0(c) => c.verify(store, ctx, request).await,
+            Connector::V0_3_0(c) => c.verify(store, ctx, request).await,
         }
     }
 
@@ -162,6 +213,7 @@ impl Connector {
         match self {
             Connector::V0_1_0(c) => c.run(store, ctx, input).await,
             Connector::V0_2_0(c) => c.run(store, ctx, input).await,
+            Connector::V0_3_0(c) => c.run(store, ctx, input).await,
         }
     }
 
@@ -174,6 +226,7 @@ impl Connector {
         match self {
             Connector::V0_1_0(c) => c.deliver(store, ctx, request).await,
             Connector::V0_2_0(c) => c.deliver(store, ctx, request).await,
+            Connector::V0_3_0(c) => c.deliver(store, ctx, request).await,
         }
     }
 }
@@ -185,7 +238,8 @@ pub(crate) fn add_to_linker<T: wasmtime_wasi::WasiView + Send + 'static>(
 ) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
     v0_1_0::add_to_linker(linker, capabilities)?;
-    v0_2_0::add_to_linker(linker, capabilities)
+    v0_2_0::add_to_linker(linker, capabilities)?;
+    v0_3_0::add_to_linker(linker, capabilities)
 }
 
 /// Why a component does not link.

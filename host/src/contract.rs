@@ -8,7 +8,7 @@ pub mod auth;
 pub mod manifest;
 
 pub use auth::{AccessToken, Auth, Credentials, OAuth2Auth};
-pub use manifest::{CapabilityRequest, Manifest, ManifestError, Strategy, TriggerDefinition};
+pub use manifest::{CapabilityRequest, Manifest, ManifestError, Sharing, Strategy, TriggerDefinition};
 
 use serde::{Deserialize, Serialize};
 
@@ -204,6 +204,29 @@ impl std::fmt::Debug for EnableInfo {
     }
 }
 
+/// What changed since a registration was made or last updated, for
+/// `on-update` (contract 0.3.0 and later).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RegistrationChange {
+    /// The config the registration was made with, JSON text.
+    pub previous_config: String,
+    /// Event types wanted now and not then.
+    pub added_events: Vec<String>,
+    /// Event types wanted then and not now.
+    pub removed_events: Vec<String>,
+}
+
+/// What `sync` found at the provider (contract 0.3.0 and later).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncReport {
+    /// The registration exists and matches.
+    InSync,
+    /// It had drifted and the connector put it back.
+    Repaired(EnableInfo),
+    /// The connector does not check (and connectors before 0.3.0 cannot).
+    Unchecked,
+}
+
 /// The kind of a connector error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -269,6 +292,8 @@ pub enum ContractVersion {
     V0_1_0,
     /// `triggerhost:connector@0.2.0`: exports in `plugin@0.2.0`, `renew`.
     V0_2_0,
+    /// `triggerhost:connector@0.3.0`: shared registrations, `on-update`, `sync`.
+    V0_3_0,
 }
 
 impl ContractVersion {
@@ -277,6 +302,7 @@ impl ContractVersion {
         match self {
             ContractVersion::V0_1_0 => "0.1.0",
             ContractVersion::V0_2_0 => "0.2.0",
+            ContractVersion::V0_3_0 => "0.3.0",
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Webhook ingress: `POST|GET /hooks/{trigger_id}`.
+//! Webhook ingress: `POST|GET /hooks/{id}`, to a trigger or to a source
+//! (a registration several triggers share).
 //!
 //! The HTTP side of a delivery: rate limit, body cap and timeout, then the
 //! [`pipeline`](crate::pipeline) (`verify` + `run` on one fresh instance,
@@ -29,7 +30,7 @@ const RETRY_AFTER_SECS: &str = "1";
 /// Handles one delivery.
 pub async fn hook(State(app): State<Arc<AppState>>, Path(id): Path<String>, request: Request<Body>) -> Response {
     // A polling trigger takes no deliveries: its URL is not a webhook.
-    let Some(trigger) = app.triggers.live(&id).filter(|t| !t.is_polling()) else {
+    let Some(trigger) = app.triggers.receiver(&id).filter(|t| !t.is_polling()) else {
         return status_json(StatusCode::NOT_FOUND, "no enabled trigger at this URL");
     };
     if !trigger.admit(app.ingress.rate_per_second, app.ingress.burst) {

@@ -18,7 +18,7 @@ use crate::failures::{call_failure, commit_failure, connector_failure};
 use crate::registry::LoadedPlugin;
 use crate::runtime::CallErrorKind;
 use crate::store::{Committer, DeliveryCommit, FailedCall, FailureRow, NewEvent, PollRecord, Store, StoreError, Tally, now_ms};
-use crate::triggers::{LiveTrigger, Triggers};
+use crate::triggers::{LiveTrigger, Member, Triggers};
 
 /// What became of one delivery.
 #[derive(Debug)]
@@ -187,8 +187,12 @@ impl Pipeline {
     }
 
     /// Commits a run's events (with the call's kv writes and stats, in
-    /// `commit`) in one transaction.
+    /// `commit`) in one transaction; for a source, each of its triggers'
+    /// share of them in one commit per trigger, answered once all are.
     async fn commit(&self, trigger: &LiveTrigger, mut commit: DeliveryCommit, run: RunOutput) -> Outcome {
+        if let Some(members) = &trigger.fan_out {
+            return self.fan_out(trigger, members, commit, run).await;
+        }
         let poll = commit.poll;
         // The output waits for the committer outside any call slot: it
         // counts against the same budget as bodies until it is stored.
@@ -231,6 +235,84 @@ impl Pipeline {
         }
     }
 
+    /// Commits each event of a source's delivery to every trigger of the
+    /// source that wants it, deduplicated per trigger. The call's kv writes
+    /// (the source's) and fuel go with the first commit; a trigger deleted
+    /// meanwhile is skipped.
+    async fn fan_out(&self, source: &LiveTrigger, members: &[Member], commit: DeliveryCommit, run: RunOutput) -> Outcome {
+        let received_at_ms = now_ms();
+        let mut commits = Vec::new();
+        for member in members {
+            let mut events = Vec::new();
+            for event in run.events.iter().filter(|event| member.wanted.matches(&event.event_type)) {
+                let Ok(id) = crate::ids::new_time_ordered_id("evt") else {
+                    return Outcome::Unavailable("try again");
+                };
+                events.push(NewEvent {
+                    id,
+                    dedupe_key: event.dedupe_key.clone(),
+                    event_type: event.event_type.clone(),
+                    occurred_at_ms: event.occurred_at_ms.and_then(|ms| i64::try_from(ms).ok()),
+                    payload: event.payload.clone(),
+                    received_at_ms,
+                });
+            }
+            if !events.is_empty() {
+                let share = DeliveryCommit {
+                    trigger_id: member.id.clone(),
+                    events,
+                    fuel_used: 0,
+                    kv_writes: KvWrites::default(),
+                    ..commit.clone()
+                };
+                commits.push(share);
+            }
+        }
+        let (fuel_used, kv_writes) = (commit.fuel_used, commit.kv_writes);
+        match commits.first_mut() {
+            Some(first) => (first.fuel_used, first.kv_writes) = (fuel_used, kv_writes),
+            None => {
+                if let Err(error) = self.store.commit_kv(&kv_writes).await {
+                    tracing::warn!(source = %source.row.id, %error, "cannot store a delivery's kv writes");
+                    return Outcome::Unavailable("storage unavailable");
+                }
+            }
+        }
+        // All shares wait for the committer at once, so they can share a
+        // group commit.
+        let mut held = Vec::with_capacity(commits.len());
+        for share in commits {
+            let size: usize = share.events.iter().map(|event| event.payload.len()).sum();
+            let Ok(budget) = Arc::clone(&self.budget).try_acquire_many_owned(u32::try_from(size).unwrap_or(u32::MAX)) else {
+                return Outcome::Unavailable("overloaded");
+            };
+            held.push((share, budget));
+        }
+        let mut committing = tokio::task::JoinSet::new();
+        for (share, budget) in held {
+            let committer = self.committer.clone();
+            committing.spawn(async move { committer.commit(share, budget).await });
+        }
+        let committed = committing.join_all().await;
+        let (mut stored, mut duplicates) = (0, 0);
+        for result in committed {
+            match result {
+                Ok(outcome) => (stored, duplicates) = (stored + outcome.stored, duplicates + outcome.duplicates),
+                Err(StoreError::NotFound) => {}
+                Err(StoreError::Busy) => return Outcome::Unavailable("storage busy"),
+                Err(error @ StoreError::Quota(_)) => {
+                    self.record(source, commit_failure("deliver", error.to_string()), 0).await;
+                    return Outcome::OutputRefused;
+                }
+                Err(error) => {
+                    tracing::error!(source = %source.row.id, %error, "commit failed");
+                    return Outcome::Unavailable("storage unavailable");
+                }
+            }
+        }
+        Outcome::Stored { stored, duplicates, response: run.response }
+    }
+
     /// The plugin serving a poll, and its tick: when it was scheduled and
     /// when the trigger last polled successfully.
     async fn tick(&self, trigger: &LiveTrigger, at_ms: i64) -> Result<(LoadedPlugin, PollTick), Outcome> {
@@ -253,8 +335,10 @@ impl Pipeline {
     }
 
     async fn tally(&self, trigger: &LiveTrigger, tally: Tally, fuel: u64) {
-        if let Err(error) = self.store.tally(&trigger.row.id, tally, fuel).await {
-            tracing::warn!(trigger = %trigger.row.id, %error, "cannot update stats");
+        for (id, fuel) in recipients(trigger, fuel) {
+            if let Err(error) = self.store.tally(id, tally, fuel).await {
+                tracing::warn!(trigger = %id, %error, "cannot update stats");
+            }
         }
     }
 
@@ -263,9 +347,20 @@ impl Pipeline {
     }
 
     async fn record_as(&self, trigger: &LiveTrigger, failure: FailureRow, fuel: u64, call: FailedCall) {
-        if let Err(error) = self.store.record_failure(&trigger.row.id, &failure, fuel, call).await {
-            tracing::warn!(trigger = %trigger.row.id, %error, "cannot record failure");
+        for (id, fuel) in recipients(trigger, fuel) {
+            if let Err(error) = self.store.record_failure(id, &failure, fuel, call).await {
+                tracing::warn!(trigger = %id, %error, "cannot record failure");
+            }
         }
+    }
+}
+
+/// Whose stats and failures a call's outcome goes to: the trigger's, or
+/// every trigger of a source's (its fuel counted once, on the first).
+fn recipients(trigger: &LiveTrigger, fuel: u64) -> Vec<(&str, u64)> {
+    match &trigger.fan_out {
+        Some(members) => members.iter().enumerate().map(|(i, m)| (m.id.as_str(), if i == 0 { fuel } else { 0 })).collect(),
+        None => vec![(trigger.row.id.as_str(), fuel)],
     }
 }
 

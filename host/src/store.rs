@@ -10,6 +10,7 @@ mod paging;
 mod plugins;
 mod polls;
 mod renewals;
+mod sources;
 mod stats;
 mod triggers;
 
@@ -24,6 +25,7 @@ pub use events::{CommitOutcome, DeliveryCommit, EventRow, NewEvent};
 pub use kv::KvEntryView;
 pub use polls::{PollRecord, PollState};
 pub use renewals::RenewalState;
+pub use sources::{SOURCE_ID_PREFIX, SourceKey, SourceRow};
 pub use plugins::{PluginRow, PluginVersionRow, VersionDelete, VersionInsert};
 pub use stats::{FailedCall, FailureRow, StatsRow, Tally};
 pub use triggers::{TriggerPatch, TriggerRow};
@@ -170,6 +172,9 @@ pub(crate) mod test_support {
             expires_at_ms: None,
             issued_secrets: None,
             connection_id: None,
+            source_id: None,
+            synced_at_ms: None,
+            sync_error: None,
             created_at_ms: 0,
             updated_at_ms: 0,
         };

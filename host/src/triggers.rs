@@ -17,11 +17,17 @@ use crate::secrets::{SecretBox, SecretError};
 mod activation;
 mod renewal;
 mod sealed;
+mod sharing;
+mod sources;
+mod registration;
 
 pub use activation::Breakage;
 
 pub use sealed::REDACTED;
 pub use renewal::RenewalOutcome;
+pub use sharing::Wanted;
+pub use sources::Member;
+pub use registration::SyncOutcome;
 use sealed::{field, redacted};
 use crate::store::{FailedCall, FailureRow, Store, StoreError, TriggerPatch, TriggerRow, now_ms};
 
@@ -134,21 +140,30 @@ pub struct TriggerView {
     pub has_issued_secrets: bool,
     /// The connection it uses.
     pub connection: Option<String>,
+    /// The source whose registration (and webhook URL) it shares, if its
+    /// definition shares registrations.
+    pub source: Option<String>,
     /// Poll interval.
     pub poll_interval_s: Option<i64>,
     /// `disabled`, `enabled` or `error`.
     pub status: String,
     /// Last failure or enable error.
     pub last_error: Option<String>,
-    /// Where to deliver.
+    /// Where to deliver: its source's URL when it shares one.
     pub webhook_url: String,
+    /// When `sync` last checked the registration, and what it found wrong.
+    pub synced_at_ms: Option<i64>,
+    /// What the last `sync` failed with; null when it found nothing wrong.
+    pub sync_error: Option<String>,
     /// Creation time (Unix ms).
     pub created_at_ms: i64,
     /// Last change (Unix ms).
     pub updated_at_ms: i64,
 }
 
-/// An enabled trigger, as ingress sees it.
+/// An enabled trigger, as ingress sees it; or a source with an enabled
+/// trigger, whose row and context are the source's (its id, URL, config and
+/// secret) and whose deliveries fan out to its triggers.
 #[derive(Debug)]
 pub struct LiveTrigger {
     /// The stored row.
@@ -161,6 +176,9 @@ pub struct LiveTrigger {
     /// Held by the poll running for this trigger, across live entries too:
     /// at most one poll at a time, whoever starts it.
     poll_turn: Arc<tokio::sync::Mutex<()>>,
+    /// For a source: its enabled triggers, each stored what it wants of a
+    /// delivery's events.
+    pub fan_out: Option<Vec<Member>>,
 }
 
 #[derive(Debug)]
@@ -261,6 +279,9 @@ impl Triggers {
                 triggers.store.set_trigger_status(&row.id, status::ERROR, Some(&message), None).await?;
             }
         }
+        for source in triggers.store.list_sources().await? {
+            triggers.refresh_source(&source.id).await?;
+        }
         Ok(triggers)
     }
 
@@ -289,6 +310,17 @@ impl Triggers {
     /// An enabled trigger by id.
     pub fn live(&self, id: &str) -> Option<Arc<LiveTrigger>> {
         self.live.read().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
+    }
+
+    /// What a delivery to `/hooks/{id}` goes to: the enabled trigger or
+    /// source of that id; for a trigger that shares a registration, its
+    /// source.
+    pub fn receiver(&self, id: &str) -> Option<Arc<LiveTrigger>> {
+        let live = self.live(id)?;
+        match &live.row.source_id {
+            Some(source) => self.live(source),
+            None => Some(live),
+        }
     }
 
     /// Waits for the trigger's other lifecycle operations to finish.
@@ -337,8 +369,13 @@ impl Triggers {
     }
 
     fn go_live(&self, row: TriggerRow) -> Result<(), SecretError> {
-        let live =
-            LiveTrigger { context: self.context(&row)?, bucket: self.bucket(&row.id), poll_turn: self.poll_turn(&row.id), row };
+        let live = LiveTrigger {
+            context: self.context(&row)?,
+            bucket: self.bucket(&row.id),
+            poll_turn: self.poll_turn(&row.id),
+            fan_out: None,
+            row,
+        };
         let id = live.row.id.clone();
         self.live.write().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), Arc::new(live));
         self.changed(&id);
@@ -361,10 +398,13 @@ impl Triggers {
             has_secret: row.secret.is_some(),
             has_issued_secrets: row.issued_secrets.is_some(),
             connection: row.connection_id.clone(),
+            source: row.source_id.clone(),
             poll_interval_s: row.poll_interval_s,
             status: row.status.clone(),
             last_error: row.last_error.clone(),
-            webhook_url: self.webhook_url(&row.id),
+            webhook_url: self.webhook_url(row.source_id.as_deref().unwrap_or(&row.id)),
+            synced_at_ms: row.synced_at_ms,
+            sync_error: row.sync_error.clone(),
             created_at_ms: row.created_at_ms,
             updated_at_ms: row.updated_at_ms,
         }
@@ -416,6 +456,9 @@ impl Triggers {
         let poll_interval_s = self.poll_interval(&loaded, &request.trigger, request.poll_interval_s.map(Some))?.flatten();
         let now = now_ms();
         let id = crate::ids::new_id("trg")?;
+        let source_id = self
+            .join_source(&loaded, &request.trigger, request.connection.as_deref(), &config, request.secret.as_deref())
+            .await?;
         let mut config = config;
         self.seal_config(&id, &loaded, &request.trigger, &mut config)?;
         let secret = match request.secret {
@@ -435,10 +478,18 @@ impl Triggers {
             expires_at_ms: None,
             issued_secrets: None,
             connection_id: request.connection,
+            source_id,
+            synced_at_ms: None,
+            sync_error: None,
             created_at_ms: now,
             updated_at_ms: now,
         };
-        self.store.insert_trigger(&row).await?;
+        if let Err(error) = self.store.insert_trigger(&row).await {
+            if let Some(source) = &row.source_id {
+                self.store.delete_source_if_empty(source).await?;
+            }
+            return Err(error.into());
+        }
         Ok(row)
     }
 
@@ -487,8 +538,10 @@ impl Triggers {
         Ok(self.store.list_triggers().await?)
     }
 
-    /// Changes config, secret, pin or poll interval; a live trigger picks
-    /// the change up for its next delivery.
+    /// Changes config, secret, connection, pin or poll interval. A live
+    /// trigger picks the change up for its next delivery, and its
+    /// registration follows: `on-update` of its own, or of the source it
+    /// shares (a changed key moves it to another source).
     pub async fn patch(&self, id: &str, mut patch: TriggerPatch) -> Result<TriggerRow, TriggerError> {
         let _serialized = self.serialize(id).await;
         let current = self.get(id).await?;
@@ -503,6 +556,12 @@ impl Triggers {
             None => self.open_config(&current)?,
         };
         self.check(&loaded, &current.trigger_name, &config)?;
+        let plain_secret = match &patch.secret {
+            Some(secret) => secret.clone(),
+            None => self.context(&current)?.secret,
+        };
+        let connection = patch.connection_id.clone().unwrap_or(current.connection_id.clone());
+        let source = self.join_source(&loaded, &current.trigger_name, connection.as_deref(), &config, plain_secret.as_deref()).await?;
         if patch.config.is_some() {
             self.seal_config(id, &loaded, &current.trigger_name, &mut config)?;
             patch.config = Some(config.to_string());
@@ -514,18 +573,79 @@ impl Triggers {
             let requested = requested.map(|s| u32::try_from(s).unwrap_or(u32::MAX));
             patch.poll_interval_s = self.poll_interval(&loaded, &current.trigger_name, Some(requested))?;
         }
-        let row = self.store.patch_trigger(id, &patch).await.map_err(|e| not_found(e, id))?;
+        let mut row = self.store.patch_trigger(id, &patch).await.map_err(|e| not_found(e, id))?;
+        if source != current.source_id {
+            self.store.set_trigger_source(id, source.as_deref()).await?;
+            row.source_id = source.clone();
+        }
+        let registration_changed = patch.config.is_some() || patch.connection_id.is_some() || patch.secret.is_some();
         if row.status == status::ENABLED {
             self.go_live(row.clone())?;
+            if let Err(message) = self.follow_patch(&current, &row, registration_changed).await? {
+                self.store.set_trigger_status(id, status::ENABLED, Some(&message), row.expires_at_ms).await?;
+            }
+        } else if let Some(left) = current.source_id.as_ref().filter(|s| row.source_id.as_ref() != Some(*s)) {
+            // A source it left empty is deleted.
+            let _ = self.reconcile_source(left, None).await?;
         }
-        Ok(row)
+        for source in [&current.source_id, &row.source_id].into_iter().flatten() {
+            self.refresh_source(source).await?;
+        }
+        self.get(id).await
     }
 
-    /// Calls `on-enable`; the trigger becomes `enabled`, or `error` with the
-    /// connector's message.
+    /// Brings an enabled trigger's registration in line with a patch: its
+    /// source's (or both sources' when it moved), or its own through
+    /// `on-update` when its config, connection or secret changed. `Err`
+    /// is why it failed; the registration then stays as it was.
+    async fn follow_patch(
+        &self,
+        before: &TriggerRow,
+        after: &TriggerRow,
+        registration_changed: bool,
+    ) -> Result<Result<(), String>, TriggerError> {
+        if before.source_id.is_some() || after.source_id.is_some() {
+            let mut outcome = Ok(());
+            if let Some(source) = &after.source_id {
+                outcome = self.reconcile_source(source, None).await?;
+            }
+            if let Some(source) = before.source_id.as_ref().filter(|s| after.source_id.as_ref() != Some(*s)) {
+                // What the old source now wants less of is its own concern:
+                // a failure there is recorded on it, not on this trigger.
+                let _ = self.reconcile_source(source, None).await?;
+            }
+            if before.source_id.is_none() {
+                // It had a registration of its own.
+                self.call_on_disable(before).await?;
+            }
+            return Ok(outcome);
+        }
+        if !registration_changed {
+            return Ok(Ok(()));
+        }
+        self.update_registration(before, after).await
+    }
+
+    /// Calls `on-enable` (of its source, when it shares one: registering
+    /// it, or updating it with the events this trigger wants); the trigger
+    /// becomes `enabled`, or `error` with the connector's message.
     pub async fn enable(&self, id: &str) -> Result<TriggerRow, TriggerError> {
         let _serialized = self.serialize(id).await;
         let row = self.get(id).await?;
+        if let Some(source) = &row.source_id {
+            match self.reconcile_source(source, Some(&row)).await? {
+                Ok(()) => {
+                    self.store.set_trigger_status(id, status::ENABLED, None, None).await?;
+                    self.go_live(self.get(id).await?)?;
+                }
+                Err(message) => {
+                    self.store.set_trigger_status(id, status::ERROR, Some(&message), None).await?;
+                    self.go_dark(id);
+                }
+            }
+            self.refresh_source(source).await?;
+            return self.get(id).await;
+        }
         let loaded = self.registry.resolve(&row.plugin, row.plugin_version.as_deref())?;
         let context = match self.context(&row) {
             Ok(context) => context,
@@ -552,12 +672,22 @@ impl Triggers {
         self.get(id).await
     }
 
-    /// Calls `on-disable` and stops deliveries. The trigger is disabled even
-    /// if `on-disable` fails; the failure is recorded.
+    /// Calls `on-disable` (for a trigger sharing a source, `on-update` of
+    /// the source without its events, or `on-disable` of the source when it
+    /// was the last enabled one) and stops deliveries. The trigger is
+    /// disabled even if the call fails; the failure is recorded.
     pub async fn disable(&self, id: &str) -> Result<TriggerRow, TriggerError> {
         let _serialized = self.serialize(id).await;
         let row = self.get(id).await?;
         self.go_dark(id);
+        if let Some(source) = &row.source_id {
+            self.store.set_trigger_status(id, status::DISABLED, None, None).await?;
+            if let Err(message) = self.reconcile_source(source, None).await? {
+                self.store.set_trigger_status(id, status::DISABLED, Some(&message), None).await?;
+            }
+            self.refresh_source(source).await?;
+            return self.get(id).await;
+        }
         let mut last_error = None;
         if row.status == status::ENABLED {
             last_error = self.call_on_disable(&row).await?;
@@ -566,16 +696,23 @@ impl Triggers {
         self.get(id).await
     }
 
-    /// Disables (calling `on-disable` if enabled) and deletes a trigger.
+    /// Disables (calling `on-disable` if enabled, or updating its source)
+    /// and deletes a trigger.
     pub async fn delete(&self, id: &str) -> Result<(), TriggerError> {
         let _serialized = self.serialize(id).await;
         let row = self.get(id).await?;
         self.go_dark(id);
-        if row.status == status::ENABLED {
+        if row.status == status::ENABLED && row.source_id.is_none() {
             self.call_on_disable(&row).await?;
         }
         self.store.delete_trigger(id).await.map_err(|e| not_found(e, id))?;
         self.forget(id);
+        if let Some(source) = &row.source_id {
+            if let Err(message) = self.reconcile_source(source, None).await? {
+                tracing::warn!(trigger = %id, %source, %message, "the source did not follow a deleted trigger");
+            }
+            self.refresh_source(source).await?;
+        }
         Ok(())
     }
 

@@ -9,9 +9,11 @@
 //! `add_to_linker`, and brings the generated `wit` (types), `log`, `kv` and
 //! `outbound_http` modules into scope. It expects: the bindgen output as
 //! `generated`, a `Connector::guest()` that reaches the exported functions,
-//! `error_code`, the version's mapping of `wit::ErrorCode`, and `take_auth`,
-//! the manifest's auth (none before 0.2.0). The trigger context and enable
-//! info differ in their fields, so each version converts them itself.
+//! `error_code`, the version's mapping of `wit::ErrorCode`, `take_auth`,
+//! the manifest's auth (none before 0.2.0), and `take_sharing`, a trigger
+//! definition's sharing (none before 0.3.0). The trigger context and enable
+//! info differ in their fields before 0.2.0; [`since_0_2_0!`] converts them
+//! for 0.2.0 and later.
 
 macro_rules! boundary {
     () => {
@@ -198,7 +200,7 @@ macro_rules! boundary {
 
         // ---- exports: generated types <-> contract types, by move ----
 
-                impl From<wit::Manifest> for contract::Manifest {
+        impl From<wit::Manifest> for contract::Manifest {
             fn from(mut m: wit::Manifest) -> Self {
                 let auth = take_auth(&mut m);
                 contract::Manifest {
@@ -217,7 +219,8 @@ macro_rules! boundary {
         }
 
         impl From<wit::TriggerDefinition> for contract::TriggerDefinition {
-            fn from(t: wit::TriggerDefinition) -> Self {
+            fn from(mut t: wit::TriggerDefinition) -> Self {
+                let sharing = take_sharing(&mut t);
                 contract::TriggerDefinition {
                     name: t.name,
                     display_name: t.display_name,
@@ -228,11 +231,12 @@ macro_rules! boundary {
                     },
                     config_schema: t.config_schema,
                     sample_event: t.sample_event,
+                    sharing,
                 }
             }
         }
 
-                impl From<contract::WebhookRequest> for wit::WebhookRequest {
+        impl From<contract::WebhookRequest> for wit::WebhookRequest {
             fn from(r: contract::WebhookRequest) -> Self {
                 wit::WebhookRequest { method: r.method, query: r.query, headers: r.headers, body: r.body }
             }
@@ -284,13 +288,90 @@ macro_rules! boundary {
             }
         }
 
-                impl From<wit::ConnectorError> for contract::ConnectorError {
+        impl From<wit::ConnectorError> for contract::ConnectorError {
             fn from(e: wit::ConnectorError) -> Self {
                 contract::ConnectorError {
                     code: error_code(e.code),
                     message: contract::cut_guest_text(e.message),
                     retryable: e.retryable,
                 }
+            }
+        }
+    };
+}
+
+/// What 0.2.0 and later versions share beyond [`boundary!`]: the error
+/// codes (with `gone`), the manifest's auth, the credentials and issued
+/// secrets in the trigger context, and the enable info.
+macro_rules! since_0_2_0 {
+    () => {
+        fn error_code(code: wit::ErrorCode) -> contract::ErrorCode {
+            match code {
+                wit::ErrorCode::InvalidConfig => contract::ErrorCode::InvalidConfig,
+                wit::ErrorCode::Unauthorized => contract::ErrorCode::Unauthorized,
+                wit::ErrorCode::BadRequest => contract::ErrorCode::BadRequest,
+                wit::ErrorCode::Upstream => contract::ErrorCode::Upstream,
+                wit::ErrorCode::RateLimited => contract::ErrorCode::RateLimited,
+                wit::ErrorCode::CapabilityDenied => contract::ErrorCode::CapabilityDenied,
+                wit::ErrorCode::Gone => contract::ErrorCode::Gone,
+                wit::ErrorCode::Internal => contract::ErrorCode::Internal,
+            }
+        }
+
+        /// The manifest's `auth`, taken out for the shared manifest conversion.
+        fn take_auth(m: &mut wit::Manifest) -> contract::Auth {
+            match std::mem::replace(&mut m.auth, wit::Auth::None) {
+                wit::Auth::None => contract::Auth::None,
+                wit::Auth::SecretText(text) => {
+                    contract::Auth::SecretText { label: text.label, description: text.description }
+                }
+                wit::Auth::Custom(schema) => contract::Auth::Custom { schema },
+                wit::Auth::Oauth2(oauth) => contract::Auth::OAuth2(contract::OAuth2Auth {
+                    authorize_url: oauth.authorize_url,
+                    token_url: oauth.token_url,
+                    scopes: oauth.scopes,
+                    pkce: oauth.pkce,
+                    extra_params: oauth.extra_params,
+                }),
+            }
+        }
+
+        impl From<contract::TriggerContext> for wit::TriggerContext {
+            fn from(c: contract::TriggerContext) -> Self {
+                wit::TriggerContext {
+                    trigger_id: c.trigger_id,
+                    trigger_name: c.trigger_name,
+                    config: c.config,
+                    secret: c.secret,
+                    webhook_url: c.webhook_url,
+                    credentials: c.credentials.map(|credentials| match credentials {
+                        contract::Credentials::SecretText(key) => wit::Credentials::SecretText(key),
+                        contract::Credentials::Custom(props) => wit::Credentials::Custom(props),
+                        contract::Credentials::OAuth2(token) => wit::Credentials::Oauth2(wit::AccessToken {
+                            token: token.token,
+                            expires_at_ms: token.expires_at_ms,
+                            scopes: token.scopes,
+                        }),
+                    }),
+                    issued_secrets: c.issued_secrets,
+                }
+            }
+        }
+
+        impl From<wit::EnableInfo> for contract::EnableInfo {
+            fn from(info: wit::EnableInfo) -> Self {
+                contract::EnableInfo { expires_at_ms: info.expires_at_ms, issued_secrets: info.issued_secrets }
+            }
+        }
+
+        impl Connector {
+            /// `renew`: extends the subscription, reporting its new expiry.
+            pub(crate) async fn renew<T: Send>(
+                &self,
+                store: &mut Store<T>,
+                ctx: contract::TriggerContext,
+            ) -> wasmtime::Result<Result<contract::EnableInfo, contract::ConnectorError>> {
+                Ok(self.guest().call_renew(store, &ctx.into()).await?.map(Into::into).map_err(Into::into))
             }
         }
     };

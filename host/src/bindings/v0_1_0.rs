@@ -38,6 +38,11 @@ fn take_auth(_: &mut wit::Manifest) -> contract::Auth {
     contract::Auth::None
 }
 
+/// 0.1.0 triggers do not share registrations.
+fn take_sharing(_: &mut wit::TriggerDefinition) -> Option<contract::Sharing> {
+    None
+}
+
 impl From<contract::TriggerContext> for wit::TriggerContext {
     fn from(c: contract::TriggerContext) -> Self {
         wit::TriggerContext {

@@ -51,6 +51,19 @@ pub struct TriggerDefinition {
     pub config_schema: String,
     /// Example payload, as JSON text.
     pub sample_event: String,
+    /// Whether its triggers share registrations (contract 0.3.0 and later).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharing: Option<Sharing>,
+}
+
+/// How the triggers of one definition share a registration at the provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sharing {
+    /// The top-level config properties whose values (with the plugin, the
+    /// definition and the connection) identify a registration.
+    pub key_fields: Vec<String>,
+    /// The top-level config property listing the event types a trigger wants.
+    pub events_field: Option<String>,
 }
 
 /// What a connector is, as returned by `describe`.
@@ -155,11 +168,45 @@ impl Manifest {
                 Ok(schema) if !is_object_schema(&schema) => {
                     problems.push(format!("{at}.config-schema must be a JSON Schema of \"type\": \"object\""));
                 }
-                Ok(_) => {}
+                Ok(schema) => {
+                    if let Some(sharing) = &trigger.sharing {
+                        sharing.validate(&at, trigger.strategy, &schema, problems);
+                    }
+                }
             }
             if let Err(why) = parse_json(&trigger.sample_event) {
                 problems.push(format!("{at}.sample-event {why}"));
             }
+        }
+    }
+}
+
+/// Most config properties a sharing key may name.
+const MAX_KEY_FIELDS: usize = 8;
+
+impl Sharing {
+    /// Only webhook triggers share (a poll has no registration), and every
+    /// named field must be a property of the config schema: a typo would
+    /// otherwise put every trigger in one registration.
+    fn validate(&self, at: &str, strategy: Strategy, schema: &serde_json::Value, problems: &mut Vec<String>) {
+        if strategy != Strategy::Webhook {
+            problems.push(format!("{at}.sharing is for webhook triggers only"));
+        }
+        if self.key_fields.len() > MAX_KEY_FIELDS {
+            problems.push(format!("{at}.sharing.key-fields names more than {MAX_KEY_FIELDS} properties"));
+            return;
+        }
+        let properties = schema.get("properties").and_then(|p| p.as_object());
+        let declared = |name: &str| properties.is_some_and(|p| p.contains_key(name));
+        for field in self.key_fields.iter().chain(&self.events_field) {
+            if !declared(field) {
+                problems.push(format!("{at}.sharing names {:?}, which is not a property of the config schema", truncate(field)));
+            }
+        }
+        if let Some(events) = &self.events_field
+            && self.key_fields.contains(events)
+        {
+            problems.push(format!("{at}.sharing.events-field {events:?} is also a key field"));
         }
     }
 }
@@ -220,8 +267,9 @@ mod tests {
                 display_name: "Message received".into(),
                 description: String::new(),
                 strategy: Strategy::Webhook,
-                config_schema: r#"{"type":"object"}"#.into(),
+                config_schema: r#"{"type":"object","properties":{"repo":{"type":"string"},"events":{"type":"array"}}}"#.into(),
                 sample_event: "{}".into(),
+                sharing: None,
             }],
         }
     }
@@ -248,6 +296,20 @@ mod tests {
         assert!(problems[3].contains("type"));
         assert!(problems[4].contains("declared twice"));
         assert!(problems[5].contains("sample-event"));
+    }
+
+    #[test]
+    fn sharing_names_declared_properties_of_a_webhook_trigger() {
+        let mut m = valid();
+        m.triggers[0].sharing = Some(Sharing { key_fields: vec!["repo".into()], events_field: Some("events".into()) });
+        assert_eq!(m.validate(), Ok(()));
+        m.triggers[0].sharing = Some(Sharing { key_fields: vec!["repository".into()], events_field: Some("repo".into()) });
+        m.triggers[0].strategy = Strategy::Polling;
+        let problems = m.validate().expect_err("invalid").problems;
+        assert_eq!(problems.len(), 3, "{problems:#?}");
+        assert!(problems[0].contains("webhook triggers only"));
+        assert!(problems[1].contains("\"repository\", which is not a property"));
+        assert!(problems[2].contains("also a key field"));
     }
 
     #[test]

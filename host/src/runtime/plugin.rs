@@ -19,7 +19,8 @@ use super::shape::ComponentShape;
 use super::state::HostState;
 use crate::bindings::{Connector, ConnectorPre, LinkError};
 use crate::contract::{
-    ConnectorError, ContractVersion, Delivery, EnableInfo, Manifest, RunInput, RunOutput, TriggerContext, Verdict, WebhookRequest,
+    ConnectorError, ContractVersion, Delivery, EnableInfo, Manifest, RegistrationChange, RunInput, RunOutput, SyncReport,
+    TriggerContext, Verdict, WebhookRequest,
 };
 
 const WASM_MAGIC: &[u8; 4] = b"\0asm";
@@ -295,6 +296,25 @@ impl Plugin {
         scope: impl Into<CallScope>,
     ) -> Result<CallOutput<Result<EnableInfo, ConnectorError>>, CallError> {
         self.call("renew", &scope.into(), |store, c| Box::pin(c.renew(store, ctx)), unchecked).await
+    }
+
+    /// Calls `on-update` (`on-disable` then `on-enable` before 0.3.0).
+    pub async fn on_update(
+        &self,
+        ctx: TriggerContext,
+        change: RegistrationChange,
+        scope: impl Into<CallScope>,
+    ) -> Result<CallOutput<Result<EnableInfo, ConnectorError>>, CallError> {
+        self.call("on-update", &scope.into(), |store, c| Box::pin(c.on_update(store, ctx, change)), unchecked).await
+    }
+
+    /// Calls `sync` (`unchecked` before 0.3.0, which has none).
+    pub async fn sync(
+        &self,
+        ctx: TriggerContext,
+        scope: impl Into<CallScope>,
+    ) -> Result<CallOutput<Result<SyncReport, ConnectorError>>, CallError> {
+        self.call("sync", &scope.into(), |store, c| Box::pin(c.sync(store, ctx)), unchecked).await
     }
 
     /// Calls `on-disable`.

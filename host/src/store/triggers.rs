@@ -34,6 +34,12 @@ pub struct TriggerRow {
     pub issued_secrets: Option<String>,
     /// The connection it uses (migration 0006).
     pub connection_id: Option<String>,
+    /// The source whose registration it shares (migration 0007).
+    pub source_id: Option<String>,
+    /// When `sync` last checked its own registration.
+    pub synced_at_ms: Option<i64>,
+    /// What the last `sync` failed with.
+    pub sync_error: Option<String>,
 }
 
 /// Fields a PATCH may change; `None` leaves a field as it is.
@@ -58,8 +64,9 @@ impl Store {
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO triggers (id, plugin, plugin_version, trigger_name, config, secret, poll_interval_s,
-                                   status, last_error, expires_at_ms, created_at_ms, updated_at_ms, connection_id)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                   status, last_error, expires_at_ms, created_at_ms, updated_at_ms, connection_id,
+                                   source_id)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&row.id)
         .bind(&row.plugin)
@@ -74,6 +81,7 @@ impl Store {
         .bind(row.created_at_ms)
         .bind(row.updated_at_ms)
         .bind(&row.connection_id)
+        .bind(&row.source_id)
         .execute(&mut *tx)
         .await?;
         sqlx::query("INSERT INTO trigger_stats (trigger_id) VALUES (?)").bind(&row.id).execute(&mut *tx).await?;
@@ -179,8 +187,15 @@ impl Store {
     /// Deletes a trigger with its events, stats, failures and kv entries.
     pub async fn delete_trigger(&self, id: &str) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
-        // Foreign keys cascade the rest within the statement's transaction.
-        let done = sqlx::query("DELETE FROM triggers WHERE id = ?").bind(id).execute(self.pool()).await?;
-        if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        // Foreign keys cascade the rest; kv entries have an owner of either
+        // kind (a trigger or a source), not a foreign key.
+        let done = sqlx::query("DELETE FROM triggers WHERE id = ?").bind(id).execute(&mut *tx).await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query("DELETE FROM kv_entries WHERE trigger_id = ?").bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
     }
 }

@@ -35,21 +35,21 @@ pub(super) struct LifecycleFailure {
 pub(super) type LifecycleCall = Result<CallOutput<Result<EnableInfo, ConnectorError>>, CallError>;
 
 impl Triggers {
-    /// Settles an `on-enable` or `renew` call of trigger `id`: on success its
-    /// kv writes are committed and what it reported returned; a failure is
-    /// recorded on the trigger.
-    pub(super) async fn settle(
+    /// Settles a lifecycle call (`on-enable`, `renew`, `on-update`, `sync`,
+    /// `on-disable`): on success its kv writes are committed and what it
+    /// returned is returned; a failure is recorded on trigger `id`.
+    pub(super) async fn settle<T>(
         &self,
         id: &str,
         export: &str,
-        call: LifecycleCall,
-    ) -> Result<Result<EnableInfo, LifecycleFailure>, TriggerError> {
+        call: Result<CallOutput<Result<T, ConnectorError>>, CallError>,
+    ) -> Result<Result<T, LifecycleFailure>, TriggerError> {
         let failure = match call {
             Ok(output) => match output.value {
                 // What the call stored (say, the provider's hook id) counts
                 // only if it is stored.
-                Ok(info) => match self.store.commit_kv(&output.kv_writes).await {
-                    Ok(()) => return Ok(Ok(info)),
+                Ok(value) => match self.store.commit_kv(&output.kv_writes).await {
+                    Ok(()) => return Ok(Ok(value)),
                     Err(error) => LifecycleFailure { message: format!("{export}: {error}"), gone: false },
                 },
                 Err(error) => {

@@ -59,11 +59,16 @@ impl Triggers {
 
     /// The config with its sealed properties opened.
     pub(super) fn open_config(&self, row: &TriggerRow) -> Result<serde_json::Value, SecretError> {
-        let mut config: serde_json::Value = serde_json::from_str(&row.config).unwrap_or(serde_json::Value::Null);
+        self.open_sealed_config(&row.id, &row.config)
+    }
+
+    /// A config sealed for `id` (a trigger or a source), opened.
+    pub(super) fn open_sealed_config(&self, id: &str, config: &str) -> Result<serde_json::Value, SecretError> {
+        let mut config: serde_json::Value = serde_json::from_str(config).unwrap_or(serde_json::Value::Null);
         if let Some(properties) = config.as_object_mut() {
             for (name, value) in properties.iter_mut() {
                 let Some(sealed) = value.as_str().filter(|v| SecretBox::is_sealed(v)) else { continue };
-                let text = self.secrets.open(sealed, &field(&row.id, &format!("config.{name}")))?;
+                let text = self.secrets.open(sealed, &field(id, &format!("config.{name}")))?;
                 *value = serde_json::from_str(text.expose()).unwrap_or(serde_json::Value::Null);
             }
         }
@@ -102,7 +107,7 @@ impl Triggers {
     }
 }
 
-/// What a sealed value is bound to: its trigger and field.
+/// What a sealed value is bound to: its trigger (or source) and field.
 pub(super) fn field(id: &str, name: &str) -> String {
     format!("trigger {id} {name}")
 }
