@@ -49,8 +49,11 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/triggers/{id}/failures", get(triggers::failures))
         .route("/triggers/{id}/kv", get(triggers::kv))
         .route("/triggers/{id}/poll", post(triggers::poll))
+        .route("/triggers/{id}/sync", post(triggers::sync))
         .route("/triggers/{id}/health", get(triggers::health))
         .route("/triggers/{id}/test", post(triggers::test))
+        .route("/sources", get(triggers::sources))
+        .route("/sources/{id}", get(triggers::source))
         .fallback(|| async { ApiError::not_found("no such API route") })
         .layer(middleware::from_fn_with_state(state, require_admin))
 }

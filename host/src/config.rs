@@ -104,6 +104,18 @@ pub struct FileConfig {
     /// Renewal of provider subscriptions that expire.
     #[serde(default)]
     pub renewal: RenewalConfig,
+    /// Checks of registrations at the provider.
+    #[serde(default)]
+    pub sync: SyncConfig,
+}
+
+/// `[sync]`: how often each registration is checked at the provider.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConfig {
+    /// The mean time between two checks of one registration, seconds
+    /// (default 3600; each wait is jittered by up to a tenth).
+    pub interval_s: Option<u64>,
 }
 
 /// `[renewal]`: when subscriptions that expire are renewed.
@@ -322,6 +334,8 @@ pub struct Settings {
     pub poller: crate::poller::PollerSettings,
     /// When subscriptions that expire are renewed.
     pub renewal: crate::renewal::RenewalSettings,
+    /// How often registrations are checked.
+    pub sync: crate::sync::SyncSettings,
 }
 
 impl Settings {
@@ -480,7 +494,11 @@ impl Settings {
                 message: "must be at least renewal.min_backoff_s".into(),
             });
         }
+        let sync = crate::sync::SyncSettings {
+            interval: file.sync.interval_s.map(Duration::from_secs).unwrap_or(crate::sync::SyncSettings::default().interval),
+        };
         for (key, zero) in [
+            ("sync.interval_s", sync.interval.is_zero()),
             ("renewal.margin_s", renewal.margin.is_zero()),
             ("renewal.min_backoff_s", renewal.min_backoff.is_zero()),
             ("polling.min_interval_s", min_poll_interval_s == 0),
@@ -509,6 +527,7 @@ impl Settings {
             min_poll_interval_s,
             poller,
             renewal,
+            sync,
         })
     }
 }

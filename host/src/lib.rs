@@ -27,6 +27,7 @@ pub mod runtime;
 pub mod secrets;
 pub mod server;
 pub mod store;
+pub mod sync;
 pub mod triggers;
 
 pub use runtime::{

@@ -26,7 +26,7 @@ pub use activation::Breakage;
 pub use sealed::REDACTED;
 pub use renewal::RenewalOutcome;
 pub use sharing::Wanted;
-pub use sources::Member;
+pub use sources::{Member, SourceView};
 pub use registration::SyncOutcome;
 use sealed::{field, redacted};
 use crate::store::{FailedCall, FailureRow, Store, StoreError, TriggerPatch, TriggerRow, now_ms};

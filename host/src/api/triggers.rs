@@ -177,6 +177,25 @@ pub async fn disable(State(app): State<Arc<AppState>>, Path(id): Path<String>) -
     Ok(axum::Json(json!(app.triggers.view(&row))))
 }
 
+/// `POST /api/v1/triggers/{id}/sync`: checks the trigger's registration
+/// (its source's, when it shares one) at the provider now, registering it
+/// again if the provider lost it.
+pub async fn sync(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> JsonResult {
+    let triggers = Arc::clone(&app.triggers);
+    let outcome = to_completion(async move { triggers.sync(&id).await }).await??;
+    Ok(axum::Json(json!(outcome)))
+}
+
+/// `GET /api/v1/sources`: the registrations triggers share.
+pub async fn sources(State(app): State<Arc<AppState>>) -> JsonResult {
+    Ok(axum::Json(json!({ "sources": app.triggers.sources().await? })))
+}
+
+/// `GET /api/v1/sources/{id}`.
+pub async fn source(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> JsonResult {
+    Ok(axum::Json(json!(app.triggers.source(&id).await?)))
+}
+
 /// `?limit=&cursor=`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -79,14 +79,18 @@ impl Wanted {
 }
 
 /// The key of the registration a config belongs to: its key fields'
-/// values as canonical JSON (object keys sorted), a missing field `null`.
-pub fn source_key(sharing: &Sharing, config: &Value) -> String {
-    let key: serde_json::Map<String, Value> = sharing
-        .key_fields
-        .iter()
-        .map(|field| (field.clone(), config.get(field).cloned().unwrap_or(Value::Null)))
-        .collect();
-    canonical(&Value::Object(key))
+/// values as canonical JSON (object keys sorted). `None` when a key field
+/// is missing or null: such a trigger has a registration of its own (a
+/// webhook added by hand, with its own secret, is not anyone else's).
+pub fn source_key(sharing: &Sharing, config: &Value) -> Option<String> {
+    let mut key = serde_json::Map::new();
+    for field in &sharing.key_fields {
+        match config.get(field) {
+            None | Some(Value::Null) => return None,
+            Some(value) => key.insert(field.clone(), value.clone()),
+        };
+    }
+    Some(canonical(&Value::Object(key)))
 }
 
 /// JSON text with every object's keys sorted, whatever order they came in.
@@ -130,9 +134,12 @@ mod tests {
         let a = source_key(&sharing(), &json!({ "repository": "o/r", "api": { "b": 1, "a": 2 }, "events": ["push"] }));
         let b = source_key(&sharing(), &json!({ "api": { "a": 2, "b": 1 }, "events": ["issues"], "repository": "o/r" }));
         assert_eq!(a, b);
-        assert_eq!(a, r#"{"api":{"a":2,"b":1},"repository":"o/r"}"#);
+        assert_eq!(a.as_deref(), Some(r#"{"api":{"a":2,"b":1},"repository":"o/r"}"#));
         assert_ne!(a, source_key(&sharing(), &json!({ "repository": "o/other", "api": { "a": 2, "b": 1 } })));
-        assert_eq!(source_key(&sharing(), &json!({})), r#"{"api":null,"repository":null}"#);
+        assert_eq!(source_key(&sharing(), &json!({ "api": 1 })), None, "a missing key field shares nothing");
+        assert_eq!(source_key(&sharing(), &json!({ "api": 1, "repository": null })), None);
+        let everyone = Sharing { key_fields: Vec::new(), events_field: None };
+        assert_eq!(source_key(&everyone, &json!({ "x": 1 })).as_deref(), Some("{}"));
     }
 
     #[test]

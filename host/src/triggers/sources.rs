@@ -25,9 +25,56 @@ pub struct Member {
     pub wanted: Wanted,
 }
 
+/// A source as the API shows it: never its secret.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SourceView {
+    /// Id.
+    pub id: String,
+    /// Plugin name.
+    pub plugin: String,
+    /// Trigger definition.
+    pub trigger: String,
+    /// Connection, if its triggers have one.
+    pub connection: Option<String>,
+    /// The key fields' values.
+    pub key: Value,
+    /// `disabled` (not registered), `enabled` (registered) or `error`.
+    pub status: String,
+    /// Why the last registration call failed.
+    pub last_error: Option<String>,
+    /// The config registered, secret values redacted (its events field
+    /// the union its triggers wanted then).
+    pub registered_config: Value,
+    /// Where the provider delivers.
+    pub webhook_url: String,
+    /// Its triggers, oldest first.
+    pub triggers: Vec<String>,
+    /// When `sync` last checked the registration.
+    pub synced_at_ms: Option<i64>,
+    /// What the last `sync` failed with.
+    pub sync_error: Option<String>,
+}
+
 /// The sharing of trigger definition `trigger` in `loaded`, if it shares.
 pub(super) fn sharing_of(loaded: &LoadedPlugin, trigger: &str) -> Option<Sharing> {
     loaded.plugin.manifest().trigger(trigger).and_then(|definition| definition.sharing.clone())
+}
+
+/// `config` with the key fields it leaves out set to their schema's
+/// `default`: a trigger that relies on a default shares with one that
+/// spells it out.
+fn with_key_defaults(loaded: &LoadedPlugin, trigger: &str, sharing: &Sharing, config: &Value) -> Value {
+    let mut config = config.clone();
+    let schema = loaded.plugin.manifest().trigger(trigger).map(|t| parsed(&t.config_schema)).unwrap_or(Value::Null);
+    if let Some(object) = config.as_object_mut() {
+        for field in &sharing.key_fields {
+            let default = schema.get("properties").and_then(|p| p.get(field)).and_then(|p| p.get("default"));
+            if let (false, Some(default)) = (object.contains_key(field), default) {
+                object.insert(field.clone(), default.clone());
+            }
+        }
+    }
+    config
 }
 
 fn parsed(config: &str) -> Value {
@@ -46,8 +93,11 @@ impl Triggers {
         config: &Value,
         secret: Option<&str>,
     ) -> Result<Option<String>, TriggerError> {
-        let Some(sharing) = sharing_of(loaded, trigger_name) else { return Ok(None) };
-        let key = source_key(&sharing, config);
+        let Some(key) = sharing_of(loaded, trigger_name).and_then(|sharing| {
+            source_key(&sharing, &with_key_defaults(loaded, trigger_name, &sharing, config))
+        }) else {
+            return Ok(None);
+        };
         let id = crate::ids::new_id("src")?;
         let mut sealed_config = config.clone();
         self.seal_config(&id, loaded, trigger_name, &mut sealed_config)?;
@@ -80,6 +130,42 @@ impl Triggers {
             key: &key,
         };
         Ok(Some(self.store.source_for(source_key, &new).await?.id))
+    }
+
+    /// Every source, as the API shows it.
+    pub async fn sources(&self) -> Result<Vec<SourceView>, TriggerError> {
+        let mut views = Vec::new();
+        for source in self.store.list_sources().await? {
+            views.push(self.source_view(source).await?);
+        }
+        Ok(views)
+    }
+
+    /// One source, as the API shows it.
+    pub async fn source(&self, id: &str) -> Result<SourceView, TriggerError> {
+        match self.store.get_source(id).await {
+            Ok(source) => self.source_view(source).await,
+            Err(StoreError::NotFound) => Err(TriggerError::NotFound(id.to_owned())),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn source_view(&self, source: SourceRow) -> Result<SourceView, TriggerError> {
+        let triggers = self.store.source_members(&source.id).await?.into_iter().map(|m| m.id).collect();
+        Ok(SourceView {
+            webhook_url: self.webhook_url(&source.id),
+            key: parsed(&source.source_key),
+            registered_config: super::sealed::redacted(&source.config),
+            connection: Some(source.connection_id).filter(|c| !c.is_empty()),
+            id: source.id,
+            plugin: source.plugin,
+            trigger: source.trigger_name,
+            status: source.status,
+            last_error: source.last_error,
+            triggers,
+            synced_at_ms: source.synced_at_ms,
+            sync_error: source.sync_error,
+        })
     }
 
     /// Brings source `id`'s registration in line with its enabled triggers

@@ -18,7 +18,7 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
 use serde_json::Value;
-use triggerhost::contract::{Auth, CapabilityRequest, Manifest, OAuth2Auth, Strategy as TriggerStrategy, TriggerDefinition};
+use triggerhost::contract::{Auth, CapabilityRequest, Manifest, OAuth2Auth, Sharing, Strategy as TriggerStrategy, TriggerDefinition};
 
 use crate::helpers::{WHSEC, signed_now};
 
@@ -128,14 +128,20 @@ fn json() -> impl Strategy<Value = Value> {
 
 fn trigger() -> impl Strategy<Value = TriggerDefinition> {
     let schema = prop_oneof![json().prop_map(|v| v.to_string()), text()];
-    (text(), text(), text(), any::<bool>(), schema, prop_oneof![json().prop_map(|v| v.to_string()), text()]).prop_map(
-        |(name, display_name, description, polling, config_schema, sample_event)| TriggerDefinition {
+    let sharing = proptest::option::of(
+        (vec(text(), 0..12), proptest::option::of(text()))
+            .prop_map(|(key_fields, events_field)| Sharing { key_fields, events_field }),
+    );
+    let sample = prop_oneof![json().prop_map(|v| v.to_string()), text()];
+    (text(), text(), text(), any::<bool>(), schema, sample, sharing).prop_map(
+        |(name, display_name, description, polling, config_schema, sample_event, sharing)| TriggerDefinition {
             name,
             display_name,
             description,
             strategy: if polling { TriggerStrategy::Polling } else { TriggerStrategy::Webhook },
             config_schema,
             sample_event,
+            sharing,
         },
     )
 }

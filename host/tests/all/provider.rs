@@ -42,6 +42,8 @@ struct Inner {
     refresh_tokens: std::collections::HashSet<String>,
     /// How long access tokens live, seconds (0: an hour).
     token_lifetime_s: u64,
+    /// GitHub-shaped repository hooks by id: `{id, active, events, config}`.
+    repo_hooks: std::collections::BTreeMap<u64, Value>,
 }
 
 /// The running provider; stops when dropped.
@@ -71,8 +73,11 @@ impl Provider {
             .route("/subscriptions", post(subscribe))
             .route("/subscriptions/{id}/renew", post(renew_subscription))
             .route("/subscriptions/{id}", delete(unsubscribe))
-            .route("/repos/{owner}/{repo}/hooks", post(create_repo_hook))
-            .route("/repos/{owner}/{repo}/hooks/{id}", delete(delete_repo_hook))
+            .route("/repos/{owner}/{repo}/hooks", post(create_repo_hook).get(list_repo_hooks))
+            .route(
+                "/repos/{owner}/{repo}/hooks/{id}",
+                delete(delete_repo_hook).get(get_repo_hook).patch(patch_repo_hook),
+            )
             .route("/ok", get(|| async { "hello" }))
             .route("/redirect", get(redirect))
             .route("/big", get(|| async { vec![b'x'; 100 << 20] }))
@@ -156,6 +161,37 @@ impl Provider {
     /// Hooks registered now.
     pub fn hooks(&self) -> Vec<String> {
         self.lock().hooks.clone()
+    }
+
+    /// GitHub-shaped repository hooks now, by id.
+    pub fn repo_hooks(&self) -> Vec<Value> {
+        self.lock().repo_hooks.values().cloned().collect()
+    }
+
+    /// A repository hook someone made by hand (or an earlier registration
+    /// left): its id.
+    pub fn add_repo_hook(&self, url: &str, events: &[&str]) -> u64 {
+        let mut state = self.lock();
+        state.next_id += 1;
+        let id = 400_000_000 + state.next_id as u64;
+        let hook = json!({ "id": id, "active": true, "events": events, "config": { "url": url, "content_type": "json" } });
+        state.repo_hooks.insert(id, hook);
+        state.hooks.push(id.to_string());
+        id
+    }
+
+    /// Deletes a repository hook behind the host's back.
+    pub fn remove_repo_hook(&self, id: u64) {
+        let mut state = self.lock();
+        state.repo_hooks.remove(&id);
+        state.hooks.retain(|hook| *hook != id.to_string());
+    }
+
+    /// Changes a repository hook's events behind the host's back.
+    pub fn edit_repo_hook_events(&self, id: u64, events: &[&str]) {
+        if let Some(hook) = self.lock().repo_hooks.get_mut(&id) {
+            hook["events"] = json!(events);
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -350,12 +386,60 @@ async fn create_repo_hook(
     body: String,
 ) -> Response {
     let path = format!("/repos/{owner}/{repo}/hooks");
-    record(&inner, "POST", path, &headers, serde_json::from_str(&body).unwrap_or(Value::Null));
+    let body = serde_json::from_str(&body).unwrap_or(Value::Null);
+    record(&inner, "POST", path, &headers, body.clone());
     let mut state = inner.lock().expect("provider lock");
     state.next_id += 1;
-    let id = 400_000_000 + state.next_id;
+    let id = 400_000_000 + state.next_id as u64;
     state.hooks.push(id.to_string());
-    (StatusCode::CREATED, axum::Json(json!({ "id": id, "type": "Repository", "active": true }))).into_response()
+    let hook = github_hook(id, &body);
+    state.repo_hooks.insert(id, hook.clone());
+    (StatusCode::CREATED, axum::Json(hook)).into_response()
+}
+
+/// A hook as GitHub shows it: the secret masked.
+fn github_hook(id: u64, body: &Value) -> Value {
+    let mut config = body["config"].clone();
+    if config.get("secret").is_some() {
+        config["secret"] = json!("********");
+    }
+    json!({ "id": id, "type": "Repository", "active": body["active"].as_bool().unwrap_or(true), "events": body["events"], "config": config })
+}
+
+async fn list_repo_hooks(State(inner): State<Shared>, Path((owner, repo)): Path<(String, String)>, headers: HeaderMap) -> Response {
+    record(&inner, "GET", format!("/repos/{owner}/{repo}/hooks"), &headers, Value::Null);
+    let hooks: Vec<Value> = inner.lock().expect("provider lock").repo_hooks.values().cloned().collect();
+    axum::Json(hooks).into_response()
+}
+
+async fn get_repo_hook(
+    State(inner): State<Shared>,
+    Path((owner, repo, id)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+) -> Response {
+    record(&inner, "GET", format!("/repos/{owner}/{repo}/hooks/{id}"), &headers, Value::Null);
+    match inner.lock().expect("provider lock").repo_hooks.get(&id) {
+        Some(hook) => axum::Json(hook.clone()).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn patch_repo_hook(
+    State(inner): State<Shared>,
+    Path((owner, repo, id)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let body = serde_json::from_str(&body).unwrap_or(Value::Null);
+    record(&inner, "PATCH", format!("/repos/{owner}/{repo}/hooks/{id}"), &headers, body.clone());
+    let mut state = inner.lock().expect("provider lock");
+    match state.repo_hooks.get_mut(&id) {
+        Some(hook) => {
+            *hook = github_hook(id, &body);
+            axum::Json(hook.clone()).into_response()
+        }
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 async fn delete_repo_hook(
@@ -365,6 +449,9 @@ async fn delete_repo_hook(
 ) -> StatusCode {
     record(&inner, "DELETE", format!("/repos/{owner}/{repo}/hooks/{id}"), &headers, Value::Null);
     let mut state = inner.lock().expect("provider lock");
+    if let Ok(number) = id.parse::<u64>() {
+        state.repo_hooks.remove(&number);
+    }
     let before = state.hooks.len();
     state.hooks.retain(|hook| *hook != id);
     if state.hooks.len() < before { StatusCode::NO_CONTENT } else { StatusCode::NOT_FOUND }

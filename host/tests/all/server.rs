@@ -18,3 +18,4 @@ mod precompiled;
 mod renewal;
 mod reuse;
 mod secrets;
+mod sources;

@@ -54,7 +54,7 @@ pub fn event_type(event: &str, payload: &serde_json::Value) -> String {
 /// everything; `issues` wants every issues action, `issues.opened` only it.
 pub fn wanted(events: &[String], event_type: &str) -> bool {
     let event = event_type.split('.').next().unwrap_or(event_type);
-    events.is_empty() || events.iter().any(|wanted| wanted == event_type || wanted == event)
+    events.is_empty() || events.iter().any(|wanted| wanted == "*" || wanted == event_type || wanted == event)
 }
 
 /// The events to subscribe the repository webhook to: GitHub subscribes by
@@ -64,7 +64,7 @@ pub fn subscriptions(events: &[String]) -> Vec<String> {
     let mut names: Vec<String> = events.iter().map(|e| e.split('.').next().unwrap_or(e).to_owned()).collect();
     names.sort();
     names.dedup();
-    if names.is_empty() { vec!["*".to_owned()] } else { names }
+    if names.is_empty() || names.iter().any(|name| name == "*") { vec!["*".to_owned()] } else { names }
 }
 
 #[cfg(test)]

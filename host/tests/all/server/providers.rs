@@ -148,11 +148,13 @@ async fn github_on_enable_registers_the_repository_webhook_and_on_disable_remove
     });
     let trigger = host.enabled_trigger_with("github", "event", Some(GITHUB_SECRET), config).await;
 
+    // It looks for a hook already pointing at its URL, then creates one.
     let calls = provider.calls();
-    assert_eq!(calls.len(), 1, "{calls:?}");
-    assert_eq!((calls[0].method.as_str(), calls[0].path.as_str()), ("POST", "/repos/octocat/Hello-World/hooks"));
-    assert_eq!(calls[0].authorization.as_deref(), Some("Bearer ghp_test_token"));
-    let hook = &calls[0].body;
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!((calls[0].method.as_str(), calls[0].path.as_str()), ("GET", "/repos/octocat/Hello-World/hooks"));
+    assert_eq!((calls[1].method.as_str(), calls[1].path.as_str()), ("POST", "/repos/octocat/Hello-World/hooks"));
+    assert_eq!(calls[1].authorization.as_deref(), Some("Bearer ghp_test_token"));
+    let hook = &calls[1].body;
     assert_eq!(hook["events"], json!(["issues", "push"]), "GitHub subscribes by event name");
     assert_eq!(hook["config"]["secret"], GITHUB_SECRET);
     assert_eq!(hook["config"]["content_type"], "json");
@@ -262,7 +264,7 @@ async fn github_registers_its_webhook_with_the_token_of_an_oauth_connection() {
     let (_, enabled) = host.api(Method::POST, &format!("/triggers/{trigger}/enable"), None).await;
     assert_eq!(enabled["status"], "enabled", "{enabled}");
 
-    let hook = provider.calls().into_iter().find(|c| c.path == "/repos/octocat/Hello-World/hooks").expect("the hook was created");
+    let hook = provider.calls().into_iter().find(|c| c.method == "POST" && c.path == "/repos/octocat/Hello-World/hooks").expect("the hook was created");
     // The access token the OAuth flow obtained (the provider issued code_1, rt_2, at_3).
     assert_eq!(hook.authorization.as_deref(), Some("Bearer at_3_zz"));
     assert_eq!(hook.body["events"], json!(["push"]));

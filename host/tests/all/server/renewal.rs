@@ -38,7 +38,7 @@ async fn subscriptions_are_renewed_before_they_expire_re_registered_when_gone_an
     provider.set_subscription_ttl(3000);
     let host = spawn_host_with_config(FAST_RENEWAL).await;
     let uploaded = host.upload_plugin("subscriber").await;
-    assert_eq!(uploaded["contract"], "0.2.0", "{uploaded}");
+    assert_eq!(uploaded["contract"], triggerhost_sdk::CONTRACT_VERSION, "{uploaded}");
     let allow = json!({ "outbound_hosts": [provider.url()], "key_value": true });
     assert_eq!(host.api(Method::PUT, "/plugins/subscriber/grants", Some(allow)).await.0, StatusCode::OK);
     let trigger = host.enabled_trigger_with("subscriber", "changes", None, json!({ "provider": provider.url() })).await;
