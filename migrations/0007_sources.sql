@@ -31,6 +31,9 @@ CREATE UNIQUE INDEX sources_by_key ON sources (plugin, trigger_name, connection_
 
 ALTER TABLE triggers ADD COLUMN source_id TEXT REFERENCES sources(id);
 CREATE INDEX triggers_by_source ON triggers (source_id) WHERE source_id IS NOT NULL;
+-- Host-side filters (a JSON list of rules), checked before events are
+-- stored; NULL for none.
+ALTER TABLE triggers ADD COLUMN filters TEXT;
 -- Unshared triggers are synced too.
 ALTER TABLE triggers ADD COLUMN synced_at_ms INTEGER;
 ALTER TABLE triggers ADD COLUMN sync_error TEXT;

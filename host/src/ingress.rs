@@ -70,8 +70,9 @@ pub async fn hook(State(app): State<Arc<AppState>>, Path(id): Path<String>, requ
 fn respond(outcome: Outcome) -> Response {
     match outcome {
         Outcome::Stored { response: Some(response), .. } | Outcome::Responded(response) => connector_response(response),
-        Outcome::Stored { stored, duplicates, response: None } => {
-            (StatusCode::OK, axum::Json(json!({ "stored": stored, "duplicates": duplicates }))).into_response()
+        Outcome::Stored { stored, duplicates, filtered, response: None } => {
+            let answer = json!({ "stored": stored, "duplicates": duplicates, "filtered": filtered });
+            (StatusCode::OK, axum::Json(answer)).into_response()
         }
         Outcome::Rejected => status_json(StatusCode::UNAUTHORIZED, "delivery rejected"),
         Outcome::ConnectorFailed(error) => match error.code {

@@ -16,6 +16,7 @@ pub mod connections;
 pub mod contract;
 pub(crate) mod data_dir;
 pub mod failures;
+pub mod filters;
 pub mod ids;
 pub mod ingress;
 pub mod pipeline;

@@ -29,6 +29,8 @@ pub enum Outcome {
         stored: usize,
         /// Events dropped as redeliveries.
         duplicates: usize,
+        /// Events the trigger's host-side filters did not admit.
+        filtered: usize,
         /// The connector's own response for the sender, if any.
         response: Option<HttpResponse>,
     },
@@ -201,8 +203,11 @@ impl Pipeline {
             return Outcome::Unavailable("overloaded");
         };
         let received_at_ms = now_ms();
-        commit.events.reserve(run.events.len());
-        for event in run.events {
+        let total = run.events.len();
+        let events: Vec<_> = run.events.into_iter().filter(|event| admitted(&trigger.filters, event)).collect();
+        let filtered = total - events.len();
+        commit.events.reserve(events.len());
+        for event in events {
             let Ok(id) = crate::ids::new_time_ordered_id("evt") else {
                 return Outcome::Unavailable("try again");
             };
@@ -216,7 +221,9 @@ impl Pipeline {
             });
         }
         match self.committer.commit(commit, output_budget).await {
-            Ok(stored) => Outcome::Stored { stored: stored.stored, duplicates: stored.duplicates, response: run.response },
+            Ok(stored) => {
+                Outcome::Stored { stored: stored.stored, duplicates: stored.duplicates, filtered, response: run.response }
+            }
             Err(StoreError::Busy) => Outcome::Unavailable("storage busy"),
             Err(StoreError::NotFound) => Outcome::Gone,
             // Recorded as what it was: a refused poll is a failed poll, not
@@ -241,10 +248,13 @@ impl Pipeline {
     /// meanwhile is skipped.
     async fn fan_out(&self, source: &LiveTrigger, members: &[Member], commit: DeliveryCommit, run: RunOutput) -> Outcome {
         let received_at_ms = now_ms();
-        let mut commits = Vec::new();
+        let (mut commits, mut filtered) = (Vec::new(), 0);
         for member in members {
             let mut events = Vec::new();
-            for event in run.events.iter().filter(|event| member.wanted.matches(&event.event_type)) {
+            let wanted: Vec<_> = run.events.iter().filter(|event| member.wanted.matches(&event.event_type)).collect();
+            let admitted: Vec<_> = wanted.iter().filter(|event| admitted(&member.filters, event)).collect();
+            filtered += wanted.len() - admitted.len();
+            for event in admitted {
                 let Ok(id) = crate::ids::new_time_ordered_id("evt") else {
                     return Outcome::Unavailable("try again");
                 };
@@ -310,7 +320,7 @@ impl Pipeline {
                 }
             }
         }
-        Outcome::Stored { stored, duplicates, response: run.response }
+        Outcome::Stored { stored, duplicates, filtered, response: run.response }
     }
 
     /// The plugin serving a poll, and its tick: when it was scheduled and
@@ -353,6 +363,16 @@ impl Pipeline {
             }
         }
     }
+}
+
+/// Whether `filters` admit `event`; its payload is parsed only when a rule
+/// looks into it.
+fn admitted(filters: &crate::filters::Filters, event: &crate::contract::Event) -> bool {
+    if filters.is_empty() {
+        return true;
+    }
+    let payload = if filters.reads_payload() { serde_json::from_str(&event.payload).ok() } else { None };
+    filters.admits(&event.event_type, payload.as_ref())
 }
 
 /// Whose stats and failures a call's outcome goes to: the trigger's, or

@@ -175,6 +175,7 @@ pub(crate) mod test_support {
             source_id: None,
             synced_at_ms: None,
             sync_error: None,
+            filters: None,
             created_at_ms: 0,
             updated_at_ms: 0,
         };

@@ -119,6 +119,9 @@ pub struct CreateTrigger {
     /// The connection whose credentials its calls see (one of the plugin's).
     #[serde(default)]
     pub connection: Option<String>,
+    /// Host-side filters: only events every rule admits are stored.
+    #[serde(default)]
+    pub filters: Option<Vec<crate::filters::Rule>>,
 }
 
 /// A trigger as the API shows it: never the secret itself.
@@ -145,6 +148,8 @@ pub struct TriggerView {
     pub source: Option<String>,
     /// Poll interval.
     pub poll_interval_s: Option<i64>,
+    /// Host-side filters, as given.
+    pub filters: Vec<crate::filters::Rule>,
     /// `disabled`, `enabled` or `error`.
     pub status: String,
     /// Last failure or enable error.
@@ -179,6 +184,8 @@ pub struct LiveTrigger {
     /// For a source: its enabled triggers, each stored what it wants of a
     /// delivery's events.
     pub fan_out: Option<Vec<Member>>,
+    /// Its host-side filters (a source's are its triggers').
+    pub filters: crate::filters::Filters,
 }
 
 #[derive(Debug)]
@@ -374,6 +381,7 @@ impl Triggers {
             bucket: self.bucket(&row.id),
             poll_turn: self.poll_turn(&row.id),
             fan_out: None,
+            filters: crate::filters::Filters::from_stored(row.filters.as_deref()),
             row,
         };
         let id = live.row.id.clone();
@@ -400,6 +408,7 @@ impl Triggers {
             connection: row.connection_id.clone(),
             source: row.source_id.clone(),
             poll_interval_s: row.poll_interval_s,
+            filters: row.filters.as_deref().and_then(|f| serde_json::from_str(f).ok()).unwrap_or_default(),
             status: row.status.clone(),
             last_error: row.last_error.clone(),
             webhook_url: self.webhook_url(row.source_id.as_deref().unwrap_or(&row.id)),
@@ -454,6 +463,7 @@ impl Triggers {
         let config = request.config.unwrap_or_else(|| serde_json::json!({}));
         self.check(&loaded, &request.trigger, &config)?;
         let poll_interval_s = self.poll_interval(&loaded, &request.trigger, request.poll_interval_s.map(Some))?.flatten();
+        let filters = checked_filters(request.filters.as_deref())?;
         let now = now_ms();
         let id = crate::ids::new_id("trg")?;
         let source_id = self
@@ -481,6 +491,7 @@ impl Triggers {
             source_id,
             synced_at_ms: None,
             sync_error: None,
+            filters,
             created_at_ms: now,
             updated_at_ms: now,
         };
@@ -747,6 +758,14 @@ impl Triggers {
     async fn record(&self, id: &str, failure: FailureRow, fuel: u64) -> Result<(), StoreError> {
         self.store.record_failure(id, &failure, fuel, FailedCall::Lifecycle).await
     }
+}
+
+/// Rules checked and compiled once, stored as JSON; none for an empty list.
+pub fn checked_filters(rules: Option<&[crate::filters::Rule]>) -> Result<Option<String>, TriggerError> {
+    let Some(rules) = rules.filter(|rules| !rules.is_empty()) else { return Ok(None) };
+    crate::filters::Filters::compile(rules)
+        .map_err(|error| TriggerError::InvalidField { field: "filters", message: error.to_string() })?;
+    Ok(serde_json::to_string(rules).ok())
 }
 
 fn not_found(error: StoreError, id: &str) -> TriggerError {

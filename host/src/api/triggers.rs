@@ -140,6 +140,9 @@ pub struct Patch {
     /// A connection to use (`null`: none).
     #[serde(default, deserialize_with = "nullable")]
     connection: Option<Option<String>>,
+    /// Host-side filters (`null` or `[]`: none).
+    #[serde(default, deserialize_with = "nullable")]
+    filters: Option<Option<Vec<crate::filters::Rule>>>,
 }
 
 /// `PATCH /api/v1/triggers/{id}`.
@@ -150,6 +153,10 @@ pub async fn patch(State(app): State<Arc<AppState>>, Path(id): Path<String>, Api
         plugin_version: body.plugin_version,
         poll_interval_s: body.poll_interval_s.map(|p| p.map(i64::from)),
         connection_id: body.connection,
+        filters: match body.filters {
+            Some(rules) => Some(crate::triggers::checked_filters(rules.as_deref())?),
+            None => None,
+        },
     };
     let triggers = Arc::clone(&app.triggers);
     let row = to_completion(async move { triggers.patch(&id, patch).await }).await??;
@@ -352,11 +359,12 @@ pub async fn poll(
     let pipeline = app.pipeline.clone();
     let outcome = to_completion(async move { pipeline.poll(&live).await }).await?;
     match outcome {
-        Outcome::Stored { stored, duplicates, .. } => {
+        Outcome::Stored { stored, duplicates, filtered, .. } => {
             let limit = i64::try_from(stored).unwrap_or(i64::MAX).max(1);
             let (events, _) = app.store.list_events(&id, limit, None, MAX_PAGE_BYTES).await?;
             let events: Vec<_> = if stored == 0 { Vec::new() } else { events.into_iter().map(EventView::from).collect() };
-            Ok(axum::Json(json!({ "outcome": "stored", "stored": stored, "duplicates": duplicates, "events": events })))
+            let answer = json!({ "outcome": "stored", "stored": stored, "duplicates": duplicates, "filtered": filtered, "events": events });
+            Ok(axum::Json(answer))
         }
         Outcome::Unavailable(why) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", why)),
         Outcome::Gone => Err(ApiError::not_found(format!("no trigger {id}"))),

@@ -303,7 +303,7 @@ mod tests {
         let mut m = valid();
         m.triggers[0].sharing = Some(Sharing { key_fields: vec!["repo".into()], events_field: Some("events".into()) });
         assert_eq!(m.validate(), Ok(()));
-        m.triggers[0].sharing = Some(Sharing { key_fields: vec!["repository".into()], events_field: Some("repo".into()) });
+        m.triggers[0].sharing = Some(Sharing { key_fields: vec!["repository".into(), "repo".into()], events_field: Some("repo".into()) });
         m.triggers[0].strategy = Strategy::Polling;
         let problems = m.validate().expect_err("invalid").problems;
         assert_eq!(problems.len(), 3, "{problems:#?}");

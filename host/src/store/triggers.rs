@@ -40,6 +40,8 @@ pub struct TriggerRow {
     pub synced_at_ms: Option<i64>,
     /// What the last `sync` failed with.
     pub sync_error: Option<String>,
+    /// Host-side filters, a JSON list of rules.
+    pub filters: Option<String>,
 }
 
 /// Fields a PATCH may change; `None` leaves a field as it is.
@@ -55,6 +57,8 @@ pub struct TriggerPatch {
     pub poll_interval_s: Option<Option<i64>>,
     /// New connection (`Some(None)` uses none).
     pub connection_id: Option<Option<String>>,
+    /// New filters, JSON (`Some(None)` removes them).
+    pub filters: Option<Option<String>>,
 }
 
 impl Store {
@@ -65,8 +69,8 @@ impl Store {
         sqlx::query(
             "INSERT INTO triggers (id, plugin, plugin_version, trigger_name, config, secret, poll_interval_s,
                                    status, last_error, expires_at_ms, created_at_ms, updated_at_ms, connection_id,
-                                   source_id)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                   source_id, filters)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&row.id)
         .bind(&row.plugin)
@@ -82,6 +86,7 @@ impl Store {
         .bind(row.updated_at_ms)
         .bind(&row.connection_id)
         .bind(&row.source_id)
+        .bind(&row.filters)
         .execute(&mut *tx)
         .await?;
         sqlx::query("INSERT INTO trigger_stats (trigger_id) VALUES (?)").bind(&row.id).execute(&mut *tx).await?;
@@ -120,10 +125,13 @@ impl Store {
         if let Some(connection) = &patch.connection_id {
             row.connection_id = connection.clone();
         }
+        if let Some(filters) = &patch.filters {
+            row.filters = filters.clone();
+        }
         row.updated_at_ms = now_ms();
         sqlx::query(
             "UPDATE triggers SET config = ?, secret = ?, plugin_version = ?, poll_interval_s = ?, connection_id = ?,
-                                 updated_at_ms = ?
+                                 filters = ?, updated_at_ms = ?
              WHERE id = ?",
         )
         .bind(&row.config)
@@ -131,6 +139,7 @@ impl Store {
         .bind(&row.plugin_version)
         .bind(row.poll_interval_s)
         .bind(&row.connection_id)
+        .bind(&row.filters)
         .bind(row.updated_at_ms)
         .bind(id)
         .execute(&mut *tx)

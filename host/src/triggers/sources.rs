@@ -12,6 +12,7 @@ use super::sealed::field;
 use super::sharing::{Wanted, source_key, with_events};
 use super::{LiveTrigger, TriggerError, Triggers, status};
 use crate::contract::{EnableInfo, RegistrationChange, Sharing, TriggerContext};
+use crate::filters::Filters;
 use crate::registry::LoadedPlugin;
 use crate::secrets::SecretError;
 use crate::store::{SourceKey, SourceRow, StoreError, TriggerRow, now_ms};
@@ -23,6 +24,8 @@ pub struct Member {
     pub id: String,
     /// What it wants of the source's events.
     pub wanted: Wanted,
+    /// Its host-side filters.
+    pub filters: Filters,
 }
 
 /// A source as the API shows it: never its secret.
@@ -361,7 +364,11 @@ impl Triggers {
             self.go_dark(id);
             return Ok(());
         };
-        let members = enabled.iter().map(|m| Member { id: m.id.clone(), wanted: Wanted::of(&sharing, &parsed(&m.config)) });
+        let members = enabled.iter().map(|m| Member {
+            id: m.id.clone(),
+            wanted: Wanted::of(&sharing, &parsed(&m.config)),
+            filters: Filters::from_stored(m.filters.as_deref()),
+        });
         let config = self.open_sealed_config(&source.id, &source.config)?;
         let row = TriggerRow {
             id: source.id.clone(),
@@ -381,12 +388,14 @@ impl Triggers {
             source_id: None,
             synced_at_ms: source.synced_at_ms,
             sync_error: source.sync_error.clone(),
+            filters: None,
         };
         let live = LiveTrigger {
             context: self.source_context(&source, config.to_string())?,
             bucket: self.bucket(id),
             poll_turn: self.poll_turn(id),
             fan_out: Some(members.collect()),
+            filters: Filters::default(),
             row,
         };
         self.live.write().unwrap_or_else(|p| p.into_inner()).insert(id.to_owned(), Arc::new(live));

@@ -9,6 +9,7 @@ pub mod cli;
 mod containment;
 mod crash;
 mod failures;
+mod filters;
 mod grants;
 mod languages;
 mod lifecycle;

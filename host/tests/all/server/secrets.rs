@@ -82,6 +82,10 @@ async fn secrets_are_sealed_at_rest_redacted_and_opened_only_for_their_trigger()
     let (status, patched) = host.api(Method::PATCH, &format!("/triggers/{registered}"), Some(patch)).await;
     assert_eq!((status, &patched["config"]["token"]), (StatusCode::OK, &json!("[redacted]")));
     assert!(!contains(&bytes_on_disk(&host), "tok_rotated_777"));
+    // The registration followed (on-update): registered again with the new token.
+    let posts = || provider.calls().iter().filter(|c| c.method == "POST").count();
+    assert_eq!(provider.calls().last().and_then(|c| c.authorization.clone()), Some("Bearer tok_rotated_777".into()));
+    let registered_posts = posts();
 
     // A copy of the data dir without its key file yields no secret: the
     // triggers that need one are put in error, not served without it.
@@ -99,7 +103,7 @@ async fn secrets_are_sealed_at_rest_redacted_and_opened_only_for_their_trigger()
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     let (status, refused) = thief.api(Method::POST, &format!("/triggers/{registered}/enable"), None).await;
     assert_eq!((status, refused["status"].as_str()), (StatusCode::OK, Some("error")), "{refused}");
-    assert_eq!(provider.calls().iter().filter(|c| c.method == "POST").count(), 1, "no call with a stolen token");
+    assert_eq!(posts(), registered_posts, "no call with a stolen token");
 }
 
 #[tokio::test]

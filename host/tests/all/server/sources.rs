@@ -106,16 +106,22 @@ async fn triggers_on_one_repository_share_one_webhook_updated_as_they_come_and_g
     }
     assert_eq!(provider.repo_hooks()[0]["config"]["url"], source["webhook_url"]);
 
-    // One delivery reaches exactly the triggers that want it, once each.
+    // One delivery reaches exactly the triggers that want it, once each,
+    // through each one's own filters.
+    let only_first = json!({ "filters": [{ "pointer": "/issue/number", "equals": 1 }] });
+    assert_eq!(host.api(Method::PATCH, &format!("/triggers/{issues}"), Some(only_first)).await.0, StatusCode::OK);
+    assert_eq!(calls(&provider, "PATCH"), 2, "a filter is the host's business, not the provider's");
     let opened = json!({ "action": "opened", "issue": { "number": 1 } });
     assert_eq!(send(&host, &source_id, "issues", "d-1", &opened).await, StatusCode::OK);
     assert_eq!(send(&host, &source_id, "issues", "d-1", &opened).await, StatusCode::OK, "a redelivery");
     assert_eq!(send(&host, &source_id, "push", "d-2", &json!({ "ref": "refs/heads/main" })).await, StatusCode::OK);
     // A trigger's own URL leads to its source.
     assert_eq!(send(&host, &push, "release", "d-3", &json!({ "action": "published" })).await, StatusCode::OK);
-    assert_eq!(types(&host, &issues).await, ["issues.opened"]);
+    let second = json!({ "action": "opened", "issue": { "number": 2 } });
+    assert_eq!(send(&host, &source_id, "issues", "d-4", &second).await, StatusCode::OK);
+    assert_eq!(types(&host, &issues).await, ["issues.opened"], "number 2 filtered out");
     assert_eq!(types(&host, &push).await, ["push"]);
-    assert_eq!(types(&host, &release).await, ["release.published", "issues.opened"], "newest first");
+    assert_eq!(types(&host, &release).await, ["issues.opened", "release.published", "issues.opened"], "newest first");
 
     // A patch, a disable and deletes update the same hook in place.
     let patch = json!({ "config": config(&provider, &["push", "pull_request"]) });
@@ -128,8 +134,8 @@ async fn triggers_on_one_repository_share_one_webhook_updated_as_they_come_and_g
     assert_eq!(hook_events(&provider), ["pull_request", "push"]);
     assert_eq!(calls(&provider, "POST"), 1, "never recreated: {:?}", provider.calls());
     // A disabled trigger receives nothing.
-    assert_eq!(send(&host, &source_id, "release", "d-4", &json!({ "action": "edited" })).await, StatusCode::OK);
-    assert_eq!(types(&host, &release).await.len(), 2);
+    assert_eq!(send(&host, &source_id, "release", "d-5", &json!({ "action": "edited" })).await, StatusCode::OK);
+    assert_eq!(types(&host, &release).await.len(), 3);
 
     // The last enabled trigger gone, the hook is removed; the last trigger
     // gone, the source is too.
