@@ -44,6 +44,8 @@ pub struct AppState {
     pub poller: PollerSettings,
     /// Renewal outcomes since start.
     pub renewals: RenewalCounters,
+    /// Rows the retention sweeper removed.
+    pub retention: crate::retention::RetentionCounters,
     /// The admin API's bearer token.
     pub admin_token: AdminToken,
     /// Webhook ingress limits.
@@ -99,12 +101,14 @@ impl AppState {
         let (next_polls, poll_drain) = poller::start(Arc::clone(&triggers), pipeline.clone(), store.clone(), settings.poller);
         let renewals = crate::renewal::start(Arc::clone(&triggers), store.clone(), settings.renewal);
         crate::sync::start(Arc::clone(&triggers), settings.sync);
+        let retention = crate::retention::start(store.clone(), settings.retention);
         Ok(AppState {
             pipeline,
             next_polls,
             poll_drain,
             poller: settings.poller,
             renewals,
+            retention,
             store,
             registry,
             triggers,

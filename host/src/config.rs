@@ -107,6 +107,29 @@ pub struct FileConfig {
     /// Checks of registrations at the provider.
     #[serde(default)]
     pub sync: SyncConfig,
+    /// How long events and failure records are kept.
+    #[serde(default)]
+    pub retention: RetentionConfig,
+}
+
+/// `[retention]`: what is kept, and how the sweep runs.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// How long events and failure records are kept, seconds (default
+    /// 2592000, 30 days); a trigger's `retention_s` overrides it.
+    pub max_age_s: Option<u64>,
+    /// How many of a trigger's newest events are kept at most (default: no
+    /// cap); a trigger's `retention_events` overrides it.
+    pub max_events: Option<u64>,
+    /// How long a redelivery stays a duplicate after its event was
+    /// received, seconds, even once the event was removed (default
+    /// max_age_s + 7 days; at least max_age_s).
+    pub dedupe_window_s: Option<u64>,
+    /// How often the sweep runs, seconds (default 60).
+    pub sweep_every_s: Option<u64>,
+    /// Rows removed per transaction (default 1000).
+    pub batch: Option<u32>,
 }
 
 /// `[sync]`: how often each registration is checked at the provider.
@@ -336,6 +359,8 @@ pub struct Settings {
     pub renewal: crate::renewal::RenewalSettings,
     /// How often registrations are checked.
     pub sync: crate::sync::SyncSettings,
+    /// What is kept, and how the sweep runs.
+    pub retention: crate::retention::RetentionSettings,
 }
 
 impl Settings {
@@ -497,8 +522,13 @@ impl Settings {
         let sync = crate::sync::SyncSettings {
             interval: file.sync.interval_s.map(Duration::from_secs).unwrap_or(crate::sync::SyncSettings::default().interval),
         };
+        let retention = retention_settings(&file.retention)?;
         for (key, zero) in [
             ("sync.interval_s", sync.interval.is_zero()),
+            ("retention.max_age_s", retention.max_age.is_zero()),
+            ("retention.max_events", retention.max_events == Some(0)),
+            ("retention.sweep_every_s", retention.sweep_every.is_zero()),
+            ("retention.batch", retention.batch == 0),
             ("renewal.margin_s", renewal.margin.is_zero()),
             ("renewal.min_backoff_s", renewal.min_backoff.is_zero()),
             ("polling.min_interval_s", min_poll_interval_s == 0),
@@ -528,8 +558,33 @@ impl Settings {
             poller,
             renewal,
             sync,
+            retention,
         })
     }
+}
+
+/// `[retention]` over the defaults; the dedupe window follows a changed
+/// retention period unless set, and never ends before it.
+fn retention_settings(r: &RetentionConfig) -> Result<crate::retention::RetentionSettings, ConfigError> {
+    let defaults = crate::retention::RetentionSettings::default();
+    let max_age = r.max_age_s.map(Duration::from_secs).unwrap_or(defaults.max_age);
+    let dedupe_window = match r.dedupe_window_s {
+        Some(seconds) => Duration::from_secs(seconds),
+        None => max_age.saturating_add(defaults.dedupe_window.saturating_sub(defaults.max_age)),
+    };
+    if dedupe_window < max_age {
+        return Err(ConfigError::Invalid {
+            key: "retention.dedupe_window_s",
+            message: "must be at least retention.max_age_s: a redelivery must not outlive its dedupe key".into(),
+        });
+    }
+    Ok(crate::retention::RetentionSettings {
+        max_age,
+        max_events: r.max_events,
+        dedupe_window,
+        sweep_every: r.sweep_every_s.map(Duration::from_secs).unwrap_or(defaults.sweep_every),
+        batch: r.batch.unwrap_or(defaults.batch),
+    })
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {

@@ -24,6 +24,7 @@ pub mod poller;
 pub(crate) mod private_file;
 pub mod registry;
 pub mod renewal;
+pub mod retention;
 pub mod runtime;
 pub mod secrets;
 pub mod server;

@@ -61,6 +61,10 @@ async fn metrics(State(app): State<Arc<AppState>>) -> Result<impl IntoResponse, 
     for (outcome, value) in [("renewed", renewals.renewed()), ("reenabled", renewals.reenabled()), ("failed", renewals.failed())] {
         metric(&mut text, &format!("renewals_{outcome}_total"), "counter", &format!("Subscription renewals: {outcome}"), value);
     }
+    let retention = &app.retention;
+    for (rows, value) in [("events", retention.events()), ("failures", retention.failures())] {
+        metric(&mut text, &format!("retention_{rows}_removed_total"), "counter", &format!("{rows} removed by retention"), value);
+    }
     poll_metrics(&app, &mut text).await?;
     renewal_metrics(&app, &mut text).await?;
     connection_metrics(&app, &mut text).await?;

@@ -10,6 +10,7 @@ mod paging;
 mod plugins;
 mod polls;
 mod renewals;
+mod retention;
 mod sources;
 mod stats;
 mod triggers;
@@ -25,6 +26,7 @@ pub use events::{CommitOutcome, DeliveryCommit, EventRow, NewEvent};
 pub use kv::KvEntryView;
 pub use polls::{PollRecord, PollState};
 pub use renewals::RenewalState;
+pub use retention::RetentionOverride;
 pub use sources::{SOURCE_ID_PREFIX, SourceKey, SourceRow};
 pub use plugins::{PluginRow, PluginVersionRow, VersionDelete, VersionInsert};
 pub use stats::{FailedCall, FailureRow, StatsRow, Tally};
@@ -176,6 +178,8 @@ pub(crate) mod test_support {
             synced_at_ms: None,
             sync_error: None,
             filters: None,
+            retention_s: None,
+            retention_events: None,
             created_at_ms: 0,
             updated_at_ms: 0,
         };

@@ -39,6 +39,9 @@ pub mod status {
     pub const ENABLED: &str = "enabled";
     /// `on-enable` failed; see `last_error`.
     pub const ERROR: &str = "error";
+    /// Deleted with its events kept: read-only until retention removes
+    /// the events, then gone.
+    pub const DELETED: &str = "deleted";
 }
 
 /// Why a trigger operation failed.
@@ -122,6 +125,12 @@ pub struct CreateTrigger {
     /// Host-side filters: only events every rule admits are stored.
     #[serde(default)]
     pub filters: Option<Vec<crate::filters::Rule>>,
+    /// How long its events are kept, seconds (default `[retention] max_age_s`).
+    #[serde(default)]
+    pub retention_s: Option<u32>,
+    /// How many of its newest events are kept at most (default `[retention] max_events`).
+    #[serde(default)]
+    pub retention_events: Option<u32>,
 }
 
 /// A trigger as the API shows it: never the secret itself.
@@ -150,6 +159,10 @@ pub struct TriggerView {
     pub poll_interval_s: Option<i64>,
     /// Host-side filters, as given.
     pub filters: Vec<crate::filters::Rule>,
+    /// Its own retention period, seconds; null follows `[retention]`.
+    pub retention_s: Option<i64>,
+    /// Its own count cap; null follows `[retention]`.
+    pub retention_events: Option<i64>,
     /// `disabled`, `enabled` or `error`.
     pub status: String,
     /// Last failure or enable error.
@@ -409,6 +422,8 @@ impl Triggers {
             source: row.source_id.clone(),
             poll_interval_s: row.poll_interval_s,
             filters: row.filters.as_deref().and_then(|f| serde_json::from_str(f).ok()).unwrap_or_default(),
+            retention_s: row.retention_s,
+            retention_events: row.retention_events,
             status: row.status.clone(),
             last_error: row.last_error.clone(),
             webhook_url: self.webhook_url(row.source_id.as_deref().unwrap_or(&row.id)),
@@ -464,6 +479,8 @@ impl Triggers {
         self.check(&loaded, &request.trigger, &config)?;
         let poll_interval_s = self.poll_interval(&loaded, &request.trigger, request.poll_interval_s.map(Some))?.flatten();
         let filters = checked_filters(request.filters.as_deref())?;
+        let retention_s = positive("retention_s", request.retention_s)?;
+        let retention_events = positive("retention_events", request.retention_events)?;
         let now = now_ms();
         let id = crate::ids::new_id("trg")?;
         let source_id = self
@@ -492,6 +509,8 @@ impl Triggers {
             synced_at_ms: None,
             sync_error: None,
             filters,
+            retention_s,
+            retention_events,
             created_at_ms: now,
             updated_at_ms: now,
         };
@@ -556,6 +575,9 @@ impl Triggers {
     pub async fn patch(&self, id: &str, mut patch: TriggerPatch) -> Result<TriggerRow, TriggerError> {
         let _serialized = self.serialize(id).await;
         let current = self.get(id).await?;
+        if current.status == status::DELETED {
+            return Err(TriggerError::NotFound(id.to_owned()));
+        }
         if let Some(connection) = &patch.connection_id {
             self.check_connection(&current.plugin, connection.as_deref()).await?;
         }
@@ -643,6 +665,9 @@ impl Triggers {
     pub async fn enable(&self, id: &str) -> Result<TriggerRow, TriggerError> {
         let _serialized = self.serialize(id).await;
         let row = self.get(id).await?;
+        if row.status == status::DELETED {
+            return Err(TriggerError::NotFound(id.to_owned()));
+        }
         if let Some(source) = &row.source_id {
             match self.reconcile_source(source, Some(&row)).await? {
                 Ok(()) => {
@@ -690,6 +715,9 @@ impl Triggers {
     pub async fn disable(&self, id: &str) -> Result<TriggerRow, TriggerError> {
         let _serialized = self.serialize(id).await;
         let row = self.get(id).await?;
+        if row.status == status::DELETED {
+            return Err(TriggerError::NotFound(id.to_owned()));
+        }
         self.go_dark(id);
         if let Some(source) = &row.source_id {
             self.store.set_trigger_status(id, status::DISABLED, None, None).await?;
@@ -708,15 +736,22 @@ impl Triggers {
     }
 
     /// Disables (calling `on-disable` if enabled, or updating its source)
-    /// and deletes a trigger.
-    pub async fn delete(&self, id: &str) -> Result<(), TriggerError> {
+    /// and deletes a trigger with its events, kv and stats; with
+    /// `keep_events`, its events stay readable (the trigger `deleted`)
+    /// until retention removes them, and the trigger with the last.
+    pub async fn delete(&self, id: &str, keep_events: bool) -> Result<(), TriggerError> {
         let _serialized = self.serialize(id).await;
         let row = self.get(id).await?;
         self.go_dark(id);
         if row.status == status::ENABLED && row.source_id.is_none() {
             self.call_on_disable(&row).await?;
         }
-        self.store.delete_trigger(id).await.map_err(|e| not_found(e, id))?;
+        if keep_events {
+            self.store.set_trigger_source(id, None).await?;
+            self.store.set_trigger_status(id, status::DELETED, None, None).await?;
+        } else {
+            self.store.delete_trigger(id).await.map_err(|e| not_found(e, id))?;
+        }
         self.forget(id);
         if let Some(source) = &row.source_id {
             if let Err(message) = self.reconcile_source(source, None).await? {
@@ -766,6 +801,14 @@ pub fn checked_filters(rules: Option<&[crate::filters::Rule]>) -> Result<Option<
     crate::filters::Filters::compile(rules)
         .map_err(|error| TriggerError::InvalidField { field: "filters", message: error.to_string() })?;
     Ok(serde_json::to_string(rules).ok())
+}
+
+/// A retention setting, which must be at least 1 when given.
+pub fn positive(field: &'static str, value: Option<u32>) -> Result<Option<i64>, TriggerError> {
+    match value {
+        Some(0) => Err(TriggerError::InvalidField { field, message: "must be at least 1".into() }),
+        other => Ok(other.map(i64::from)),
+    }
 }
 
 fn not_found(error: StoreError, id: &str) -> TriggerError {

@@ -143,6 +143,12 @@ pub struct Patch {
     /// Host-side filters (`null` or `[]`: none).
     #[serde(default, deserialize_with = "nullable")]
     filters: Option<Option<Vec<crate::filters::Rule>>>,
+    /// Its own retention period, seconds (`null`: the default).
+    #[serde(default, deserialize_with = "nullable")]
+    retention_s: Option<Option<u32>>,
+    /// Its own count cap (`null`: the default).
+    #[serde(default, deserialize_with = "nullable")]
+    retention_events: Option<Option<u32>>,
 }
 
 /// `PATCH /api/v1/triggers/{id}`.
@@ -157,16 +163,30 @@ pub async fn patch(State(app): State<Arc<AppState>>, Path(id): Path<String>, Api
             Some(rules) => Some(crate::triggers::checked_filters(rules.as_deref())?),
             None => None,
         },
+        retention_s: body.retention_s.map(|r| crate::triggers::positive("retention_s", r)).transpose()?,
+        retention_events: body.retention_events.map(|r| crate::triggers::positive("retention_events", r)).transpose()?,
     };
     let triggers = Arc::clone(&app.triggers);
     let row = to_completion(async move { triggers.patch(&id, patch).await }).await??;
     Ok(axum::Json(json!(app.triggers.view(&row))))
 }
 
+/// `?keep_events=true`: keep the events for the retention period.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteQuery {
+    keep_events: Option<bool>,
+}
+
 /// `DELETE /api/v1/triggers/{id}`.
-pub async fn delete(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete(
+    State(app): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(query): Query<DeleteQuery>,
+) -> Result<StatusCode, ApiError> {
     let triggers = Arc::clone(&app.triggers);
-    to_completion(async move { triggers.delete(&id).await }).await??;
+    let keep_events = query.keep_events.unwrap_or(false);
+    to_completion(async move { triggers.delete(&id, keep_events).await }).await??;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -140,10 +140,13 @@ async fn commit_one(
     let mut outcome = CommitOutcome::default();
     super::kv::apply(&mut *conn, &delivery.kv_writes).await?;
     for event in &delivery.events {
+        // A key whose event retention removed is still a duplicate within
+        // the dedupe window.
         let inserted = sqlx::query(
             "INSERT INTO events (id, trigger_id, dedupe_key, event_type, occurred_at_ms, payload, plugin_version,
                                  received_at_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+             SELECT ?, ?, ?, ?, ?, ?, ?, ?
+             WHERE NOT EXISTS (SELECT 1 FROM dedupe_keys_retired WHERE trigger_id = ? AND dedupe_key = ?)
              ON CONFLICT (trigger_id, dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING",
         )
         .bind(&event.id)
@@ -154,6 +157,8 @@ async fn commit_one(
         .bind(&event.payload)
         .bind(&delivery.plugin_version)
         .bind(event.received_at_ms)
+        .bind(&delivery.trigger_id)
+        .bind(&event.dedupe_key)
         .execute(&mut *conn)
         .await?;
         if inserted.rows_affected() == 1 {

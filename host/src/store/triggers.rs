@@ -42,6 +42,10 @@ pub struct TriggerRow {
     pub sync_error: Option<String>,
     /// Host-side filters, a JSON list of rules.
     pub filters: Option<String>,
+    /// Its retention period, seconds (migration 0008); `None` follows `[retention]`.
+    pub retention_s: Option<i64>,
+    /// Its count cap; `None` follows `[retention]`.
+    pub retention_events: Option<i64>,
 }
 
 /// Fields a PATCH may change; `None` leaves a field as it is.
@@ -59,6 +63,10 @@ pub struct TriggerPatch {
     pub connection_id: Option<Option<String>>,
     /// New filters, JSON (`Some(None)` removes them).
     pub filters: Option<Option<String>>,
+    /// New retention period (`Some(None)` follows the defaults).
+    pub retention_s: Option<Option<i64>>,
+    /// New count cap (`Some(None)` follows the defaults).
+    pub retention_events: Option<Option<i64>>,
 }
 
 impl Store {
@@ -69,8 +77,8 @@ impl Store {
         sqlx::query(
             "INSERT INTO triggers (id, plugin, plugin_version, trigger_name, config, secret, poll_interval_s,
                                    status, last_error, expires_at_ms, created_at_ms, updated_at_ms, connection_id,
-                                   source_id, filters)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                   source_id, filters, retention_s, retention_events)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&row.id)
         .bind(&row.plugin)
@@ -87,6 +95,8 @@ impl Store {
         .bind(&row.connection_id)
         .bind(&row.source_id)
         .bind(&row.filters)
+        .bind(row.retention_s)
+        .bind(row.retention_events)
         .execute(&mut *tx)
         .await?;
         sqlx::query("INSERT INTO trigger_stats (trigger_id) VALUES (?)").bind(&row.id).execute(&mut *tx).await?;
@@ -97,6 +107,11 @@ impl Store {
     /// One trigger.
     pub async fn get_trigger(&self, id: &str) -> Result<TriggerRow, StoreError> {
         Ok(sqlx::query_as("SELECT * FROM triggers WHERE id = ?").bind(id).fetch_one(self.pool()).await?)
+    }
+
+    /// Every trigger's id.
+    pub async fn list_trigger_ids(&self) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT id FROM triggers ORDER BY created_at_ms, id").fetch_all(self.pool()).await?)
     }
 
     /// Every trigger, oldest first.
@@ -128,10 +143,16 @@ impl Store {
         if let Some(filters) = &patch.filters {
             row.filters = filters.clone();
         }
+        if let Some(retention) = patch.retention_s {
+            row.retention_s = retention;
+        }
+        if let Some(cap) = patch.retention_events {
+            row.retention_events = cap;
+        }
         row.updated_at_ms = now_ms();
         sqlx::query(
             "UPDATE triggers SET config = ?, secret = ?, plugin_version = ?, poll_interval_s = ?, connection_id = ?,
-                                 filters = ?, updated_at_ms = ?
+                                 filters = ?, retention_s = ?, retention_events = ?, updated_at_ms = ?
              WHERE id = ?",
         )
         .bind(&row.config)
@@ -140,6 +161,8 @@ impl Store {
         .bind(row.poll_interval_s)
         .bind(&row.connection_id)
         .bind(&row.filters)
+        .bind(row.retention_s)
+        .bind(row.retention_events)
         .bind(row.updated_at_ms)
         .bind(id)
         .execute(&mut *tx)
@@ -204,6 +227,7 @@ impl Store {
             return Err(StoreError::NotFound);
         }
         sqlx::query("DELETE FROM kv_entries WHERE trigger_id = ?").bind(id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM dedupe_keys_retired WHERE trigger_id = ?").bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }

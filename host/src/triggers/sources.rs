@@ -389,6 +389,8 @@ impl Triggers {
             synced_at_ms: source.synced_at_ms,
             sync_error: source.sync_error.clone(),
             filters: None,
+            retention_s: None,
+            retention_events: None,
         };
         let live = LiveTrigger {
             context: self.source_context(&source, config.to_string())?,

@@ -17,6 +17,7 @@ mod polling;
 mod providers;
 mod precompiled;
 mod renewal;
+mod retention;
 mod reuse;
 mod secrets;
 mod sources;

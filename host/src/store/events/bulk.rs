@@ -29,9 +29,11 @@ pub(super) async fn commit_all(
         plain.iter().flat_map(|&i| batch[i].events.iter().map(move |event| (i, event))).collect();
     let mut inserted = HashSet::with_capacity(rows.len());
     for chunk in rows.chunks(ROWS_PER_INSERT) {
+        // Keys retention retired are still duplicates within the dedupe window.
         let mut insert = sqlx::QueryBuilder::new(
             "INSERT INTO events (id, trigger_id, dedupe_key, event_type, occurred_at_ms, payload, plugin_version,
-                                 received_at_ms) ",
+                                 received_at_ms)
+             SELECT column1, column2, column3, column4, column5, column6, column7, column8 FROM (",
         );
         insert.push_values(chunk, |mut row, &(i, event)| {
             row.push_bind(&event.id)
@@ -43,7 +45,10 @@ pub(super) async fn commit_all(
                 .push_bind(&batch[i].plugin_version)
                 .push_bind(event.received_at_ms);
         });
-        insert.push(" ON CONFLICT (trigger_id, dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING RETURNING id");
+        insert.push(
+            ") WHERE NOT EXISTS (SELECT 1 FROM dedupe_keys_retired r WHERE r.trigger_id = column2 AND r.dedupe_key = column3)
+             ON CONFLICT (trigger_id, dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING RETURNING id",
+        );
         let ids: Vec<String> = insert.build_query_scalar().fetch_all(&mut *conn).await?;
         inserted.extend(ids);
     }
