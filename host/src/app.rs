@@ -100,7 +100,7 @@ impl AppState {
         let pipeline = Pipeline::new(store.clone(), committer, Arc::clone(&triggers), Arc::clone(&delivery_budget));
         let (next_polls, poll_drain) = poller::start(Arc::clone(&triggers), pipeline.clone(), store.clone(), settings.poller);
         let renewals = crate::renewal::start(Arc::clone(&triggers), store.clone(), settings.renewal);
-        crate::sync::start(Arc::clone(&triggers), settings.sync);
+        crate::sync::start(Arc::clone(&triggers), store.clone(), settings.sync);
         let retention = crate::retention::start(store.clone(), settings.retention);
         Ok(AppState {
             pipeline,

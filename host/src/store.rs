@@ -180,6 +180,8 @@ pub(crate) mod test_support {
             filters: None,
             retention_s: None,
             retention_events: None,
+            retry_at_ms: None,
+            retry_failures: 0,
             created_at_ms: 0,
             updated_at_ms: 0,
         };

@@ -1,8 +1,10 @@
 //! The sync scheduler: checks every registration at the provider (each
 //! enabled webhook trigger's own, and each source's) about once per
 //! `[sync] interval_s`, jittered so registrations made together are not
-//! checked together. What one sync does is [`Triggers::sync`]; an operator
-//! runs one now with `POST /api/v1/triggers/{id}/sync`.
+//! checked together, and enables again the triggers whose registration
+//! failed, when their retry is due. What one sync does is
+//! [`Triggers::sync`]; an operator runs one now with
+//! `POST /api/v1/triggers/{id}/sync`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,6 +12,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::store::{Store, now_ms};
 use crate::triggers::{SyncOutcome, Triggers};
 
 /// How often registrations are checked.
@@ -39,13 +42,14 @@ const CHECK_EVERY: Duration = Duration::from_millis(500);
 
 /// Starts the scheduler; it runs until the runtime stops. Checks run one
 /// at a time: they are rare, and each is a call to the provider.
-pub fn start(triggers: Arc<Triggers>, settings: SyncSettings) {
+pub fn start(triggers: Arc<Triggers>, store: Store, settings: SyncSettings) {
     tokio::spawn(async move {
         let mut due: HashMap<String, Instant> = HashMap::new();
         let mut ticks = tokio::time::interval(CHECK_EVERY);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
+            retry_failed_enables(&triggers, &store).await;
             let now = Instant::now();
             let registrations: Vec<String> = triggers
                 .all_live()
@@ -68,6 +72,27 @@ pub fn start(triggers: Arc<Triggers>, settings: SyncSettings) {
             }
         }
     });
+}
+
+/// Triggers whose registration failed, enabled again as their backoff
+/// allows.
+async fn retry_failed_enables(triggers: &Triggers, store: &Store) {
+    let due = match store.due_enable_retries(now_ms(), 16).await {
+        Ok(due) => due,
+        Err(error) => {
+            tracing::warn!(%error, "cannot read due enable retries");
+            return;
+        }
+    };
+    for id in due {
+        match triggers.retry_enable(&id).await {
+            Ok(Some(row)) if row.status == crate::triggers::status::ERROR => {
+                tracing::warn!(trigger = %id, failures = row.retry_failures, error = ?row.last_error, "enabling failed again");
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(trigger = %id, %error, "enable retry not run"),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -31,14 +31,33 @@ pub use registration::SyncOutcome;
 use sealed::{field, redacted};
 use crate::store::{FailedCall, FailureRow, Store, StoreError, TriggerPatch, TriggerRow, now_ms};
 
-/// Trigger statuses.
+/// Trigger statuses, one state machine:
+///
+/// ```text
+///            enable                  registered
+/// disabled ─────────▶ enabling ─────────────────▶ enabled ──┐
+///    ▲                  │  ▲                         │      │ connection
+///    │ disable          │  │ retried with backoff    │      ▼ needs re-auth
+///    │                  ▼  │                         │   needs-reauth (shown)
+///    └─────────────── error                          │
+///    └───────────────────────────────────────────────┘ disable
+/// any ── delete ──▶ gone (or `deleted`, kept for its events)
+/// ```
+///
+/// `needs-reauth` is not stored: the API shows it for an enabled trigger
+/// whose connection needs re-authorization.
 pub mod status {
     /// Created or disabled: deliveries get 404.
     pub const DISABLED: &str = "disabled";
+    /// Its registration is being made (`on-enable` running).
+    pub const ENABLING: &str = "enabling";
     /// Receiving deliveries.
     pub const ENABLED: &str = "enabled";
-    /// `on-enable` failed; see `last_error`.
+    /// Registering failed (see `last_error`); retried with backoff until it
+    /// works or the trigger is disabled.
     pub const ERROR: &str = "error";
+    /// Shown for an enabled trigger whose connection needs re-authorization.
+    pub const NEEDS_REAUTH: &str = "needs-reauth";
     /// Deleted with its events kept: read-only until retention removes
     /// the events, then gone.
     pub const DELETED: &str = "deleted";
@@ -163,8 +182,12 @@ pub struct TriggerView {
     pub retention_s: Option<i64>,
     /// Its own count cap; null follows `[retention]`.
     pub retention_events: Option<i64>,
-    /// `disabled`, `enabled` or `error`.
+    /// `disabled`, `enabling`, `enabled`, `error`, `needs-reauth` or `deleted`.
     pub status: String,
+    /// When a failed registration is tried again, while in `error`.
+    pub retry_at_ms: Option<i64>,
+    /// Failed registrations in a row.
+    pub retry_failures: i64,
     /// Last failure or enable error.
     pub last_error: Option<String>,
     /// Where to deliver: its source's URL when it shares one.
@@ -291,6 +314,13 @@ impl Triggers {
         };
         for mut row in triggers.store.list_triggers().await? {
             triggers.seal_plaintext(&mut row).await?;
+            if row.status == status::ENABLING {
+                // The host stopped while registering: whether the provider
+                // has it is unknown, so it is made again, now.
+                let message = "enabling was interrupted by a restart; trying again";
+                triggers.store.set_trigger_status(&row.id, status::ERROR, Some(message), None).await?;
+                triggers.store.set_enable_retry(&row.id, Some(now_ms()), row.retry_failures).await?;
+            }
             if row.status == status::ENABLED
                 && let Err(error) = triggers.go_live(row.clone())
             {
@@ -425,6 +455,8 @@ impl Triggers {
             retention_s: row.retention_s,
             retention_events: row.retention_events,
             status: row.status.clone(),
+            retry_at_ms: row.retry_at_ms,
+            retry_failures: row.retry_failures,
             last_error: row.last_error.clone(),
             webhook_url: self.webhook_url(row.source_id.as_deref().unwrap_or(&row.id)),
             synced_at_ms: row.synced_at_ms,
@@ -511,6 +543,8 @@ impl Triggers {
             filters,
             retention_s,
             retention_events,
+            retry_at_ms: None,
+            retry_failures: 0,
             created_at_ms: now,
             updated_at_ms: now,
         };
@@ -661,51 +695,74 @@ impl Triggers {
 
     /// Calls `on-enable` (of its source, when it shares one: registering
     /// it, or updating it with the events this trigger wants); the trigger
-    /// becomes `enabled`, or `error` with the connector's message.
+    /// goes `enabling`, then `enabled`, or `error` with the connector's
+    /// message and a retry scheduled with backoff.
     pub async fn enable(&self, id: &str) -> Result<TriggerRow, TriggerError> {
         let _serialized = self.serialize(id).await;
         let row = self.get(id).await?;
         if row.status == status::DELETED {
             return Err(TriggerError::NotFound(id.to_owned()));
         }
-        if let Some(source) = &row.source_id {
-            match self.reconcile_source(source, Some(&row)).await? {
-                Ok(()) => {
-                    self.store.set_trigger_status(id, status::ENABLED, None, None).await?;
-                    self.go_live(self.get(id).await?)?;
-                }
-                Err(message) => {
-                    self.store.set_trigger_status(id, status::ERROR, Some(&message), None).await?;
-                    self.go_dark(id);
-                }
-            }
-            self.refresh_source(source).await?;
-            return self.get(id).await;
+        self.enable_serialized(row).await
+    }
+
+    /// Enables trigger `id` again if it is still in `error` with its retry
+    /// due (the operator may have disabled it meanwhile).
+    pub async fn retry_enable(&self, id: &str) -> Result<Option<TriggerRow>, TriggerError> {
+        let _serialized = self.serialize(id).await;
+        let row = self.get(id).await?;
+        if row.status != status::ERROR || row.retry_at_ms.is_none_or(|at| at > now_ms()) {
+            return Ok(None);
         }
-        let loaded = self.registry.resolve(&row.plugin, row.plugin_version.as_deref())?;
-        let context = match self.context(&row) {
-            Ok(context) => context,
-            Err(error) => {
-                self.store.set_trigger_status(id, status::ERROR, Some(&error.to_string()), None).await?;
+        tracing::info!(trigger = %id, failures = row.retry_failures, "enabling again after a failure");
+        self.enable_serialized(row).await.map(Some)
+    }
+
+    async fn enable_serialized(&self, row: TriggerRow) -> Result<TriggerRow, TriggerError> {
+        let id = row.id.as_str();
+        self.store.set_trigger_status(id, status::ENABLING, None, None).await?;
+        let outcome = self.register(&row).await?;
+        match outcome {
+            Ok(expires_at_ms) => {
+                self.store.set_trigger_status(id, status::ENABLED, None, expires_at_ms).await?;
+                self.store.set_enable_retry(id, None, 0).await?;
+                self.go_live(self.get(id).await?)?;
+            }
+            Err(message) => {
+                self.store.set_trigger_status(id, status::ERROR, Some(&message), None).await?;
+                let failures = row.retry_failures.saturating_add(1);
+                self.store.set_enable_retry(id, Some(self.renewal.retry_at(now_ms(), failures)), failures).await?;
                 self.go_dark(id);
-                return self.get(id).await;
-            }
-        };
-        let enabled = self.on_enable_retrying(&row, &loaded, context).await;
-        match self.settle(id, "on-enable", enabled).await? {
-            Ok(info) => {
-                self.keep(id, &info, false).await?;
-                self.store.set_trigger_status(id, status::ENABLED, None, info.expires_at_ms.and_then(|ms| i64::try_from(ms).ok())).await?;
-                let row = self.get(id).await?;
-                self.go_live(row.clone())?;
-                return Ok(row);
-            }
-            Err(failure) => {
-                self.store.set_trigger_status(id, status::ERROR, Some(&failure.message), None).await?;
             }
         }
-        self.go_dark(id);
+        if let Some(source) = &row.source_id {
+            self.refresh_source(source).await?;
+        }
         self.get(id).await
+    }
+
+    /// Makes the trigger's registration: its source's, or its own through
+    /// `on-enable`. The expiry it reported, or why it failed.
+    async fn register(&self, row: &TriggerRow) -> Result<Result<Option<i64>, String>, TriggerError> {
+        if let Some(source) = &row.source_id {
+            return Ok(self.reconcile_source(source, Some(row)).await?.map(|()| None));
+        }
+        let loaded = match self.registry.resolve(&row.plugin, row.plugin_version.as_deref()) {
+            Ok(loaded) => loaded,
+            Err(error) => return Ok(Err(error.to_string())),
+        };
+        let context = match self.context(row) {
+            Ok(context) => context,
+            Err(error) => return Ok(Err(error.to_string())),
+        };
+        let enabled = self.on_enable_retrying(row, &loaded, context).await;
+        Ok(match self.settle(&row.id, "on-enable", enabled).await? {
+            Ok(info) => {
+                self.keep(&row.id, &info, false).await?;
+                Ok(info.expires_at_ms.and_then(|ms| i64::try_from(ms).ok()))
+            }
+            Err(failure) => Err(failure.message),
+        })
     }
 
     /// Calls `on-disable` (for a trigger sharing a source, `on-update` of
@@ -719,6 +776,7 @@ impl Triggers {
             return Err(TriggerError::NotFound(id.to_owned()));
         }
         self.go_dark(id);
+        self.store.set_enable_retry(id, None, 0).await?;
         if let Some(source) = &row.source_id {
             self.store.set_trigger_status(id, status::DISABLED, None, None).await?;
             if let Err(message) = self.reconcile_source(source, None).await? {
@@ -747,6 +805,7 @@ impl Triggers {
             self.call_on_disable(&row).await?;
         }
         if keep_events {
+            self.store.set_enable_retry(id, None, 0).await?;
             self.store.set_trigger_source(id, None).await?;
             self.store.set_trigger_status(id, status::DELETED, None, None).await?;
         } else {

@@ -43,6 +43,7 @@ pub async fn create(State(app): State<Arc<AppState>>, ApiJson(body): ApiJson<Cre
 pub async fn list(State(app): State<Arc<AppState>>) -> JsonResult {
     let states = app.store.all_poll_states().await?;
     let renewals = app.store.all_renewal_states().await?;
+    let reauth = connections_needing_reauth(&app).await?;
     let triggers: Vec<_> = app
         .triggers
         .list()
@@ -50,7 +51,9 @@ pub async fn list(State(app): State<Arc<AppState>>) -> JsonResult {
         .iter()
         .map(|row| {
             let poll = states.get(&row.id).cloned().unwrap_or_default();
-            with_health(&app, row, poll, &renewals.get(&row.id).cloned().unwrap_or_default())
+            let mut view = with_health(&app, row, poll, &renewals.get(&row.id).cloned().unwrap_or_default());
+            show_reauth(&mut view, row, &reauth);
+            view
         })
         .collect();
     Ok(axum::Json(json!({ "triggers": triggers })))
@@ -61,7 +64,24 @@ pub async fn get(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> Js
     let row = app.triggers.get(&id).await?;
     let state = app.store.poll_state(&id).await?;
     let renewal = app.store.renewal_state(&id).await?;
-    Ok(axum::Json(with_health(&app, &row, state, &renewal)))
+    let mut view = with_health(&app, &row, state, &renewal);
+    show_reauth(&mut view, &row, &connections_needing_reauth(&app).await?);
+    Ok(axum::Json(view))
+}
+
+/// The connections whose credentials no longer work.
+async fn connections_needing_reauth(app: &AppState) -> Result<std::collections::HashSet<String>, ApiError> {
+    let connections = app.store.list_connections().await?;
+    Ok(connections.into_iter().filter(|c| c.status != crate::connections::status::CONNECTED).map(|c| c.id).collect())
+}
+
+/// An enabled trigger on a connection that needs re-authorization is shown
+/// `needs-reauth`: its calls cannot work until the operator reconnects.
+fn show_reauth(view: &mut serde_json::Value, row: &crate::store::TriggerRow, reauth: &std::collections::HashSet<String>) {
+    let stuck = row.connection_id.as_ref().is_some_and(|id| reauth.contains(id));
+    if stuck && row.status == crate::triggers::status::ENABLED {
+        view["status"] = json!(crate::triggers::status::NEEDS_REAUTH);
+    }
 }
 
 /// A trigger's view, with its polling health if it polls and its renewal

@@ -46,6 +46,10 @@ pub struct TriggerRow {
     pub retention_s: Option<i64>,
     /// Its count cap; `None` follows `[retention]`.
     pub retention_events: Option<i64>,
+    /// When enabling is tried again after a failure (migration 0009).
+    pub retry_at_ms: Option<i64>,
+    /// Failed enables in a row.
+    pub retry_failures: i64,
 }
 
 /// Fields a PATCH may change; `None` leaves a field as it is.
@@ -203,6 +207,27 @@ impl Store {
         .execute(self.pool())
         .await?;
         if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+    }
+
+    /// Schedules the next automatic enable (`None`: none), counting failures.
+    pub async fn set_enable_retry(&self, id: &str, at_ms: Option<i64>, failures: i64) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
+        sqlx::query("UPDATE triggers SET retry_at_ms = ?, retry_failures = ? WHERE id = ?")
+            .bind(at_ms)
+            .bind(failures)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Triggers whose automatic enable is due.
+    pub async fn due_enable_retries(&self, now_ms: i64, limit: i64) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT id FROM triggers WHERE retry_at_ms <= ? ORDER BY retry_at_ms LIMIT ?")
+            .bind(now_ms)
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?)
     }
 
     /// Keeps the (sealed) secrets the provider issued, replacing those kept.

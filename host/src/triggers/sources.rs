@@ -391,6 +391,8 @@ impl Triggers {
             filters: None,
             retention_s: None,
             retention_events: None,
+            retry_at_ms: None,
+            retry_failures: 0,
         };
         let live = LiveTrigger {
             context: self.source_context(&source, config.to_string())?,

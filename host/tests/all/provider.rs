@@ -42,6 +42,8 @@ struct Inner {
     refresh_tokens: std::collections::HashSet<String>,
     /// How long access tokens live, seconds (0: an hour).
     token_lifetime_s: u64,
+    /// How long `POST /hooks` takes to answer, ms.
+    stall_creates_ms: u64,
     /// GitHub-shaped repository hooks by id: `{id, active, events, config}`.
     repo_hooks: std::collections::BTreeMap<u64, Value>,
 }
@@ -105,6 +107,11 @@ impl Provider {
     /// Makes hook creation fail (503 with a message) or succeed again.
     pub fn fail_creates(&self, failing: bool) {
         self.lock().failing = failing;
+    }
+
+    /// Makes `POST /hooks` take `ms` to answer.
+    pub fn stall_creates(&self, ms: u64) {
+        self.lock().stall_creates_ms = ms;
     }
 
     /// Subscriptions live `ttl_ms` from their creation or last renewal.
@@ -230,6 +237,8 @@ async fn create_hook(State(inner): State<Shared>, headers: HeaderMap, body: Stri
         &headers,
         serde_json::from_str(&body).unwrap_or(Value::Null),
     );
+    let stall = inner.lock().expect("provider lock").stall_creates_ms;
+    tokio::time::sleep(std::time::Duration::from_millis(stall)).await;
     let mut state = inner.lock().expect("provider lock");
     if state.failing {
         let message = json!({ "message": "hook quota exceeded for this account" });

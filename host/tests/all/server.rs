@@ -21,3 +21,4 @@ mod retention;
 mod reuse;
 mod secrets;
 mod sources;
+mod statuses;

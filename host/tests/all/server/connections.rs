@@ -263,6 +263,8 @@ async fn an_expired_token_is_refreshed_once_for_twenty_concurrent_polls_and_a_re
         let (_, health) = host.api(Method::GET, &format!("/triggers/{trigger}/health"), None).await;
         assert_eq!((health["healthy"].as_bool(), health["connection"]["status"].as_str()), (Some(false), Some("needs-reauth")));
     }
+    let (_, view) = host.api(Method::GET, &format!("/triggers/{}", triggers[0]), None).await;
+    assert_eq!(view["status"], "needs-reauth", "shown in the trigger's status: {view}");
     let metrics = host.http.get(format!("{}/metrics", host.url)).send().await.expect("metrics").text().await.expect("text");
     assert!(metrics.contains(&format!("triggerhost_connection_healthy{{connection=\"{connection}\",plugin=\"oauthed\"}} 0")));
     let unhealthy = format!("plugin=\"oauthed\",connection=\"{connection}\"}} 0");
