@@ -184,6 +184,16 @@ enum TriggerCommand {
         /// The connection (credentials) its calls use.
         #[arg(long)]
         connection: Option<String>,
+        /// Host-side filters as a JSON list of rules, e.g.
+        /// '[{"pointer":"/action","equals":"opened"}]'.
+        #[arg(long)]
+        filters: Option<String>,
+        /// Keep its events this many seconds (default: `[retention] max_age_s`).
+        #[arg(long = "retention")]
+        retention_s: Option<u32>,
+        /// Keep at most this many of its newest events.
+        #[arg(long)]
+        retention_events: Option<u32>,
         /// Enable it right away.
         #[arg(long)]
         enable: bool,
@@ -204,7 +214,18 @@ enum TriggerCommand {
     Delete {
         /// Trigger id.
         id: String,
+        /// Keep its events readable until retention removes them.
+        #[arg(long)]
+        keep_events: bool,
     },
+    /// Check the trigger's registration at the provider now (its source's,
+    /// when it shares one), registering it again if the provider lost it.
+    Sync {
+        /// Trigger id.
+        id: String,
+    },
+    /// List the registrations triggers share (sources).
+    Sources,
     /// Poll a polling trigger now and show what it stored.
     Poll {
         /// Trigger id.
@@ -343,10 +364,25 @@ async fn activate(client: &Client, name: &str, version: &str, force: bool) -> an
 
 async fn trigger(command: TriggerCommand, client: &Client) -> anyhow::Result<()> {
     match command {
-        TriggerCommand::Create { plugin, trigger, config, secret, poll_interval_s, connection, enable } => {
+        TriggerCommand::Create {
+            plugin,
+            trigger,
+            config,
+            secret,
+            poll_interval_s,
+            connection,
+            filters,
+            retention_s,
+            retention_events,
+            enable,
+        } => {
             let config: Value = serde_json::from_str(&config).context("--config is not valid JSON")?;
-            let mut body =
-                json!({ "plugin": plugin, "trigger": trigger, "config": config, "secret": secret, "connection": connection });
+            let filters: Option<Value> =
+                filters.map(|f| serde_json::from_str(&f)).transpose().context("--filters is not valid JSON")?;
+            let mut body = json!({
+                "plugin": plugin, "trigger": trigger, "config": config, "secret": secret, "connection": connection,
+                "filters": filters, "retention_s": retention_s, "retention_events": retention_events,
+            });
             if let Some(interval) = poll_interval_s {
                 body["poll_interval_s"] = interval.into();
             }
@@ -358,17 +394,33 @@ async fn trigger(command: TriggerCommand, client: &Client) -> anyhow::Result<()>
         }
         TriggerCommand::List => {
             let v = client.send(Method::GET, "/triggers", None).await?;
-            println!("{:<37} {:<9} {:<40} WEBHOOK URL", "ID", "STATUS", "PLUGIN/TRIGGER");
+            println!("{:<37} {:<13} {:<40} WEBHOOK URL", "ID", "STATUS", "PLUGIN/TRIGGER");
             for t in v["triggers"].as_array().into_iter().flatten() {
                 let what = format!("{}/{}", text(&t["plugin"]), text(&t["trigger"]));
-                println!("{:<37} {:<9} {what:<40} {}", text(&t["id"]), text(&t["status"]), text(&t["webhook_url"]));
+                println!("{:<37} {:<13} {what:<40} {}", text(&t["id"]), text(&t["status"]), text(&t["webhook_url"]));
             }
         }
         TriggerCommand::Enable { id } => print_trigger(&client.send(Method::POST, &format!("/triggers/{id}/enable"), None).await?),
         TriggerCommand::Disable { id } => print_trigger(&client.send(Method::POST, &format!("/triggers/{id}/disable"), None).await?),
-        TriggerCommand::Delete { id } => {
-            client.send(Method::DELETE, &format!("/triggers/{id}"), None).await?;
-            println!("deleted {id}");
+        TriggerCommand::Delete { id, keep_events } => {
+            client.send(Method::DELETE, &format!("/triggers/{id}?keep_events={keep_events}"), None).await?;
+            println!("deleted {id}{}", if keep_events { " (events kept for the retention period)" } else { "" });
+        }
+        TriggerCommand::Sync { id } => {
+            let v = client.send(Method::POST, &format!("/triggers/{id}/sync"), None).await?;
+            match v["error"].as_str() {
+                Some(error) => println!("{}: {error}", text(&v["outcome"])),
+                None => println!("{}", text(&v["outcome"])),
+            }
+        }
+        TriggerCommand::Sources => {
+            let v = client.send(Method::GET, "/sources", None).await?;
+            println!("{:<37} {:<9} {:<24} {:<8} KEY", "ID", "STATUS", "PLUGIN/TRIGGER", "TRIGGERS");
+            for s in v["sources"].as_array().into_iter().flatten() {
+                let what = format!("{}/{}", text(&s["plugin"]), text(&s["trigger"]));
+                let members = s["triggers"].as_array().map_or(0, Vec::len);
+                println!("{:<37} {:<9} {what:<24} {members:<8} {}", text(&s["id"]), text(&s["status"]), s["key"]);
+            }
         }
         TriggerCommand::Poll { id, reset } => {
             let v = client.send(Method::POST, &format!("/triggers/{id}/poll"), Some(Body::Json(json!({ "reset": reset })))).await?;

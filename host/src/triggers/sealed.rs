@@ -78,17 +78,7 @@ impl Triggers {
     /// What a call of this trigger is given: its secrets opened, for this
     /// trigger's calls only.
     pub(super) fn context(&self, row: &TriggerRow) -> Result<TriggerContext, SecretError> {
-        let secret = match row.secret.as_deref() {
-            Some(sealed) => Some(self.secrets.open(sealed, &field(&row.id, "secret"))?.into_exposed()),
-            None => None,
-        };
-        let issued_secrets = match row.issued_secrets.as_deref() {
-            Some(sealed) => {
-                let opened = self.secrets.open(sealed, &field(&row.id, "issued_secrets"))?;
-                serde_json::from_str(opened.expose()).unwrap_or_default()
-            }
-            None => Vec::new(),
-        };
+        let (secret, issued_secrets) = self.open_secrets(&row.id, row.secret.as_deref(), row.issued_secrets.as_deref())?;
         Ok(TriggerContext {
             trigger_id: row.id.clone(),
             trigger_name: row.trigger_name.clone(),
@@ -98,6 +88,28 @@ impl Triggers {
             credentials: row.connection_id.as_deref().and_then(|id| self.connections.credentials(id)),
             issued_secrets,
         })
+    }
+
+    /// The signing secret and the issued secrets sealed for `id` (a
+    /// trigger or a source), opened.
+    pub(super) fn open_secrets(
+        &self,
+        id: &str,
+        secret: Option<&str>,
+        issued: Option<&str>,
+    ) -> Result<(Option<String>, Vec<(String, String)>), SecretError> {
+        let secret = match secret {
+            Some(sealed) => Some(self.secrets.open(sealed, &field(id, "secret"))?.into_exposed()),
+            None => None,
+        };
+        let issued = match issued {
+            Some(sealed) => {
+                let opened = self.secrets.open(sealed, &field(id, "issued_secrets"))?;
+                serde_json::from_str(opened.expose()).unwrap_or_default()
+            }
+            None => Vec::new(),
+        };
+        Ok((secret, issued))
     }
 
     /// The secrets a provider issued, sealed for trigger `id`.

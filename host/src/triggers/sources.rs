@@ -315,17 +315,8 @@ impl Triggers {
 
     /// What a call about source `source` is given, with `config`.
     pub(super) fn source_context(&self, source: &SourceRow, config: String) -> Result<TriggerContext, SecretError> {
-        let secret = match source.secret.as_deref() {
-            Some(sealed) => Some(self.secrets.open(sealed, &field(&source.id, "secret"))?.into_exposed()),
-            None => None,
-        };
-        let issued_secrets = match source.issued_secrets.as_deref() {
-            Some(sealed) => {
-                let opened = self.secrets.open(sealed, &field(&source.id, "issued_secrets"))?;
-                serde_json::from_str(opened.expose()).unwrap_or_default()
-            }
-            None => Vec::new(),
-        };
+        let (secret, issued_secrets) =
+            self.open_secrets(&source.id, source.secret.as_deref(), source.issued_secrets.as_deref())?;
         let connection = Some(source.connection_id.as_str()).filter(|id| !id.is_empty());
         Ok(TriggerContext {
             trigger_id: source.id.clone(),

@@ -47,6 +47,20 @@ async fn push_create_and_list_events_from_the_command_line() {
 
     let disabled = cli(&host, &["trigger", "disable", &id]).await;
     assert!(stdout(&disabled).contains("status:      disabled"));
+
+    // Filters, sync and a delete that keeps the events.
+    let filters = r#"[{"type_in":["order"]}]"#;
+    let filtered = cli(&host, &[&args[..], &["--secret", WHSEC, "--filters", filters, "--enable"]].concat()).await;
+    let filtered = stdout(&filtered).lines().find_map(|l| l.strip_prefix("id:")).map(str::trim).expect("id line").to_owned();
+    let refund = br#"{"type":"refund.created"}"#;
+    let answer: serde_json::Value =
+        host.deliver(&filtered, &signed_now("msg_f", refund), refund).await.json().await.unwrap_or_default();
+    assert_eq!(answer["filtered"], 1, "{answer}");
+    let synced = cli(&host, &["trigger", "sync", &filtered]).await;
+    assert_eq!(stdout(&synced).trim(), "unchecked", "standard-webhooks registers nothing to check");
+    let deleted = cli(&host, &["trigger", "delete", &id, "--keep-events"]).await;
+    assert!(stdout(&deleted).contains("events kept"), "{deleted:?}");
+    assert!(stdout(&cli(&host, &["events", "list", &id]).await).contains("order.created"));
 }
 
 #[tokio::test]

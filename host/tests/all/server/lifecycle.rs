@@ -38,9 +38,9 @@ async fn a_delivery_goes_from_upload_to_events_and_survives_a_restart() {
     // A signed delivery is stored; its redelivery is acknowledged, not stored twice.
     let response = host.deliver(&id, &signed_now("msg_1", payload), payload).await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.json::<serde_json::Value>().await.expect("json"), json!({ "stored": 1, "duplicates": 0 }));
+    assert_eq!(response.json::<serde_json::Value>().await.expect("json"), json!({ "stored": 1, "duplicates": 0, "filtered": 0 }));
     let response = host.deliver(&id, &signed_now("msg_1", payload), payload).await;
-    assert_eq!(response.json::<serde_json::Value>().await.expect("json"), json!({ "stored": 0, "duplicates": 1 }));
+    assert_eq!(response.json::<serde_json::Value>().await.expect("json"), json!({ "stored": 0, "duplicates": 1, "filtered": 0 }));
 
     // Tampered: 401, nothing stored.
     let mut tampered = signed_now("msg_2", payload);
