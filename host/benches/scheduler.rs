@@ -57,6 +57,9 @@ fn main() {
                 poll_interval_s: Some(1),
                 plugin_version: None,
                 connection: None,
+                filters: None,
+                retention_s: None,
+                retention_events: None,
             };
             // The triggers enabled so far are polling meanwhile: a write
             // that finds the database busy is tried again.

@@ -681,9 +681,14 @@ impl Triggers {
                 // a failure there is recorded on it, not on this trigger.
                 let _ = self.reconcile_source(source, None).await?;
             }
-            if before.source_id.is_none() {
-                // It had a registration of its own.
-                self.call_on_disable(before).await?;
+            match (&before.source_id, &after.source_id) {
+                // It had a registration of its own, and shares one now.
+                (None, Some(_)) => {
+                    self.call_on_disable(before).await?;
+                }
+                // It shared one, and has one of its own now.
+                (Some(_), None) => outcome = self.register(after).await?.map(drop),
+                _ => {}
             }
             return Ok(outcome);
         }

@@ -97,7 +97,7 @@ impl Triggers {
         id: &str,
         secret: Option<&str>,
         issued: Option<&str>,
-    ) -> Result<(Option<String>, Vec<(String, String)>), SecretError> {
+    ) -> Result<OpenedSecrets, SecretError> {
         let secret = match secret {
             Some(sealed) => Some(self.secrets.open(sealed, &field(id, "secret"))?.into_exposed()),
             None => None,
@@ -118,6 +118,9 @@ impl Triggers {
         self.secrets.seal(&plain, &field(id, "issued_secrets"))
     }
 }
+
+/// A signing secret and issued secrets, opened.
+type OpenedSecrets = (Option<String>, Vec<(String, String)>);
 
 /// What a sealed value is bound to: its trigger (or source) and field.
 pub(super) fn field(id: &str, name: &str) -> String {
