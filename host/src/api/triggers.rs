@@ -437,7 +437,14 @@ pub async fn health(State(app): State<Arc<AppState>>, Path(id): Path<String>) ->
         None => None,
     };
     let connection_healthy = connection.as_ref().is_none_or(|c| c.status == crate::connections::status::CONNECTED);
-    health["healthy"] = json!(polls_healthy && renewal_healthy && connection_healthy);
+    // The last check of its registration at the provider (its source's,
+    // when it shares one) found nothing wrong, or none ran yet.
+    let sync_error = match &row.source_id {
+        Some(source) => app.triggers.source(source).await?.sync_error,
+        None => row.sync_error.clone(),
+    };
+    health["healthy"] = json!(polls_healthy && renewal_healthy && connection_healthy && sync_error.is_none());
+    health["sync_error"] = json!(sync_error);
     health["connection"] = json!(connection.map(|c| json!({ "id": c.id, "status": c.status, "last_error": c.last_error })));
     health["status"] = json!(row.status);
     health["polling"] = json!(polling);

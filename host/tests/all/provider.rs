@@ -44,6 +44,8 @@ struct Inner {
     token_lifetime_s: u64,
     /// How long `POST /hooks` takes to answer, ms.
     stall_creates_ms: u64,
+    /// `GET /repos/{owner}/{repo}/hooks/{id}` answers 500.
+    failing_hook_reads: bool,
     /// GitHub-shaped repository hooks by id: `{id, active, events, config}`.
     repo_hooks: std::collections::BTreeMap<u64, Value>,
 }
@@ -107,6 +109,11 @@ impl Provider {
     /// Makes hook creation fail (503 with a message) or succeed again.
     pub fn fail_creates(&self, failing: bool) {
         self.lock().failing = failing;
+    }
+
+    /// Makes reading one repository hook fail with 500.
+    pub fn fail_hook_reads(&self, failing: bool) {
+        self.lock().failing_hook_reads = failing;
     }
 
     /// Makes `POST /hooks` take `ms` to answer.
@@ -427,7 +434,11 @@ async fn get_repo_hook(
     headers: HeaderMap,
 ) -> Response {
     record(&inner, "GET", format!("/repos/{owner}/{repo}/hooks/{id}"), &headers, Value::Null);
-    match inner.lock().expect("provider lock").repo_hooks.get(&id) {
+    let state = inner.lock().expect("provider lock");
+    if state.failing_hook_reads {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "GitHub is having a bad day").into_response();
+    }
+    match state.repo_hooks.get(&id) {
         Some(hook) => axum::Json(hook.clone()).into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }

@@ -191,6 +191,19 @@ async fn sync_puts_back_a_changed_hook_and_recreates_a_deleted_one() {
     // Deliveries go on through the new hook.
     assert_eq!(send(&host, &trigger, "push", "d-1", &json!({})).await, StatusCode::OK);
     assert_eq!(types(&host, &trigger).await, ["push"]);
+
+    // A check that fails marks the trigger unhealthy with the provider's
+    // answer, until one succeeds.
+    provider.fail_hook_reads(true);
+    let failed = post(&host, &format!("/triggers/{trigger}/sync")).await;
+    assert_eq!(failed["outcome"], "failed", "{failed}");
+    assert!(failed["error"].as_str().is_some_and(|e| e.contains("500")), "{failed}");
+    let (_, health) = host.api(Method::GET, &format!("/triggers/{trigger}/health"), None).await;
+    assert_eq!((health["healthy"].as_bool(), &health["sync_error"]), (Some(false), &failed["error"]), "{health}");
+    provider.fail_hook_reads(false);
+    assert_eq!(post(&host, &format!("/triggers/{trigger}/sync")).await, json!({ "outcome": "in_sync" }));
+    let (_, health) = host.api(Method::GET, &format!("/triggers/{trigger}/health"), None).await;
+    assert_eq!((health["healthy"].as_bool(), &health["sync_error"]), (Some(true), &Value::Null), "{health}");
 }
 
 #[tokio::test]
