@@ -516,7 +516,7 @@ impl Triggers {
         let now = now_ms();
         let id = crate::ids::new_id("trg")?;
         let source_id = self
-            .join_source(&loaded, &request.trigger, request.connection.as_deref(), &config, request.secret.as_deref())
+            .join_source(&loaded, &request.trigger, request.connection.as_deref(), &config, request.secret.as_deref(), None)
             .await?;
         let mut config = config;
         self.seal_config(&id, &loaded, &request.trigger, &mut config)?;
@@ -628,7 +628,10 @@ impl Triggers {
             None => self.context(&current)?.secret,
         };
         let connection = patch.connection_id.clone().unwrap_or(current.connection_id.clone());
-        let source = self.join_source(&loaded, &current.trigger_name, connection.as_deref(), &config, plain_secret.as_deref()).await?;
+        let member_of = current.source_id.as_deref();
+        let source = self
+            .join_source(&loaded, &current.trigger_name, connection.as_deref(), &config, plain_secret.as_deref(), member_of)
+            .await?;
         if patch.config.is_some() {
             self.seal_config(id, &loaded, &current.trigger_name, &mut config)?;
             patch.config = Some(config.to_string());

@@ -28,6 +28,9 @@ pub struct Member {
     pub filters: Filters,
 }
 
+/// Most triggers one source serves.
+pub const MAX_MEMBERS: usize = 256;
+
 /// A source as the API shows it: never its secret.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SourceView {
@@ -87,7 +90,9 @@ fn parsed(config: &str) -> Value {
 impl Triggers {
     /// The source a trigger with this (plain) config belongs to, created on
     /// first use; `None` when its definition does not share. A new source
-    /// takes the trigger's secret, or a generated one.
+    /// takes the trigger's secret, or a generated one. A source holds at
+    /// most [`MAX_MEMBERS`] triggers (`member_of` is the one the trigger
+    /// is in already, if any): each delivery is copied to each of them.
     pub(super) async fn join_source(
         &self,
         loaded: &LoadedPlugin,
@@ -95,6 +100,7 @@ impl Triggers {
         connection: Option<&str>,
         config: &Value,
         secret: Option<&str>,
+        member_of: Option<&str>,
     ) -> Result<Option<String>, TriggerError> {
         let Some(key) = sharing_of(loaded, trigger_name).and_then(|sharing| {
             source_key(&sharing, &with_key_defaults(loaded, trigger_name, &sharing, config))
@@ -132,7 +138,12 @@ impl Triggers {
             connection_id: connection.unwrap_or_default(),
             key: &key,
         };
-        Ok(Some(self.store.source_for(source_key, &new).await?.id))
+        let source = self.store.source_for(source_key, &new).await?;
+        if member_of != Some(source.id.as_str()) && self.store.source_members(&source.id).await?.len() >= MAX_MEMBERS {
+            let message = format!("source {} already has {MAX_MEMBERS} triggers, as many as one may", source.id);
+            return Err(TriggerError::InvalidField { field: "config", message });
+        }
+        Ok(Some(source.id))
     }
 
     /// Every source, as the API shows it.

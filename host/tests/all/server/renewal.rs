@@ -109,4 +109,13 @@ async fn a_component_built_from_the_0_1_0_wit_keeps_working_and_is_renewed_by_en
     // 0.1.0 has no `renew`: the host calls `on-enable` again ahead of expiry.
     let health = health_until(&host, &trigger, "a renewal", |h| h["renewal"]["renewals"].as_i64() >= Some(1)).await;
     assert_eq!(health["healthy"], true, "{health}");
+
+    // Nor `on-update`: a patched config disables and enables it again, so
+    // the registration follows (here, the expiry its new config asks for).
+    let patch = json!({ "config": { "lifetime_ms": 3_600_000 } });
+    let (status, patched) = host.api(Method::PATCH, &format!("/triggers/{trigger}"), Some(patch)).await;
+    assert_eq!((status, patched["status"].as_str(), &patched["last_error"]), (StatusCode::OK, Some("enabled"), &json!(null)));
+    let (_, view) = host.api(Method::GET, &format!("/triggers/{trigger}"), None).await;
+    let left = view["renewal"]["expires_at_ms"].as_i64().unwrap_or_default() - triggerhost::store::now_ms();
+    assert!(left > 3_000_000, "expires in {left} ms: {view}");
 }

@@ -260,3 +260,20 @@ async fn a_patched_config_updates_a_registration_of_its_own_without_disabling_th
     assert_eq!(provider.hooks().len(), 1);
     assert_ne!(provider.hooks(), first);
 }
+
+#[tokio::test]
+async fn a_source_takes_at_most_256_triggers() {
+    let provider = Provider::start().await;
+    let host = github_host(&provider, None).await;
+    for _ in 0..256 {
+        create(&host, config(&provider, &["push"])).await;
+    }
+    let body = json!({ "plugin": "github", "trigger": "event", "config": config(&provider, &["push"]) });
+    let (status, refused) = host.api(Method::POST, "/triggers", Some(body)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(refused["error"]["message"].as_str().is_some_and(|m| m.contains("256 triggers")), "{refused}");
+    // Another repository is another source.
+    let mut elsewhere = config(&provider, &["push"]);
+    elsewhere["repository"] = json!("octocat/Spoon-Knife");
+    create(&host, elsewhere).await;
+}
