@@ -4,6 +4,7 @@
 //! through the group committer, and record what failed. Ingress maps the
 //! [`Outcome`] to a status, the poller to its next tick.
 
+use std::cell::OnceCell;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -204,21 +205,15 @@ impl Pipeline {
         };
         let received_at_ms = now_ms();
         let total = run.events.len();
-        let events: Vec<_> = run.events.into_iter().filter(|event| admitted(&trigger.filters, event)).collect();
+        let events: Vec<_> =
+            run.events.into_iter().filter(|event| admitted(&trigger.filters, event, &OnceCell::new())).collect();
         let filtered = total - events.len();
         commit.events.reserve(events.len());
         for event in events {
-            let Ok(id) = crate::ids::new_time_ordered_id("evt") else {
+            let Some(event) = to_store(event, received_at_ms) else {
                 return Outcome::Unavailable("try again");
             };
-            commit.events.push(NewEvent {
-                id,
-                dedupe_key: event.dedupe_key,
-                event_type: event.event_type,
-                occurred_at_ms: event.occurred_at_ms.and_then(|ms| i64::try_from(ms).ok()),
-                payload: event.payload,
-                received_at_ms,
-            });
+            commit.events.push(event);
         }
         match self.committer.commit(commit, output_budget).await {
             Ok(stored) => {
@@ -249,23 +244,21 @@ impl Pipeline {
     async fn fan_out(&self, source: &LiveTrigger, members: &[Member], commit: DeliveryCommit, run: RunOutput) -> Outcome {
         let received_at_ms = now_ms();
         let (mut commits, mut filtered) = (Vec::new(), 0);
+        // Each payload is parsed once, when a trigger's filters first look into it.
+        let parsed: Vec<OnceCell<Option<serde_json::Value>>> = run.events.iter().map(|_| OnceCell::new()).collect();
         for member in members {
             let mut events = Vec::new();
-            let wanted: Vec<_> = run.events.iter().filter(|event| member.wanted.matches(&event.event_type)).collect();
-            let admitted: Vec<_> = wanted.iter().filter(|event| admitted(&member.filters, event)).collect();
-            filtered += wanted.len() - admitted.len();
-            for event in admitted {
-                let Ok(id) = crate::ids::new_time_ordered_id("evt") else {
+            let wanted: Vec<_> =
+                run.events.iter().zip(&parsed).filter(|(event, _)| member.wanted.matches(&event.event_type)).collect();
+            for (event, parsed) in &wanted {
+                if !admitted(&member.filters, event, parsed) {
+                    filtered += 1;
+                    continue;
+                }
+                let Some(event) = to_store((*event).clone(), received_at_ms) else {
                     return Outcome::Unavailable("try again");
                 };
-                events.push(NewEvent {
-                    id,
-                    dedupe_key: event.dedupe_key.clone(),
-                    event_type: event.event_type.clone(),
-                    occurred_at_ms: event.occurred_at_ms.and_then(|ms| i64::try_from(ms).ok()),
-                    payload: event.payload.clone(),
-                    received_at_ms,
-                });
+                events.push(event);
             }
             if !events.is_empty() {
                 let share = DeliveryCommit {
@@ -365,14 +358,35 @@ impl Pipeline {
     }
 }
 
-/// Whether `filters` admit `event`; its payload is parsed only when a rule
-/// looks into it.
-fn admitted(filters: &crate::filters::Filters, event: &crate::contract::Event) -> bool {
+/// Whether `filters` admit `event`; its payload is parsed (into `parsed`)
+/// only when a rule looks into it.
+fn admitted(
+    filters: &crate::filters::Filters,
+    event: &crate::contract::Event,
+    parsed: &OnceCell<Option<serde_json::Value>>,
+) -> bool {
     if filters.is_empty() {
         return true;
     }
-    let payload = if filters.reads_payload() { serde_json::from_str(&event.payload).ok() } else { None };
-    filters.admits(&event.event_type, payload.as_ref())
+    let payload = if filters.reads_payload() {
+        parsed.get_or_init(|| serde_json::from_str(&event.payload).ok()).as_ref()
+    } else {
+        None
+    };
+    filters.admits(&event.event_type, payload)
+}
+
+/// A connector's event as the store takes it, with a new id (`None` when
+/// the OS gives no randomness for one).
+fn to_store(event: crate::contract::Event, received_at_ms: i64) -> Option<NewEvent> {
+    Some(NewEvent {
+        id: crate::ids::new_time_ordered_id("evt").ok()?,
+        dedupe_key: event.dedupe_key,
+        event_type: event.event_type,
+        occurred_at_ms: event.occurred_at_ms.and_then(|ms| i64::try_from(ms).ok()),
+        payload: event.payload,
+        received_at_ms,
+    })
 }
 
 /// Whose stats and failures a call's outcome goes to: the trigger's, or

@@ -57,7 +57,8 @@ pub fn start(triggers: Arc<Triggers>, store: Store, settings: SyncSettings) {
                 .filter(|live| !live.is_polling() && live.row.source_id.is_none())
                 .map(|live| live.row.id.clone())
                 .collect();
-            due.retain(|id, _| registrations.contains(id));
+            let current: std::collections::HashSet<&String> = registrations.iter().collect();
+            due.retain(|id, _| current.contains(id));
             for id in registrations {
                 let at = *due.entry(id.clone()).or_insert_with(|| now + settings.next_wait());
                 if at > now {

@@ -440,7 +440,7 @@ pub async fn health(State(app): State<Arc<AppState>>, Path(id): Path<String>) ->
     // The last check of its registration at the provider (its source's,
     // when it shares one) found nothing wrong, or none ran yet.
     let sync_error = match &row.source_id {
-        Some(source) => app.triggers.source(source).await?.sync_error,
+        Some(source) => app.store.get_source(source).await?.sync_error,
         None => row.sync_error.clone(),
     };
     health["healthy"] = json!(polls_healthy && renewal_healthy && connection_healthy && sync_error.is_none());

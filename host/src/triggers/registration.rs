@@ -4,8 +4,7 @@
 //! there and as it should be, registering it again when the provider lost it.
 
 use crate::connections::said_unauthorized;
-use crate::contract::{ErrorCode, RegistrationChange, SyncReport};
-use crate::failures::{call_failure, connector_failure};
+use crate::contract::{RegistrationChange, SyncReport};
 use crate::store::{SOURCE_ID_PREFIX, StoreError, TriggerRow};
 
 use super::{TriggerError, Triggers, status};
@@ -86,15 +85,15 @@ impl Triggers {
         {
             synced = loaded.plugin.sync(self.context(&row)?, self.scope(id, &loaded)).await;
         }
-        let outcome = match self.settle_sync(id, synced).await? {
+        let outcome = match self.settle(id, "sync", synced).await? {
             Ok(SyncReport::InSync) => SyncOutcome::InSync,
             Ok(SyncReport::Unchecked) => SyncOutcome::Unchecked,
             Ok(SyncReport::Repaired(info)) => {
                 self.keep(id, &info, false).await?;
                 SyncOutcome::Repaired
             }
-            Err(Some(message)) => SyncOutcome::Failed(message),
-            Err(None) => {
+            Err(failure) if !failure.gone => SyncOutcome::Failed(failure.message),
+            Err(_) => {
                 tracing::info!(trigger = %id, "the provider lost the registration; registering again");
                 let enabled = self.on_enable_retrying(&row, &loaded, context).await;
                 match self.settle(id, "on-enable", enabled).await? {
@@ -130,15 +129,15 @@ impl Triggers {
             let config = self.open_sealed_config(id, &source.config)?;
             let context = self.source_context(&source, config.to_string())?;
             let synced = loaded.plugin.sync(context.clone(), self.scope(id, &loaded)).await;
-            let outcome = match self.settle_sync(&base.id, synced).await? {
+            let outcome = match self.settle(&base.id, "sync", synced).await? {
                 Ok(SyncReport::InSync) => SyncOutcome::InSync,
                 Ok(SyncReport::Unchecked) => SyncOutcome::Unchecked,
                 Ok(SyncReport::Repaired(info)) => {
                     self.keep_source(&source, &loaded, config, &info).await?;
                     SyncOutcome::Repaired
                 }
-                Err(Some(message)) => SyncOutcome::Failed(message),
-                Err(None) => {
+                Err(failure) if !failure.gone => SyncOutcome::Failed(failure.message),
+                Err(_) => {
                     tracing::info!(source = %id, "the provider lost the registration; registering again");
                     let enabled = loaded.plugin.on_enable(context, self.scope(id, &loaded)).await;
                     match self.settle(&base.id, "on-enable", enabled).await? {
@@ -157,41 +156,12 @@ impl Triggers {
         Ok(outcome)
     }
 
-    /// Settles a `sync` call: the report, `Err(None)` when the connector
-    /// said the registration is gone, `Err(Some(why))` for any other failure
-    /// (recorded on trigger `id`).
-    async fn settle_sync(
-        &self,
-        id: &str,
-        call: Result<crate::runtime::CallOutput<Result<SyncReport, crate::contract::ConnectorError>>, crate::runtime::CallError>,
-    ) -> Result<Result<SyncReport, Option<String>>, TriggerError> {
-        Ok(match call {
-            Ok(output) => match output.value {
-                Ok(report) => match self.store.commit_kv(&output.kv_writes).await {
-                    Ok(()) => Ok(report),
-                    Err(error) => Err(Some(format!("sync: {error}"))),
-                },
-                Err(error) if error.code == ErrorCode::Gone => Err(None),
-                Err(error) => {
-                    self.record(id, connector_failure("sync", &error, &output.log.text), output.fuel_used).await?;
-                    Err(Some(format!("sync: {error}")))
-                }
-            },
-            Err(error) => {
-                self.record(id, call_failure(&error), error.fuel_used).await?;
-                Err(Some(format!("sync: {}", error.kind)))
-            }
-        })
-    }
-
+    /// Records when the registration was checked, and what went wrong.
     async fn note_sync(&self, id: &str, outcome: &SyncOutcome) -> Result<(), TriggerError> {
         let error = match outcome {
             SyncOutcome::Failed(message) => Some(message.as_str()),
             _ => None,
         };
-        if let SyncOutcome::Failed(message) = outcome {
-            tracing::warn!(registration = %id, %message, "sync failed");
-        }
         Ok(self.store.set_synced(id, error).await?)
     }
 }

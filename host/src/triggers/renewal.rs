@@ -44,6 +44,17 @@ impl Triggers {
         export: &str,
         call: Result<CallOutput<Result<T, ConnectorError>>, CallError>,
     ) -> Result<Result<T, LifecycleFailure>, TriggerError> {
+        self.settle_on(Some(id), export, call).await
+    }
+
+    /// [`settle`](Self::settle), recording a failure on trigger `record_on`
+    /// if there is one (a source's last trigger may be gone).
+    pub(super) async fn settle_on<T>(
+        &self,
+        record_on: Option<&str>,
+        export: &str,
+        call: Result<CallOutput<Result<T, ConnectorError>>, CallError>,
+    ) -> Result<Result<T, LifecycleFailure>, TriggerError> {
         let failure = match call {
             Ok(output) => match output.value {
                 // What the call stored (say, the provider's hook id) counts
@@ -53,12 +64,16 @@ impl Triggers {
                     Err(error) => LifecycleFailure { message: format!("{export}: {error}"), gone: false },
                 },
                 Err(error) => {
-                    self.record(id, connector_failure(export, &error, &output.log.text), output.fuel_used).await?;
+                    if let Some(id) = record_on {
+                        self.record(id, connector_failure(export, &error, &output.log.text), output.fuel_used).await?;
+                    }
                     LifecycleFailure { message: format!("{export}: {error}"), gone: error.code == ErrorCode::Gone }
                 }
             },
             Err(error) => {
-                self.record(id, call_failure(&error), error.fuel_used).await?;
+                if let Some(id) = record_on {
+                    self.record(id, call_failure(&error), error.fuel_used).await?;
+                }
                 LifecycleFailure { message: format!("{export}: {}", error.kind), gone: false }
             }
         };

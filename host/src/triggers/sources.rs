@@ -307,16 +307,8 @@ impl Triggers {
                 let config = self.open_sealed_config(&source.id, &source.config)?;
                 let context = self.source_context(source, config.to_string())?;
                 let call = loaded.plugin.on_disable(context, self.scope(&source.id, &loaded)).await;
-                match blame {
-                    Some(blame) => self.settle(&blame.id, "on-disable", call).await?.map_err(|f| f.message),
-                    None => match call {
-                        Ok(output) => match output.value {
-                            Ok(()) => self.store.commit_kv(&output.kv_writes).await.map_err(|e| format!("on-disable: {e}")),
-                            Err(error) => Err(format!("on-disable: {error}")),
-                        },
-                        Err(error) => Err(format!("on-disable: {}", error.kind)),
-                    },
-                }
+                let blame = blame.map(|b| b.id.as_str());
+                self.settle_on(blame, "on-disable", call).await?.map_err(|f| f.message)
             }
         };
         let last_error = outcome.as_ref().err().map(String::as_str);
