@@ -199,9 +199,11 @@ async fn slack_answers_the_challenge_and_stores_each_event_once_across_retries()
     retry.push(("x-slack-retry-reason".into(), "http_timeout".into()));
     assert_eq!(host.deliver(&trigger, &retry, mention).await.status(), StatusCode::OK, "a retry");
 
-    let stale = slack_headers(now - 301, mention, SLACK_SECRET);
+    // Read the clock again: on a loaded machine the steps above can take
+    // seconds, and `now + 301` would drift inside the 300 s tolerance.
+    let stale = slack_headers(now_secs() - 301, mention, SLACK_SECRET);
     assert_eq!(host.deliver(&trigger, &stale, mention).await.status(), StatusCode::UNAUTHORIZED);
-    let future = slack_headers(now + 301, mention, SLACK_SECRET);
+    let future = slack_headers(now_secs() + 301, mention, SLACK_SECRET);
     assert_eq!(host.deliver(&trigger, &future, mention).await.status(), StatusCode::UNAUTHORIZED);
     let wrong = slack_headers(now, mention, "another secret");
     assert_eq!(host.deliver(&trigger, &wrong, mention).await.status(), StatusCode::UNAUTHORIZED);
