@@ -1,6 +1,7 @@
 //! The admin API under `/api/v1`: JSON, bearer-token authenticated.
 
 pub(crate) mod connections;
+mod deliveries;
 mod error;
 mod plugins;
 mod triggers;
@@ -52,6 +53,17 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/triggers/{id}/sync", post(triggers::sync))
         .route("/triggers/{id}/health", get(triggers::health))
         .route("/triggers/{id}/test", post(triggers::test))
+        .route("/triggers/{id}/events/replay", post(deliveries::replay))
+        .route("/triggers/{id}/destinations", post(deliveries::create).get(deliveries::list))
+        .route(
+            "/triggers/{id}/destinations/{dest}",
+            get(deliveries::get).patch(deliveries::patch).delete(deliveries::delete),
+        )
+        .route("/triggers/{id}/destinations/{dest}/rotate-secret", post(deliveries::rotate))
+        .route("/deliveries", get(deliveries::list_deliveries))
+        .route("/deliveries/{id}", get(deliveries::get_delivery))
+        .route("/deliveries/{id}/attempts", get(deliveries::attempts))
+        .route("/deliveries/{id}/retry", post(deliveries::retry))
         .route("/sources", get(triggers::sources))
         .route("/sources/{id}", get(triggers::source))
         .fallback(|| async { ApiError::not_found("no such API route") })

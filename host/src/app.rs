@@ -15,6 +15,7 @@ use crate::capabilities::http::{Outbound, SystemResolver};
 use crate::config::{IngressSettings, Settings};
 use crate::connections::Connections;
 use crate::data_dir;
+use crate::delivery::Delivery;
 use crate::pipeline::Pipeline;
 use crate::poller::{self, NextPolls, PollDrain, PollerSettings};
 use crate::registry::Registry;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub poll_drain: PollDrain,
     /// How polls are scheduled, and when a trigger counts as unhealthy.
     pub poller: PollerSettings,
+    /// Push delivery to destinations.
+    pub delivery: Arc<Delivery>,
     /// Renewal outcomes since start.
     pub renewals: RenewalCounters,
     /// Rows the retention sweeper removed.
@@ -62,10 +65,8 @@ impl AppState {
             .await
             .with_context(|| format!("opening {}", settings.database_url))?;
         let resolver = SystemResolver::with_table(settings.outbound.resolve.clone());
-        let backends = Backends {
-            kv: Some(Arc::new(store.clone())),
-            outbound: Some(Arc::new(Outbound::new(Arc::new(resolver)).context("outbound TLS settings")?)),
-        };
+        let outbound = Arc::new(Outbound::new(Arc::new(resolver)).context("outbound TLS settings")?);
+        let backends = Backends { kv: Some(Arc::new(store.clone())), outbound: Some(Arc::clone(&outbound)) };
         let config = RuntimeConfig {
             default_limits: settings.limits.clone(),
             max_concurrent_calls: settings.concurrent_calls.0,
@@ -78,6 +79,9 @@ impl AppState {
         let runtime = Runtime::with_backends(config, backends)?;
         let registry = Arc::new(Registry::open(runtime, store.clone(), &settings.data_dir).await?);
         let secrets = data_dir::secret_box(&settings.secret_key_file)?;
+        let delivery = Delivery::start(store.clone(), secrets.clone(), outbound, settings.delivery)
+            .await
+            .context("starting push delivery")?;
         let connections =
             Arc::new(Connections::open(store.clone(), Arc::clone(&registry), secrets.clone(), public_url.clone()).await?);
         connections.start_refresher();
@@ -96,13 +100,15 @@ impl AppState {
         );
         let delivery_budget =
             Arc::new(Semaphore::new(settings.ingress.max_buffered_bytes.min(Semaphore::MAX_PERMITS)));
-        let committer = Committer::start(store.clone());
+        let woken = Arc::clone(&delivery);
+        let committer = Committer::start(store.clone(), Arc::new(move |trigger_id: &str| woken.events_committed(trigger_id)));
         let pipeline = Pipeline::new(store.clone(), committer, Arc::clone(&triggers), Arc::clone(&delivery_budget));
         let (next_polls, poll_drain) = poller::start(Arc::clone(&triggers), pipeline.clone(), store.clone(), settings.poller);
         let renewals = crate::renewal::start(Arc::clone(&triggers), store.clone(), settings.renewal);
         crate::sync::start(Arc::clone(&triggers), store.clone(), settings.sync);
         let retention = crate::retention::start(store.clone(), settings.retention);
         Ok(AppState {
+            delivery,
             pipeline,
             next_polls,
             poll_drain,

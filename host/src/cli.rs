@@ -453,7 +453,7 @@ async fn events(command: EventsCommand, client: &Client) -> anyhow::Result<()> {
         println!("no events");
     }
     for e in &events {
-        let at = e["received_at_ms"].as_i64().map(utc).unwrap_or_default();
+        let at = e["received_at_ms"].as_i64().map(crate::timestamp::utc).unwrap_or_default();
         println!("{at}  {}  {}  {}", text(&e["type"]), text(&e["id"]), e["payload"]);
     }
     if let Some(next) = v["next_cursor"].as_str() {
@@ -478,31 +478,4 @@ fn text(value: &Value) -> &str {
 
 fn list_of(value: &Value) -> String {
     value.as_array().map(|a| a.iter().map(|v| text(v).to_owned()).collect::<Vec<_>>().join(", ")).unwrap_or_default()
-}
-
-/// Unix milliseconds as `YYYY-MM-DD HH:MM:SS UTC` (days-to-civil from
-/// Howard Hinnant's calendar algorithms), to avoid a date crate for one line.
-fn utc(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn utc_formats_known_instants() {
-        assert_eq!(super::utc(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(super::utc(1_614_265_330_000), "2021-02-25 15:02:10 UTC");
-        assert_eq!(super::utc(951_825_600_000), "2000-02-29 12:00:00 UTC");
-    }
 }

@@ -110,6 +110,31 @@ pub struct FileConfig {
     /// How long events and failure records are kept.
     #[serde(default)]
     pub retention: RetentionConfig,
+    /// Push delivery to destinations.
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
+}
+
+/// `[delivery]`: push delivery to destinations.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Destinations may be loopback, private or link-local addresses, and
+    /// plain `http` (default false: https to public addresses only).
+    pub allow_private: Option<bool>,
+    /// Multiplies the retry schedule (default 1.0; tests make it small).
+    pub retry_scale: Option<f64>,
+    /// One attempt's time limit, seconds (default 15).
+    pub timeout_s: Option<u64>,
+    /// Attempts in flight over all destinations (default 64).
+    pub workers: Option<usize>,
+    /// Attempts in flight per destination unless it sets its own (default 16).
+    pub max_in_flight: Option<usize>,
+    /// A destination whose every attempt failed this long is disabled,
+    /// seconds (default 432000, 5 days).
+    pub disable_after_s: Option<u64>,
+    /// How long a rotated-out secret still signs, seconds (default 86400).
+    pub rotation_grace_s: Option<u64>,
 }
 
 /// `[retention]`: what is kept, and how the sweep runs.
@@ -361,6 +386,8 @@ pub struct Settings {
     pub sync: crate::sync::SyncSettings,
     /// What is kept, and how the sweep runs.
     pub retention: crate::retention::RetentionSettings,
+    /// Push delivery.
+    pub delivery: crate::delivery::DeliverySettings,
 }
 
 impl Settings {
@@ -523,12 +550,17 @@ impl Settings {
             interval: file.sync.interval_s.map(Duration::from_secs).unwrap_or(crate::sync::SyncSettings::default().interval),
         };
         let retention = retention_settings(&file.retention)?;
+        let delivery = delivery_settings(&file.delivery)?;
         for (key, zero) in [
             ("sync.interval_s", sync.interval.is_zero()),
             ("retention.max_age_s", retention.max_age.is_zero()),
             ("retention.max_events", retention.max_events == Some(0)),
             ("retention.sweep_every_s", retention.sweep_every.is_zero()),
             ("retention.batch", retention.batch == 0),
+            ("delivery.timeout_s", delivery.timeout.is_zero()),
+            ("delivery.workers", delivery.workers == 0),
+            ("delivery.max_in_flight", delivery.max_in_flight == 0),
+            ("delivery.disable_after_s", delivery.disable_after.is_zero()),
             ("renewal.margin_s", renewal.margin.is_zero()),
             ("renewal.min_backoff_s", renewal.min_backoff.is_zero()),
             ("polling.min_interval_s", min_poll_interval_s == 0),
@@ -559,8 +591,27 @@ impl Settings {
             renewal,
             sync,
             retention,
+            delivery,
         })
     }
+}
+
+/// `[delivery]` over the defaults.
+fn delivery_settings(d: &DeliveryConfig) -> Result<crate::delivery::DeliverySettings, ConfigError> {
+    let defaults = crate::delivery::DeliverySettings::default();
+    let retry_scale = d.retry_scale.unwrap_or(defaults.retry_scale);
+    if !(retry_scale.is_finite() && retry_scale > 0.0 && retry_scale <= 1000.0) {
+        return Err(ConfigError::Invalid { key: "delivery.retry_scale", message: "must be above 0 and at most 1000".into() });
+    }
+    Ok(crate::delivery::DeliverySettings {
+        allow_private: d.allow_private.unwrap_or(defaults.allow_private),
+        retry_scale,
+        timeout: d.timeout_s.map(Duration::from_secs).unwrap_or(defaults.timeout),
+        workers: d.workers.unwrap_or(defaults.workers),
+        max_in_flight: d.max_in_flight.unwrap_or(defaults.max_in_flight),
+        disable_after: d.disable_after_s.map(Duration::from_secs).unwrap_or(defaults.disable_after),
+        rotation_grace: d.rotation_grace_s.map(Duration::from_secs).unwrap_or(defaults.rotation_grace),
+    })
 }
 
 /// `[retention]` over the defaults; the dedupe window follows a changed

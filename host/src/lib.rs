@@ -14,11 +14,13 @@ pub mod cli;
 pub mod config;
 pub mod connections;
 pub mod contract;
+pub mod delivery;
 pub(crate) mod data_dir;
 pub mod failures;
 pub mod filters;
 pub mod ids;
 pub mod ingress;
+pub mod json;
 pub mod pipeline;
 pub mod poller;
 pub(crate) mod private_file;
@@ -30,6 +32,7 @@ pub mod secrets;
 pub mod server;
 pub mod store;
 pub mod sync;
+pub mod timestamp;
 pub mod triggers;
 
 pub use runtime::{

@@ -68,6 +68,8 @@ async fn metrics(State(app): State<Arc<AppState>>) -> Result<impl IntoResponse, 
     poll_metrics(&app, &mut text).await?;
     renewal_metrics(&app, &mut text).await?;
     connection_metrics(&app, &mut text).await?;
+    let (pending, destinations) = app.delivery.queue_depths().await?;
+    app.delivery.metrics().render(&mut text, &pending, &destinations);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }
 

@@ -4,6 +4,8 @@
 
 mod committer;
 mod connections;
+mod deliveries;
+mod destinations;
 mod events;
 mod kv;
 mod paging;
@@ -20,8 +22,10 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-pub use committer::Committer;
+pub use committer::{Committer, OnStored};
 pub use connections::{ConnectionRow, OAuthAppRow};
+pub use deliveries::{AttemptRecord, AttemptRow, DeliveryFilter, DeliveryRow, DueJob, JobOutcome, ReplayScope, job_status};
+pub use destinations::{DestinationCounts, DestinationRow};
 pub use events::{CommitOutcome, DeliveryCommit, EventRow, NewEvent};
 pub use kv::KvEntryView;
 pub use polls::{PollRecord, PollState};

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::connections::ConnectionError;
+use crate::delivery::DeliveryError;
 use crate::registry::RegistryError;
 use crate::runtime::LoadError;
 use crate::secrets::SecretError;
@@ -132,6 +133,20 @@ impl From<TriggerError> for ApiError {
                 Self::new(StatusCode::CONFLICT, "secret-undecryptable", error.to_string())
             }
             TriggerError::Secret(_) => Self::internal(&error),
+        }
+    }
+}
+
+impl From<DeliveryError> for ApiError {
+    fn from(error: DeliveryError) -> Self {
+        match error {
+            DeliveryError::Invalid(_) => Self::bad_request(error.to_string()),
+            DeliveryError::NotFound(_) => Self::not_found(error.to_string()),
+            DeliveryError::Store(store) => store.into(),
+            DeliveryError::Secret(SecretError::Undecryptable { .. }) => {
+                Self::new(StatusCode::CONFLICT, "secret-undecryptable", error.to_string())
+            }
+            DeliveryError::Secret(_) => Self::internal(&error),
         }
     }
 }

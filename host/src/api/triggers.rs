@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::json;
 
@@ -139,35 +139,30 @@ fn poll_health(app: &AppState, row: &crate::store::TriggerRow, state: &crate::st
     })
 }
 
-/// Present-but-null is `Some(None)`, absent is `None`.
-fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
-}
-
 /// `PATCH /api/v1/triggers/{id}` body; `null` clears a nullable field.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Patch {
     #[serde(default)]
     config: Option<serde_json::Value>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::json::nullable")]
     secret: Option<Option<String>>,
     /// A version to pin (`null` follows the active one again); `version` also reads.
-    #[serde(default, deserialize_with = "nullable", alias = "version")]
+    #[serde(default, deserialize_with = "crate::json::nullable", alias = "version")]
     plugin_version: Option<Option<String>>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::json::nullable")]
     poll_interval_s: Option<Option<u32>>,
     /// A connection to use (`null`: none).
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::json::nullable")]
     connection: Option<Option<String>>,
     /// Host-side filters (`null` or `[]`: none).
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::json::nullable")]
     filters: Option<Option<Vec<crate::filters::Rule>>>,
     /// Its own retention period, seconds (`null`: the default).
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::json::nullable")]
     retention_s: Option<Option<u32>>,
     /// Its own count cap (`null`: the default).
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::json::nullable")]
     retention_events: Option<Option<u32>>,
 }
 
@@ -247,8 +242,8 @@ pub async fn source(State(app): State<Arc<AppState>>, Path(id): Path<String>) ->
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Page {
-    limit: Option<i64>,
-    cursor: Option<String>,
+    pub(super) limit: Option<i64>,
+    pub(super) cursor: Option<String>,
 }
 
 /// `GET /api/v1/triggers/{id}/events`: newest first; `next_cursor` fetches
@@ -269,7 +264,7 @@ pub async fn events(
 
 impl Page {
     /// The page size and the `seq` to read below, checked.
-    fn bounds(&self) -> Result<(i64, Option<i64>), ApiError> {
+    pub(super) fn bounds(&self) -> Result<(i64, Option<i64>), ApiError> {
         let limit = self.limit.unwrap_or(DEFAULT_PAGE);
         if !(1..=MAX_PAGE).contains(&limit) {
             return Err(ApiError::bad_request(format!("limit must be 1 to {MAX_PAGE}")));

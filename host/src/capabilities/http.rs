@@ -130,6 +130,16 @@ impl Outbound {
     pub fn new(resolver: Arc<dyn Resolve>) -> Result<Self, rustls::Error> {
         Ok(Outbound { resolver, tls: Tls::webpki()? })
     }
+
+    /// The resolver (push delivery resolves and checks through it too).
+    pub fn resolver(&self) -> &Arc<dyn Resolve> {
+        &self.resolver
+    }
+
+    /// The TLS settings.
+    pub fn tls(&self) -> &Tls {
+        &self.tls
+    }
 }
 
 /// The outbound HTTP access of one call.

@@ -20,6 +20,10 @@ struct Job {
     held: OwnedSemaphorePermit,
 }
 
+/// Told the id of each trigger a commit stored events for, once durable
+/// (push delivery wakes the trigger's destinations).
+pub type OnStored = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
+
 /// A handle on the committer task. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Committer {
@@ -34,9 +38,9 @@ impl std::fmt::Debug for Job {
 
 impl Committer {
     /// Starts the committer task on the current tokio runtime.
-    pub fn start(store: Store) -> Committer {
+    pub fn start(store: Store, on_stored: OnStored) -> Committer {
         let (jobs, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(run(store, queue));
+        tokio::spawn(run(store, queue, on_stored));
         Committer { jobs }
     }
 
@@ -53,7 +57,7 @@ impl Committer {
     }
 }
 
-async fn run(store: Store, mut queue: mpsc::Receiver<Job>) {
+async fn run(store: Store, mut queue: mpsc::Receiver<Job>, on_stored: OnStored) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.recv().await {
         batch.push(first);
@@ -71,6 +75,17 @@ async fn run(store: Store, mut queue: mpsc::Receiver<Job>) {
         }
         match store.commit_deliveries(&commits).await {
             Ok(outcomes) => {
+                let mut stored_for: Vec<&str> = commits
+                    .iter()
+                    .zip(&outcomes)
+                    .filter(|(_, outcome)| outcome.as_ref().is_ok_and(|o| o.stored > 0))
+                    .map(|(commit, _)| commit.trigger_id.as_str())
+                    .collect();
+                stored_for.sort_unstable();
+                stored_for.dedup();
+                for trigger_id in stored_for {
+                    on_stored(trigger_id);
+                }
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
                     let _ = reply.send(outcome);
                 }

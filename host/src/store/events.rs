@@ -82,8 +82,12 @@ impl Store {
     ) -> Result<Vec<Result<CommitOutcome, StoreError>>, StoreError> {
         let _turn = self.write_turn().await;
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        // Events this transaction stores come after this position; their
+        // delivery jobs are queued in the same transaction (the outbox).
+        let mut before = super::deliveries::last_event_seq(&mut tx).await?;
         match bulk::commit_all(&mut tx, batch).await {
             Ok(outcomes) => {
+                super::deliveries::enqueue_after(&mut tx, before, super::now_ms()).await?;
                 tx.commit().await?;
                 return Ok(outcomes.into_iter().map(Ok).collect());
             }
@@ -92,6 +96,7 @@ impl Store {
                 tracing::debug!(%error, deliveries = batch.len(), "group commit: one delivery at a time");
                 tx.rollback().await?;
                 tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+                before = super::deliveries::last_event_seq(&mut tx).await?;
             }
         }
         let mut outcomes = Vec::with_capacity(batch.len());
@@ -109,6 +114,7 @@ impl Store {
                 }
             }
         }
+        super::deliveries::enqueue_after(&mut tx, before, super::now_ms()).await?;
         tx.commit().await?;
         Ok(outcomes)
     }

@@ -10,6 +10,7 @@ mod helpers;
 mod host;
 mod limits;
 mod provider;
+mod receiver;
 mod load;
 mod server;
 mod standard_webhooks;

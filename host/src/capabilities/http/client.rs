@@ -38,6 +38,17 @@ impl Tls {
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Tls(tokio_rustls::TlsConnector::from(Arc::new(config))))
     }
+
+    /// Speaks TLS over `tcp` to the server named `name`.
+    pub async fn connect(
+        &self,
+        name: &str,
+        tcp: TcpStream,
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, HttpError> {
+        let transport = |what: &str, e: &dyn std::fmt::Display| HttpError::Transport(format!("{what}: {e}"));
+        let name = rustls::pki_types::ServerName::try_from(name.to_owned()).map_err(|e| transport("tls name", &e))?;
+        self.0.connect(name, tcp).await.map_err(|e| transport("tls", &e))
+    }
 }
 
 /// A response read whole, within the cap.
@@ -64,11 +75,7 @@ pub async fn exchange(
     let _ = tcp.set_nodelay(true);
     match tls {
         None => send(tcp, request, max_body).await,
-        Some((tls, name)) => {
-            let name = rustls::pki_types::ServerName::try_from(name.to_owned()).map_err(|e| transport("tls name", &e))?;
-            let stream = tls.0.connect(name, tcp).await.map_err(|e| transport("tls", &e))?;
-            send(stream, request, max_body).await
-        }
+        Some((tls, name)) => send(tls.connect(name, tcp).await?, request, max_body).await,
     }
 }
 

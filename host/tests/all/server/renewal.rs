@@ -32,6 +32,18 @@ async fn metrics(host: &Host) -> String {
     response.text().await.expect("metrics text")
 }
 
+/// Waits up to 10 s for `/metrics` to hold `line`.
+async fn metrics_until(host: &Host, line: &str) {
+    for _ in 0..100 {
+        if metrics(host).await.lines().any(|l| l == line) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let all = metrics(host).await;
+    panic!("timed out waiting for {line} in /metrics:\n{all}");
+}
+
 #[tokio::test]
 async fn subscriptions_are_renewed_before_they_expire_re_registered_when_gone_and_failures_show_as_unhealthy() {
     let provider = Provider::start().await;
@@ -63,7 +75,9 @@ async fn subscriptions_are_renewed_before_they_expire_re_registered_when_gone_an
     })
     .await;
     assert_eq!(health["status"], "enabled", "{health}");
-    assert!(metrics(&host).await.contains("triggerhost_renewals_reenabled_total 1"));
+    // The counter moves when the renewal task finishes, a moment after the
+    // new subscription is stored and /health shows it.
+    metrics_until(&host, "triggerhost_renewals_reenabled_total 1").await;
 
     // Renewals fail: the trigger shows as unhealthy, with the reason, in
     // /health and /metrics, and renewal is retried with backoff.

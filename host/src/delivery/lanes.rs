@@ -1,0 +1,282 @@
+//! The dispatcher: one lane (a task) per enabled destination. A lane takes
+//! its destination's due jobs from the store, up to its in-flight cap and
+//! rate, sends each on the shared worker pool, and sleeps until a commit
+//! wakes it, an attempt finishes, or its next job falls due. An ordered
+//! lane sends one job at a time, oldest event first, and a failing job
+//! holds the ones behind it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinSet;
+
+use super::metrics::{Counted, DeliveryMetrics};
+use super::recorder::Recorder;
+use super::schedule::{self, Verdict};
+use super::sender::{Endpoint, Sender};
+use crate::store::{AttemptRecord, AttemptRow, DueJob, JobOutcome, Store, now_ms};
+
+/// The longest a lane sleeps without being woken: a safety net only.
+const IDLE_RECHECK: Duration = Duration::from_secs(30);
+/// The wait after the store failed a lane's read.
+const STORE_RETRY: Duration = Duration::from_secs(1);
+
+/// What a lane sends with.
+#[derive(Debug, Clone)]
+pub struct LaneConfig {
+    /// Where, and signed with what.
+    pub endpoint: Endpoint,
+    /// The trigger whose events it takes.
+    pub trigger_id: String,
+    /// One at a time, in event order.
+    pub ordered: bool,
+    /// Attempts in flight at most.
+    pub max_in_flight: usize,
+    /// Attempts started per second at most.
+    pub rate_per_s: Option<u32>,
+}
+
+/// How attempts are judged and spread.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// Multiplies the retry schedule (tests shrink it).
+    pub retry_scale: f64,
+}
+
+struct Lane {
+    wake: Arc<Notify>,
+    config: watch::Sender<Arc<LaneConfig>>,
+}
+
+/// What every lane shares.
+pub(super) struct Shared {
+    pub store: Store,
+    pub sender: Sender,
+    pub recorder: Recorder,
+    pub metrics: Arc<DeliveryMetrics>,
+    pub workers: Arc<Semaphore>,
+    pub policy: Policy,
+    /// Destinations disabled by an attempt, for the owner to stop.
+    pub disabled: tokio::sync::mpsc::UnboundedSender<String>,
+}
+
+/// The lanes, by destination, and which destinations each trigger feeds.
+pub(super) struct Lanes {
+    shared: Arc<Shared>,
+    lanes: Mutex<HashMap<String, Lane>>,
+    by_trigger: Mutex<HashMap<String, HashSet<String>>>,
+}
+
+impl Lanes {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Lanes { shared, lanes: Mutex::default(), by_trigger: Mutex::default() }
+    }
+
+    /// Starts or updates the lane of a destination, and wakes it.
+    pub fn run(&self, config: LaneConfig) {
+        let id = config.endpoint.destination_id.clone();
+        let trigger = config.trigger_id.clone();
+        self.shared.sender.forget(&id);
+        let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
+        match lanes.get(&id) {
+            Some(lane) => {
+                lane.config.send_replace(Arc::new(config));
+                lane.wake.notify_one();
+            }
+            None => {
+                let (sender, receiver) = watch::channel(Arc::new(config));
+                let wake = Arc::new(Notify::new());
+                tokio::spawn(run_lane(Arc::clone(&self.shared), id.clone(), receiver, Arc::clone(&wake)));
+                lanes.insert(id.clone(), Lane { wake, config: sender });
+            }
+        }
+        self.by_trigger.lock().unwrap_or_else(|p| p.into_inner()).entry(trigger).or_default().insert(id);
+    }
+
+    /// Stops a destination's lane; attempts in flight finish and are recorded.
+    pub fn stop(&self, destination_id: &str) {
+        // Dropping the config sender ends the lane.
+        self.lanes.lock().unwrap_or_else(|p| p.into_inner()).remove(destination_id);
+        for destinations in self.by_trigger.lock().unwrap_or_else(|p| p.into_inner()).values_mut() {
+            destinations.remove(destination_id);
+        }
+        self.shared.sender.forget(destination_id);
+    }
+
+    /// Wakes the lanes of the destinations `trigger_id` feeds.
+    pub fn wake_trigger(&self, trigger_id: &str) {
+        let by_trigger = self.by_trigger.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(destinations) = by_trigger.get(trigger_id) else { return };
+        let lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
+        for id in destinations {
+            if let Some(lane) = lanes.get(id) {
+                lane.wake.notify_one();
+            }
+        }
+    }
+
+    /// Wakes one destination's lane.
+    pub fn wake(&self, destination_id: &str) {
+        if let Some(lane) = self.lanes.lock().unwrap_or_else(|p| p.into_inner()).get(destination_id) {
+            lane.wake.notify_one();
+        }
+    }
+}
+
+/// Spaces attempt starts to at most `rate` a second, in bursts of up to `rate`.
+struct RateCap {
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl RateCap {
+    fn new() -> Self {
+        RateCap { tokens: 1.0, refilled: Instant::now() }
+    }
+
+    /// Takes a token, or says how long until one is there.
+    fn take(&mut self, rate: Option<u32>) -> Result<(), Duration> {
+        let Some(rate) = rate.filter(|r| *r > 0).map(f64::from) else { return Ok(()) };
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.refilled).as_secs_f64() * rate).min(rate);
+        self.refilled = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - self.tokens) / rate))
+        }
+    }
+}
+
+async fn run_lane(shared: Arc<Shared>, id: String, mut config: watch::Receiver<Arc<LaneConfig>>, wake: Arc<Notify>) {
+    let mut in_flight: HashSet<String> = HashSet::new();
+    let mut attempts: JoinSet<String> = JoinSet::new();
+    let mut rate = RateCap::new();
+    loop {
+        let lane = Arc::clone(&config.borrow_and_update());
+        let cap = if lane.ordered { 1 } else { lane.max_in_flight.max(1) };
+        let now = now_ms();
+        let mut wait = IDLE_RECHECK;
+        if in_flight.len() < cap {
+            match due_jobs(&shared.store, &id, &lane, now, cap, &in_flight).await {
+                Ok((jobs, next_due)) => {
+                    if let Some(at) = next_due {
+                        wait = wait.min(Duration::from_millis(u64::try_from(at.saturating_sub(now)).unwrap_or(0)));
+                    }
+                    for job in jobs {
+                        if let Err(until_token) = rate.take(lane.rate_per_s) {
+                            wait = wait.min(until_token);
+                            break;
+                        }
+                        in_flight.insert(job.id.clone());
+                        attempts.spawn(attempt(Arc::clone(&shared), Arc::clone(&lane), job));
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(destination = %id, %error, "cannot read due deliveries");
+                    wait = STORE_RETRY;
+                }
+            }
+        }
+        tokio::select! {
+            Some(done) = attempts.join_next(), if !attempts.is_empty() => {
+                if let Ok(job_id) = done {
+                    in_flight.remove(&job_id);
+                }
+            }
+            _ = wake.notified() => {}
+            changed = config.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+            }
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+    // Stopped: what is in flight finishes and is recorded.
+    while attempts.join_next().await.is_some() {}
+}
+
+/// Due jobs not in flight, at most enough to fill the cap, and when the
+/// next one not yet due falls due.
+async fn due_jobs(
+    store: &Store,
+    id: &str,
+    lane: &LaneConfig,
+    now: i64,
+    cap: usize,
+    in_flight: &HashSet<String>,
+) -> Result<(Vec<DueJob>, Option<i64>), crate::store::StoreError> {
+    if lane.ordered {
+        return Ok(match store.first_pending_delivery(id).await? {
+            Some(job) if in_flight.contains(&job.id) => (Vec::new(), None),
+            Some(job) if job.next_attempt_at_ms <= now => (vec![job], None),
+            Some(job) => (Vec::new(), Some(job.next_attempt_at_ms)),
+            None => (Vec::new(), None),
+        });
+    }
+    let limit = i64::try_from(cap + in_flight.len()).unwrap_or(i64::MAX);
+    let free = cap - in_flight.len();
+    let jobs: Vec<DueJob> =
+        store.due_deliveries(id, now, limit).await?.into_iter().filter(|job| !in_flight.contains(&job.id)).take(free).collect();
+    let next_due = store.next_delivery_due(id, now).await?;
+    Ok((jobs, next_due))
+}
+
+/// One attempt, judged, counted and recorded; returns the job's id once
+/// the record is durable (until then the lane must not send it again).
+async fn attempt(shared: Arc<Shared>, lane: Arc<LaneConfig>, job: DueJob) -> String {
+    let Ok(_worker) = Arc::clone(&shared.workers).acquire_owned().await else { return job.id };
+    let started_at_ms = now_ms();
+    let clock = Instant::now();
+    let answer = shared.sender.send(&lane.endpoint, &job, started_at_ms).await;
+    let duration_ms = i64::try_from(clock.elapsed().as_millis()).unwrap_or(i64::MAX);
+    let finished = started_at_ms.saturating_add(duration_ms);
+    let verdict = match answer.status {
+        Some(status) => schedule::verdict(status, answer.retry_after.as_deref()),
+        None => Verdict::Failed { retry_after: None },
+    };
+    let attempts = u32::try_from(job.attempts.saturating_add(1)).unwrap_or(u32::MAX);
+    let (outcome, disable) = match verdict {
+        Verdict::Delivered => (JobOutcome::Delivered, None),
+        Verdict::Gone => (JobOutcome::Dead, Some("the receiver answered 410 Gone".to_owned())),
+        Verdict::Failed { retry_after } => match schedule::next_wait(attempts, shared.policy.retry_scale, retry_after) {
+            Some(wait) => (JobOutcome::RetryAt(finished.saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX))), None),
+            None => (JobOutcome::Dead, None),
+        },
+    };
+    let counted = match outcome {
+        JobOutcome::Delivered => Counted::Delivered { latency_ms: finished.saturating_sub(job.received_at_ms) },
+        JobOutcome::RetryAt(_) => Counted::Failed,
+        JobOutcome::Dead => Counted::Dead,
+    };
+    shared.metrics.count(&lane.endpoint.destination_id, &lane.trigger_id, counted);
+    let error = answer.error.or_else(|| {
+        (outcome != JobOutcome::Delivered).then(|| format!("the receiver answered {}", answer.status.unwrap_or_default()))
+    });
+    let record = AttemptRecord {
+        delivery_id: job.id.clone(),
+        destination_id: lane.endpoint.destination_id.clone(),
+        attempt: AttemptRow {
+            started_at_ms,
+            duration_ms,
+            status_code: answer.status.map(i64::from),
+            error,
+            response_excerpt: answer.excerpt,
+        },
+        outcome,
+        disable,
+    };
+    match shared.recorder.record(record).await {
+        Ok(true) => {
+            let _ = shared.disabled.send(lane.endpoint.destination_id.clone());
+        }
+        Ok(false) => {}
+        // The job is still pending in the store: it is sent again.
+        Err(error) => tracing::warn!(delivery = %job.id, %error, "attempt not recorded"),
+    }
+    job.id
+}

@@ -1,0 +1,414 @@
+//! Delivery jobs (the outbox) and their attempts.
+
+use sqlx::SqliteConnection;
+
+use super::{Store, StoreError, now_ms};
+
+/// Job states.
+pub mod job_status {
+    /// Waiting for its next attempt, or being attempted.
+    pub const PENDING: &str = "pending";
+    /// A 2xx came back in time.
+    pub const DELIVERED: &str = "delivered";
+    /// Dead-lettered: out of attempts, refused for good, or its destination
+    /// was disabled.
+    pub const DEAD: &str = "dead";
+}
+
+/// A job with what its request is made of.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct DueJob {
+    /// `dlv_<hex>`.
+    pub id: String,
+    /// The event's position, its order among the destination's jobs.
+    pub event_seq: i64,
+    /// The event id: the `webhook-id`, the same on every attempt.
+    pub event_id: String,
+    /// The trigger.
+    pub trigger_id: String,
+    /// Attempts since the job was queued.
+    pub attempts: i64,
+    /// When the next attempt is due.
+    pub next_attempt_at_ms: i64,
+    /// Event type.
+    pub event_type: String,
+    /// When it happened at the source.
+    pub occurred_at_ms: Option<i64>,
+    /// When the host received it.
+    pub received_at_ms: i64,
+    /// JSON payload text.
+    pub payload: String,
+}
+
+/// A job as listed.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+pub struct DeliveryRow {
+    /// Position, the listing's cursor.
+    #[serde(skip)]
+    pub seq: i64,
+    /// `dlv_<hex>`.
+    pub id: String,
+    /// The event.
+    pub event_id: String,
+    /// The trigger.
+    pub trigger_id: String,
+    /// The destination.
+    pub destination_id: String,
+    /// `pending`, `delivered` or `dead`.
+    pub status: String,
+    /// Attempts since queued.
+    pub attempts: i64,
+    /// When the next attempt is due (pending jobs).
+    pub next_attempt_at_ms: i64,
+    /// The last attempt's response status.
+    pub last_status: Option<i64>,
+    /// The last attempt's error.
+    pub last_error: Option<String>,
+    /// Queued.
+    pub created_at_ms: i64,
+    /// Last changed.
+    pub updated_at_ms: i64,
+    /// When the receiver took it.
+    pub delivered_at_ms: Option<i64>,
+}
+
+/// One attempt as stored.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+pub struct AttemptRow {
+    /// When it started.
+    pub started_at_ms: i64,
+    /// How long it took.
+    pub duration_ms: i64,
+    /// The receiver's status, if it answered.
+    pub status_code: Option<i64>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// The first bytes of the response body.
+    pub response_excerpt: Option<String>,
+}
+
+/// What an attempt leads to for its job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOutcome {
+    /// Delivered.
+    Delivered,
+    /// Try again at this time.
+    RetryAt(i64),
+    /// Dead-lettered.
+    Dead,
+}
+
+/// One finished attempt, to record.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    /// The job.
+    pub delivery_id: String,
+    /// Its destination.
+    pub destination_id: String,
+    /// The attempt.
+    pub attempt: AttemptRow,
+    /// What follows for the job.
+    pub outcome: JobOutcome,
+    /// Disable the destination, for this reason, whatever its failing time
+    /// (the receiver answered 410 Gone).
+    pub disable: Option<String>,
+}
+
+/// Which jobs a listing shows.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    /// Of this trigger.
+    pub trigger_id: Option<String>,
+    /// To this destination.
+    pub destination_id: Option<String>,
+    /// In this state.
+    pub status: Option<String>,
+}
+
+/// Which events a replay queues again.
+#[derive(Debug, Clone, Default)]
+pub struct ReplayScope {
+    /// The trigger.
+    pub trigger_id: String,
+    /// Only this event.
+    pub event_id: Option<String>,
+    /// Received at or after.
+    pub since_ms: Option<i64>,
+    /// Received before.
+    pub until_ms: Option<i64>,
+    /// Only to this destination (else every enabled or paused one).
+    pub destination_id: Option<String>,
+}
+
+/// Queues a job for every event stored after `after_seq` and every enabled
+/// or paused destination of its trigger that takes its type. Runs inside
+/// the transaction that stored the events: the outbox.
+pub(super) async fn enqueue_after(conn: &mut SqliteConnection, after_seq: i64, now: i64) -> Result<u64, StoreError> {
+    let queued = sqlx::query(
+        "INSERT INTO deliveries (id, event_seq, event_id, trigger_id, destination_id, status, attempts,
+                                 next_attempt_at_ms, created_at_ms, updated_at_ms)
+         SELECT 'dlv_' || lower(hex(randomblob(16))), e.seq, e.id, e.trigger_id, d.id, 'pending', 0, ?1, ?1, ?1
+         FROM events e JOIN destinations d ON d.trigger_id = e.trigger_id
+         WHERE e.seq > ?2 AND d.status IN ('enabled', 'paused')
+           AND (d.event_types IS NULL OR EXISTS (SELECT 1 FROM json_each(d.event_types) WHERE value = e.event_type))
+         ORDER BY e.seq",
+    )
+    .bind(now)
+    .bind(after_seq)
+    .execute(&mut *conn)
+    .await?;
+    Ok(queued.rows_affected())
+}
+
+/// The last event position, before a commit adds to it.
+pub(super) async fn last_event_seq(conn: &mut SqliteConnection) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events").fetch_one(&mut *conn).await?)
+}
+
+impl Store {
+    /// Up to `limit` of a destination's pending jobs due by `now`, those
+    /// due first.
+    pub async fn due_deliveries(&self, destination_id: &str, now: i64, limit: i64) -> Result<Vec<DueJob>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT d.id, d.event_seq, d.event_id, d.trigger_id, d.attempts, d.next_attempt_at_ms,
+                    e.event_type, e.occurred_at_ms, e.received_at_ms, e.payload
+             FROM deliveries d JOIN events e ON e.seq = d.event_seq
+             WHERE d.destination_id = ? AND d.status = 'pending' AND d.next_attempt_at_ms <= ?
+             ORDER BY d.next_attempt_at_ms, d.event_seq LIMIT ?",
+        )
+        .bind(destination_id)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// A destination's oldest pending job by event order, due or not.
+    pub async fn first_pending_delivery(&self, destination_id: &str) -> Result<Option<DueJob>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT d.id, d.event_seq, d.event_id, d.trigger_id, d.attempts, d.next_attempt_at_ms,
+                    e.event_type, e.occurred_at_ms, e.received_at_ms, e.payload
+             FROM deliveries d JOIN events e ON e.seq = d.event_seq
+             WHERE d.destination_id = ? AND d.status = 'pending' ORDER BY d.event_seq LIMIT 1",
+        )
+        .bind(destination_id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// When a destination's next pending job falls due after `after`.
+    pub async fn next_delivery_due(&self, destination_id: &str, after: i64) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT MIN(next_attempt_at_ms) FROM deliveries
+             WHERE destination_id = ? AND status = 'pending' AND next_attempt_at_ms > ?",
+        )
+        .bind(destination_id)
+        .bind(after)
+        .fetch_one(self.pool())
+        .await?)
+    }
+
+    /// Records finished attempts in one transaction: the attempt rows, the
+    /// jobs' new states, the destinations' failing time. A destination
+    /// failing for `disable_after_ms` or more, or told to by a record, is
+    /// disabled and its pending jobs dead-lettered. Returns the ids of the
+    /// destinations disabled.
+    pub async fn record_attempts(&self, records: &[AttemptRecord], disable_after_ms: i64) -> Result<Vec<String>, StoreError> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut disabled = Vec::new();
+        for record in records {
+            let attempt = &record.attempt;
+            let now = attempt.started_at_ms.saturating_add(attempt.duration_ms);
+            // A job deleted meanwhile (its destination removed) keeps no record.
+            sqlx::query(
+                "INSERT INTO delivery_attempts (delivery_id, started_at_ms, duration_ms, status_code, error, response_excerpt)
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = ?1)",
+            )
+            .bind(&record.delivery_id)
+            .bind(attempt.started_at_ms)
+            .bind(attempt.duration_ms)
+            .bind(attempt.status_code)
+            .bind(&attempt.error)
+            .bind(&attempt.response_excerpt)
+            .execute(&mut *tx)
+            .await?;
+            let (status, next, delivered_at) = match record.outcome {
+                JobOutcome::Delivered => (job_status::DELIVERED, now, Some(now)),
+                JobOutcome::RetryAt(at) => (job_status::PENDING, at, None),
+                JobOutcome::Dead => (job_status::DEAD, now, None),
+            };
+            sqlx::query(
+                "UPDATE deliveries SET status = ?, attempts = attempts + 1, next_attempt_at_ms = ?, last_status = ?,
+                        last_error = ?, delivered_at_ms = ?, updated_at_ms = ?
+                 WHERE id = ? AND status = 'pending'",
+            )
+            .bind(status)
+            .bind(next)
+            .bind(attempt.status_code)
+            .bind(&attempt.error)
+            .bind(delivered_at)
+            .bind(now)
+            .bind(&record.delivery_id)
+            .execute(&mut *tx)
+            .await?;
+            let reason = if record.outcome == JobOutcome::Delivered {
+                sqlx::query("UPDATE destinations SET failing_since_ms = NULL WHERE id = ? AND failing_since_ms IS NOT NULL")
+                    .bind(&record.destination_id)
+                    .execute(&mut *tx)
+                    .await?;
+                None
+            } else {
+                let since: Option<Option<i64>> = sqlx::query_scalar(
+                    "UPDATE destinations SET failing_since_ms = COALESCE(failing_since_ms, ?), last_error = ?
+                     WHERE id = ? RETURNING failing_since_ms",
+                )
+                .bind(attempt.started_at_ms)
+                .bind(&attempt.error)
+                .bind(&record.destination_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let since = since.flatten().unwrap_or(now);
+                record.disable.clone().or_else(|| {
+                    (now.saturating_sub(since) >= disable_after_ms)
+                        .then(|| format!("every attempt failed for {} s", now.saturating_sub(since) / 1000))
+                })
+            };
+            if let Some(reason) = reason {
+                disable(&mut tx, &record.destination_id, &reason, now).await?;
+                disabled.push(record.destination_id.clone());
+            }
+        }
+        tx.commit().await?;
+        disabled.dedup();
+        Ok(disabled)
+    }
+
+    /// Disables a destination and dead-letters its pending jobs.
+    pub async fn disable_destination(&self, id: &str, reason: &str) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        disable(&mut tx, id, reason, now_ms()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Jobs matching `filter`, newest first, before the cursor `before_seq`.
+    pub async fn list_deliveries(
+        &self,
+        filter: &DeliveryFilter,
+        limit: i64,
+        before_seq: Option<i64>,
+    ) -> Result<Vec<DeliveryRow>, StoreError> {
+        let mut query = sqlx::QueryBuilder::new("SELECT rowid AS seq, * FROM deliveries WHERE rowid < ");
+        query.push_bind(before_seq.unwrap_or(i64::MAX));
+        if let Some(trigger) = &filter.trigger_id {
+            query.push(" AND trigger_id = ").push_bind(trigger);
+        }
+        if let Some(destination) = &filter.destination_id {
+            query.push(" AND destination_id = ").push_bind(destination);
+        }
+        if let Some(status) = &filter.status {
+            query.push(" AND status = ").push_bind(status);
+        }
+        query.push(" ORDER BY rowid DESC LIMIT ").push_bind(limit);
+        Ok(query.build_query_as().fetch_all(self.pool()).await?)
+    }
+
+    /// One job.
+    pub async fn get_delivery(&self, id: &str) -> Result<DeliveryRow, StoreError> {
+        Ok(sqlx::query_as("SELECT rowid AS seq, * FROM deliveries WHERE id = ?").bind(id).fetch_one(self.pool()).await?)
+    }
+
+    /// A job's attempts, first first, at most `limit`.
+    pub async fn list_attempts(&self, delivery_id: &str, limit: i64) -> Result<Vec<AttemptRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT started_at_ms, duration_ms, status_code, error, response_excerpt FROM delivery_attempts
+             WHERE delivery_id = ? ORDER BY seq LIMIT ?",
+        )
+        .bind(delivery_id)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Queues dead-lettered jobs again, due now, with a fresh schedule:
+    /// one job, or every dead job of a trigger (and destination). Jobs of
+    /// a disabled destination stay dead. Returns the destinations touched.
+    pub async fn retry_dead(
+        &self,
+        trigger_id: &str,
+        delivery_id: Option<&str>,
+        destination_id: Option<&str>,
+    ) -> Result<Vec<String>, StoreError> {
+        let _turn = self.write_turn().await;
+        let now = now_ms();
+        let touched: Vec<String> = sqlx::query_scalar(
+            "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at_ms = ?1, updated_at_ms = ?1
+             WHERE trigger_id = ?2 AND status = 'dead' AND (?3 IS NULL OR id = ?3) AND (?4 IS NULL OR destination_id = ?4)
+               AND destination_id IN (SELECT id FROM destinations WHERE status IN ('enabled', 'paused'))
+             RETURNING destination_id",
+        )
+        .bind(now)
+        .bind(trigger_id)
+        .bind(delivery_id)
+        .bind(destination_id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(dedup(touched))
+    }
+
+    /// Queues new jobs for the events in `scope`, to its destination or to
+    /// every enabled or paused one of the trigger that takes their type.
+    /// Returns how many, and the destinations touched.
+    pub async fn replay(&self, scope: &ReplayScope) -> Result<(u64, Vec<String>), StoreError> {
+        let _turn = self.write_turn().await;
+        let now = now_ms();
+        let touched: Vec<String> = sqlx::query_scalar(
+            "INSERT INTO deliveries (id, event_seq, event_id, trigger_id, destination_id, status, attempts,
+                                     next_attempt_at_ms, created_at_ms, updated_at_ms)
+             SELECT 'dlv_' || lower(hex(randomblob(16))), e.seq, e.id, e.trigger_id, d.id, 'pending', 0, ?1, ?1, ?1
+             FROM events e JOIN destinations d ON d.trigger_id = e.trigger_id
+             WHERE e.trigger_id = ?2 AND (?3 IS NULL OR e.id = ?3)
+               AND (?4 IS NULL OR e.received_at_ms >= ?4) AND (?5 IS NULL OR e.received_at_ms < ?5)
+               AND (?6 IS NULL OR d.id = ?6) AND d.status IN ('enabled', 'paused')
+               AND (d.event_types IS NULL OR EXISTS (SELECT 1 FROM json_each(d.event_types) WHERE value = e.event_type))
+             ORDER BY e.seq
+             RETURNING destination_id",
+        )
+        .bind(now)
+        .bind(&scope.trigger_id)
+        .bind(&scope.event_id)
+        .bind(scope.since_ms)
+        .bind(scope.until_ms)
+        .bind(&scope.destination_id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok((touched.len() as u64, dedup(touched)))
+    }
+}
+
+async fn disable(conn: &mut SqliteConnection, id: &str, reason: &str, now: i64) -> Result<(), StoreError> {
+    sqlx::query("UPDATE destinations SET status = 'disabled', disabled_reason = ?, updated_at_ms = ? WHERE id = ?")
+        .bind(reason)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "UPDATE deliveries SET status = 'dead', last_error = ?, updated_at_ms = ?
+         WHERE destination_id = ? AND status = 'pending'",
+    )
+    .bind(format!("destination disabled: {reason}"))
+    .bind(now)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+fn dedup(mut ids: Vec<String>) -> Vec<String> {
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
