@@ -3,6 +3,7 @@
 
 mod client;
 mod connections;
+mod destinations;
 
 use std::path::PathBuf;
 
@@ -53,7 +54,14 @@ enum Command {
         #[command(flatten)]
         server: ServerArgs,
     },
-    /// Read a trigger's events.
+    /// Push a trigger's events to receivers: destinations and their deliveries.
+    Destination {
+        #[command(subcommand)]
+        command: destinations::DestinationCommand,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Read a trigger's events, or replay them to its destinations.
     Events {
         #[command(subcommand)]
         command: EventsCommand,
@@ -259,6 +267,26 @@ enum EventsCommand {
         #[arg(long)]
         cursor: Option<String>,
     },
+    /// Queue events again for the trigger's destinations (same webhook-id).
+    Replay {
+        /// Trigger id.
+        trigger: String,
+        /// One event.
+        #[arg(long)]
+        event: Option<String>,
+        /// Events received at or after this Unix time, milliseconds.
+        #[arg(long)]
+        since_ms: Option<i64>,
+        /// Events received before this Unix time, milliseconds.
+        #[arg(long)]
+        until_ms: Option<i64>,
+        /// Only to this destination.
+        #[arg(long)]
+        destination: Option<String>,
+        /// The dead-lettered jobs instead.
+        #[arg(long)]
+        dead_letters: bool,
+    },
 }
 
 /// Runs the parsed command.
@@ -269,6 +297,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Plugin { command, server } => plugin(command, &server.client()?).await,
         Command::Trigger { command, server } => trigger(command, &server.client()?).await,
         Command::Connection { command, server } => connections::run(command, &server.client()?).await,
+        Command::Destination { command, server } => destinations::run(command, &server.client()?).await,
         Command::Events { command, server } => events(command, &server.client()?).await,
     }
 }
@@ -442,7 +471,18 @@ async fn trigger(command: TriggerCommand, client: &Client) -> anyhow::Result<()>
 }
 
 async fn events(command: EventsCommand, client: &Client) -> anyhow::Result<()> {
-    let EventsCommand::List { trigger, limit, cursor } = command;
+    let (trigger, limit, cursor) = match command {
+        EventsCommand::List { trigger, limit, cursor } => (trigger, limit, cursor),
+        EventsCommand::Replay { trigger, event, since_ms, until_ms, destination, dead_letters } => {
+            let body = json!({
+                "event_id": event, "since_ms": since_ms, "until_ms": until_ms,
+                "destination_id": destination, "dead_letters": dead_letters,
+            });
+            let v = client.send(Method::POST, &format!("/triggers/{trigger}/events/replay"), Some(Body::Json(body))).await?;
+            println!("queued {}", v["queued"]);
+            return Ok(());
+        }
+    };
     let mut path = format!("/triggers/{trigger}/events?limit={limit}");
     if let Some(cursor) = cursor {
         path.push_str(&format!("&cursor={cursor}"));

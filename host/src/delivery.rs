@@ -112,7 +112,7 @@ impl Delivery {
         outbound: Arc<Outbound>,
         settings: DeliverySettings,
     ) -> Result<Arc<Delivery>, DeliveryError> {
-        let (disabled, mut disabled_by_attempts) = tokio::sync::mpsc::unbounded_channel();
+        let (stopped, mut stopped_lanes) = tokio::sync::mpsc::unbounded_channel();
         let disable_after_ms = i64::try_from(settings.disable_after.as_millis()).unwrap_or(i64::MAX);
         let metrics = Arc::new(DeliveryMetrics::default());
         let shared = Arc::new(Shared {
@@ -122,7 +122,7 @@ impl Delivery {
             metrics: Arc::clone(&metrics),
             workers: Arc::new(Semaphore::new(settings.workers.max(1))),
             policy: Policy { retry_scale: settings.retry_scale },
-            disabled,
+            stopped,
         });
         let delivery = Arc::new(Delivery { store, secrets, settings, lanes: Arc::new(Lanes::new(shared)), metrics });
         for row in delivery.store.all_destinations().await? {
@@ -130,8 +130,8 @@ impl Delivery {
         }
         let lanes = Arc::clone(&delivery.lanes);
         tokio::spawn(async move {
-            while let Some(id) = disabled_by_attempts.recv().await {
-                tracing::warn!(destination = %id, "destination disabled");
+            while let Some(id) = stopped_lanes.recv().await {
+                tracing::info!(destination = %id, "destination stopped (disabled or deleted)");
                 lanes.stop(&id);
             }
         });
@@ -141,6 +141,11 @@ impl Delivery {
     /// Events of `trigger_id` were stored: its destinations' lanes look.
     pub fn events_committed(&self, trigger_id: &str) {
         self.lanes.wake_trigger(trigger_id);
+    }
+
+    /// A trigger was deleted: its destinations' lanes stop.
+    pub fn trigger_deleted(&self, trigger_id: &str) {
+        self.lanes.stop_trigger(trigger_id);
     }
 
     /// The counters, for `/metrics`.

@@ -201,7 +201,11 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     let triggers = Arc::clone(&app.triggers);
     let keep_events = query.keep_events.unwrap_or(false);
+    let deleted = id.clone();
     to_completion(async move { triggers.delete(&id, keep_events).await }).await??;
+    if !keep_events {
+        app.delivery.trigger_deleted(&deleted);
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -80,7 +80,7 @@ pub(super) enum ConnectionCommand {
 
 /// The credentials in `path` (`-`: stdin): JSON if it parses, else the
 /// trimmed text.
-fn read_credentials(path: &Path) -> anyhow::Result<Value> {
+pub(super) fn read_credentials(path: &Path) -> anyhow::Result<Value> {
     let text = if path == Path::new("-") {
         std::io::read_to_string(std::io::stdin()).context("reading credentials from stdin")?
     } else {

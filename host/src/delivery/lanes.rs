@@ -58,8 +58,9 @@ pub(super) struct Shared {
     pub metrics: Arc<DeliveryMetrics>,
     pub workers: Arc<Semaphore>,
     pub policy: Policy,
-    /// Destinations disabled by an attempt, for the owner to stop.
-    pub disabled: tokio::sync::mpsc::UnboundedSender<String>,
+    /// Destinations disabled by an attempt, or found gone (their trigger
+    /// deleted), for the owner to stop.
+    pub stopped: tokio::sync::mpsc::UnboundedSender<String>,
 }
 
 /// The lanes, by destination, and which destinations each trigger feeds.
@@ -103,6 +104,14 @@ impl Lanes {
             destinations.remove(destination_id);
         }
         self.shared.sender.forget(destination_id);
+    }
+
+    /// Stops the lanes of every destination of `trigger_id`.
+    pub fn stop_trigger(&self, trigger_id: &str) {
+        let destinations = self.by_trigger.lock().unwrap_or_else(|p| p.into_inner()).remove(trigger_id).unwrap_or_default();
+        for id in destinations {
+            self.stop(&id);
+        }
     }
 
     /// Wakes the lanes of the destinations `trigger_id` feeds.
@@ -193,7 +202,17 @@ async fn run_lane(shared: Arc<Shared>, id: String, mut config: watch::Receiver<A
                     break;
                 }
             }
-            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::time::sleep(wait) => {
+                // Idle for long: a destination deleted with its trigger
+                // (which the API or retention did) ends its lane.
+                if wait == IDLE_RECHECK
+                    && attempts.is_empty()
+                    && matches!(shared.store.get_destination(&id).await, Err(crate::store::StoreError::NotFound))
+                {
+                    let _ = shared.stopped.send(id.clone());
+                    break;
+                }
+            }
         }
     }
     // Stopped: what is in flight finishes and is recorded.
@@ -272,7 +291,7 @@ async fn attempt(shared: Arc<Shared>, lane: Arc<LaneConfig>, job: DueJob) -> Str
     };
     match shared.recorder.record(record).await {
         Ok(true) => {
-            let _ = shared.disabled.send(lane.endpoint.destination_id.clone());
+            let _ = shared.stopped.send(lane.endpoint.destination_id.clone());
         }
         Ok(false) => {}
         // The job is still pending in the store: it is sent again.

@@ -425,3 +425,44 @@ async fn an_unknown_trigger_or_bad_replay_is_refused() {
     assert_eq!(host.api(Method::GET, "/deliveries?status=lost", None).await.0, StatusCode::BAD_REQUEST);
     assert_eq!(host.api(Method::GET, "/deliveries/dlv_nope/attempts", None).await.0, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn destinations_and_replays_from_the_command_line() {
+    use crate::server::cli::{cli, stdout};
+    let host = spawn_host_with_config(PRIVATE_FAST).await;
+    let receiver = Receiver::start().await;
+    let trigger = webhook_trigger(&host).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let secret_file = dir.path().join("secret");
+    std::fs::write(&secret_file, "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3\n").expect("write secret");
+    receiver.trust("whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3");
+
+    let secret_path = secret_file.to_str().expect("utf-8 path");
+    let added = cli(&host, &["destination", "add", &trigger, &receiver.url, "--secret-file", secret_path, "--paused"]).await;
+    assert!(added.status.success(), "{added:?}");
+    let text = stdout(&added);
+    assert!(text.contains("status:      paused") && text.contains("whsec_MDEy"), "{text}");
+    let id = text.lines().find_map(|l| l.strip_prefix("id:")).map(str::trim).expect("id line").to_owned();
+
+    send(&host, &trigger, "m1", "user.created").await;
+    let listed = stdout(&cli(&host, &["destination", "list", &trigger]).await);
+    assert!(listed.contains(&id) && listed.contains("pending 1"), "{listed}");
+    assert!(cli(&host, &["destination", "resume", &trigger, &id]).await.status.success());
+    receiver.wait_for("the push", Duration::from_secs(30), |p| p.len() == 1 && p[0].verified).await;
+
+    let replayed = cli(&host, &["events", "replay", &trigger, "--since-ms", "0"]).await;
+    assert_eq!(stdout(&replayed).trim(), "queued 1", "{replayed:?}");
+    let pushes = receiver.wait_for("the replay", Duration::from_secs(30), |p| p.len() == 2).await;
+    assert_eq!(pushes[0].id, pushes[1].id);
+
+    let rotated = stdout(&cli(&host, &["destination", "rotate", &trigger, &id]).await);
+    assert!(rotated.starts_with("secret:      whsec_") && rotated.contains("signs too until"), "{rotated}");
+    let jobs = stdout(&cli(&host, &["destination", "deliveries", "--trigger", &trigger, "--status", "delivered"]).await);
+    assert_eq!(jobs.lines().filter(|l| l.contains("delivered")).count(), 2, "{jobs}");
+    assert!(cli(&host, &["destination", "pause", &trigger, &id]).await.status.success());
+    let deleted = cli(&host, &["destination", "delete", &trigger, &id]).await;
+    assert!(deleted.status.success(), "{deleted:?}");
+    let refused = cli(&host, &["destination", "add", &trigger, "https://127.0.0.1/x", "--rate", "0"]).await;
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("rate_per_s"), "{refused:?}");
+}
