@@ -26,13 +26,14 @@ mod scheme;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const BODY: &str = r#"{"type":"invoice.paid","data":{"id":"inv_42","amount":1200,"currency":"eur"}}"#;
-const TOKEN: &str = "bench-admin-token-0123456789";
 const CONNECTIONS: usize = 32;
 const ROUNDS: usize = 3;
 const ROUND: Duration = Duration::from_secs(4);
 
 #[path = "support/component.rs"]
 mod component;
+#[path = "support/serve.rs"]
+mod serve;
 
 fn main() {
     let component = component::bytes("standard_webhooks");
@@ -73,7 +74,7 @@ fn main() {
         // The host again, while an 18 MB connector is uploaded and compiled.
         let heavy = component::bytes("python_hmac");
         let api = targets[0].1.split("/hooks/").next().map(|base| format!("{base}/api/v1/plugins")).expect("host URL");
-        let upload = client.post(&api).bearer_auth(TOKEN).header("content-type", "application/wasm").body(heavy).send();
+        let upload = client.post(&api).bearer_auth(serve::TOKEN).header("content-type", "application/wasm").body(heavy).send();
         let uploading = tokio::spawn(async move {
             let started = Instant::now();
             let status = upload.await.expect("upload").status();
@@ -143,35 +144,10 @@ async fn load(client: &reqwest::Client, url: &str, duration: Duration, sequence:
 /// `triggerhost serve` in this process with the connector and one trigger;
 /// returns the trigger's webhook URL.
 async fn host(temp: &tempfile::TempDir, component: &[u8]) -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("address").port();
-    let file: triggerhost::config::FileConfig =
-        toml::from_str("[ingress]\nrate_per_second = 1000000\nburst = 1000000\n").expect("config");
-    let args = triggerhost::config::ServeArgs {
-        listen: Some(format!("127.0.0.1:{port}").parse().expect("address")),
-        data_dir: Some(temp.path().join("host")),
-        admin_token: Some(TOKEN.into()),
-        ..Default::default()
-    };
-    let settings = triggerhost::config::Settings::merge(file, &args).expect("settings");
-    tokio::spawn(async move { triggerhost::server::serve(settings).await.expect("serve") });
-    let base = format!("http://127.0.0.1:{port}");
-    let admin = reqwest::Client::new();
-    let api = |path: &str| format!("{base}/api/v1{path}");
-    for _ in 0..100 {
-        if admin.get(format!("{base}/healthz")).send().await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let uploaded = admin.post(api("/plugins")).bearer_auth(TOKEN).header("content-type", "application/wasm").body(component.to_vec());
-    assert!(uploaded.send().await.expect("upload").status().is_success());
-    let body = serde_json::json!({ "plugin": "standard-webhooks", "trigger": "message_received", "secret": SECRET });
-    let created: serde_json::Value =
-        admin.post(api("/triggers")).bearer_auth(TOKEN).json(&body).send().await.expect("create").json().await.expect("json");
-    let id = created["id"].as_str().expect("trigger id").to_owned();
-    let enabled = admin.post(api(&format!("/triggers/{id}/enable"))).bearer_auth(TOKEN).send().await.expect("enable");
-    assert!(enabled.status().is_success());
-    format!("{base}/hooks/{id}")
+    let served = serve::start(&temp.path().join("host"), "[ingress]\nrate_per_second = 1000000\nburst = 1000000\n").await;
+    served.upload(component).await;
+    let trigger = served.webhook_trigger(SECRET).await;
+    served.hook(&trigger)
 }
 
 /// What the native handler does with a verified delivery.

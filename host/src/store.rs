@@ -73,6 +73,12 @@ impl From<sqlx::Error> for StoreError {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// One connection that commits without waiting for the disk
+    /// (`synchronous=NORMAL`), for records whose loss costs a repeat and
+    /// nothing else: a delivery attempt not recorded is attempted again,
+    /// with the same `webhook-id`. Its commits become durable with the
+    /// next commit of the main pool, which syncs the whole WAL.
+    relaxed: SqlitePool,
     /// Whose turn it is to write; see [`Store::write_turn`].
     write_turns: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
@@ -106,13 +112,18 @@ impl Store {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(busy_timeout.max(Duration::from_secs(1)))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         sqlx::migrate!("../migrations")
             .run(&pool)
             .await
             .map_err(|e| StoreError::Database(format!("migrations: {e}")))?;
-        Ok(Store { pool, write_turns: std::sync::Arc::default() })
+        let relaxed = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(busy_timeout.max(Duration::from_secs(1)))
+            .connect_with(options.synchronous(SqliteSynchronous::Normal))
+            .await?;
+        Ok(Store { pool, relaxed, write_turns: std::sync::Arc::default() })
     }
 
     /// The pool, for the modules of this store.
@@ -131,6 +142,7 @@ impl Store {
 
     /// Closes every connection (used at shutdown).
     pub async fn close(&self) {
+        self.relaxed.close().await;
         self.pool.close().await;
     }
 }

@@ -26,7 +26,8 @@ commands:
                  with 2,000 triggers polling every second, webhook ingest against a
                  native axum handler with and without a durable insert, and the
                  heavy (Python, JavaScript) connectors' compile, cached restart and
-                 per-call cost
+                 per-call cost, and push delivery (webhook in to signed POST out)
+                 against ingest alone
   fuzz [SECS]    build-plugins, then each fuzz target (manifest validation, config
                  schemas, the HTTP request path) for SECS seconds (default 60),
                  printing executions and failures per target
@@ -48,7 +49,7 @@ fn main() -> Result<()> {
         "lint" => cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
         "bench" => {
             build_plugins()?;
-            cargo(&["bench", "-p", "triggerhost", "--bench", "call", "--bench", "outbound", "--bench", "scheduler", "--bench", "ingest", "--bench", "heavy"])
+            cargo(&["bench", "-p", "triggerhost", "--bench", "call", "--bench", "outbound", "--bench", "scheduler", "--bench", "ingest", "--bench", "heavy", "--bench", "delivery"])
         }
         "fuzz" => {
             let secs = std::env::args().nth(2).unwrap_or_else(|| "60".into());

@@ -5,7 +5,7 @@
 //! lane sends one job at a time, oldest event first, and a failing job
 //! holds the ones behind it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,10 @@ use crate::store::{AttemptRecord, AttemptRow, DueJob, JobOutcome, Store, now_ms}
 const IDLE_RECHECK: Duration = Duration::from_secs(30);
 /// The wait after the store failed a lane's read.
 const STORE_RETRY: Duration = Duration::from_secs(1);
+/// Due jobs one read takes at most.
+const READ_BATCH: i64 = 256;
+/// Payload bytes one read takes at most (past its first job).
+const READ_BYTES: usize = 4 << 20;
 
 /// What a lane sends with.
 #[derive(Debug, Clone)]
@@ -163,26 +167,21 @@ impl RateCap {
 async fn run_lane(shared: Arc<Shared>, id: String, mut config: watch::Receiver<Arc<LaneConfig>>, wake: Arc<Notify>) {
     let mut in_flight: HashSet<String> = HashSet::new();
     let mut attempts: JoinSet<String> = JoinSet::new();
+    // Due jobs read and not yet sent: the store is read again only once
+    // they are gone, so one read serves many attempts.
+    let mut ready: VecDeque<DueJob> = VecDeque::new();
+    let mut next_due: Option<i64> = None;
     let mut rate = RateCap::new();
     loop {
         let lane = Arc::clone(&config.borrow_and_update());
         let cap = if lane.ordered { 1 } else { lane.max_in_flight.max(1) };
-        let now = now_ms();
         let mut wait = IDLE_RECHECK;
-        if in_flight.len() < cap {
-            match due_jobs(&shared.store, &id, &lane, now, cap, &in_flight).await {
-                Ok((jobs, next_due)) => {
-                    if let Some(at) = next_due {
-                        wait = wait.min(Duration::from_millis(u64::try_from(at.saturating_sub(now)).unwrap_or(0)));
-                    }
-                    for job in jobs {
-                        if let Err(until_token) = rate.take(lane.rate_per_s) {
-                            wait = wait.min(until_token);
-                            break;
-                        }
-                        in_flight.insert(job.id.clone());
-                        attempts.spawn(attempt(Arc::clone(&shared), Arc::clone(&lane), job));
-                    }
+        if ready.is_empty() && in_flight.len() < cap {
+            let now = now_ms();
+            match read_due(&shared.store, &id, &lane, now, &in_flight).await {
+                Ok((jobs, due)) => {
+                    ready.extend(jobs);
+                    next_due = due;
                 }
                 Err(error) => {
                     tracing::warn!(destination = %id, %error, "cannot read due deliveries");
@@ -190,9 +189,21 @@ async fn run_lane(shared: Arc<Shared>, id: String, mut config: watch::Receiver<A
                 }
             }
         }
+        while in_flight.len() < cap && !ready.is_empty() {
+            if let Err(until_token) = rate.take(lane.rate_per_s) {
+                wait = wait.min(until_token);
+                break;
+            }
+            let Some(job) = ready.pop_front() else { break };
+            in_flight.insert(job.id.clone());
+            attempts.spawn(attempt(Arc::clone(&shared), Arc::clone(&lane), job));
+        }
+        if let Some(at) = next_due {
+            wait = wait.min(Duration::from_millis(u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0)));
+        }
         tokio::select! {
             Some(done) = attempts.join_next(), if !attempts.is_empty() => {
-                if let Ok(job_id) = done {
+                for job_id in std::iter::once(done).chain(std::iter::from_fn(|| attempts.try_join_next())).flatten() {
                     in_flight.remove(&job_id);
                 }
             }
@@ -219,14 +230,13 @@ async fn run_lane(shared: Arc<Shared>, id: String, mut config: watch::Receiver<A
     while attempts.join_next().await.is_some() {}
 }
 
-/// Due jobs not in flight, at most enough to fill the cap, and when the
-/// next one not yet due falls due.
-async fn due_jobs(
+/// Due jobs not in flight, and when the next one not yet due falls due
+/// (none when the read was cut short: more are due now).
+async fn read_due(
     store: &Store,
     id: &str,
     lane: &LaneConfig,
     now: i64,
-    cap: usize,
     in_flight: &HashSet<String>,
 ) -> Result<(Vec<DueJob>, Option<i64>), crate::store::StoreError> {
     if lane.ordered {
@@ -237,11 +247,12 @@ async fn due_jobs(
             None => (Vec::new(), None),
         });
     }
-    let limit = i64::try_from(cap + in_flight.len()).unwrap_or(i64::MAX);
-    let free = cap - in_flight.len();
-    let jobs: Vec<DueJob> =
-        store.due_deliveries(id, now, limit).await?.into_iter().filter(|job| !in_flight.contains(&job.id)).take(free).collect();
-    let next_due = store.next_delivery_due(id, now).await?;
+    let skip: Vec<&str> = in_flight.iter().map(String::as_str).collect();
+    let jobs = store.due_deliveries(id, now, &skip, READ_BATCH, READ_BYTES).await?;
+    let next_due = match jobs.is_empty() {
+        true => store.next_delivery_due(id, now).await?,
+        false => None,
+    };
     Ok((jobs, next_due))
 }
 

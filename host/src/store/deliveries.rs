@@ -142,12 +142,14 @@ pub struct ReplayScope {
 
 /// Queues a job for every event stored after `after_seq` and every enabled
 /// or paused destination of its trigger that takes its type. Runs inside
-/// the transaction that stored the events: the outbox.
+/// the transaction that stored the events: the outbox. Job ids start with
+/// the time in milliseconds (as `ids::new_time_ordered_id` makes them), so
+/// their index grows at its end instead of dirtying a random page each.
 pub(super) async fn enqueue_after(conn: &mut SqliteConnection, after_seq: i64, now: i64) -> Result<u64, StoreError> {
     let queued = sqlx::query(
         "INSERT INTO deliveries (id, event_seq, event_id, trigger_id, destination_id, status, attempts,
                                  next_attempt_at_ms, created_at_ms, updated_at_ms)
-         SELECT 'dlv_' || lower(hex(randomblob(16))), e.seq, e.id, e.trigger_id, d.id, 'pending', 0, ?1, ?1, ?1
+         SELECT printf('dlv_%012x', ?1 & 281474976710655) || lower(hex(randomblob(10))), e.seq, e.id, e.trigger_id, d.id, 'pending', 0, ?1, ?1, ?1
          FROM events e JOIN destinations d ON d.trigger_id = e.trigger_id
          WHERE e.seq > ?2 AND d.status IN ('enabled', 'paused')
            AND (d.event_types IS NULL OR EXISTS (SELECT 1 FROM json_each(d.event_types) WHERE value = e.event_type))
@@ -166,19 +168,41 @@ pub(super) async fn last_event_seq(conn: &mut SqliteConnection) -> Result<i64, S
 }
 
 impl Store {
-    /// Up to `limit` of a destination's pending jobs due by `now`, those
-    /// due first.
-    pub async fn due_deliveries(&self, destination_id: &str, now: i64, limit: i64) -> Result<Vec<DueJob>, StoreError> {
+    /// A destination's pending jobs due by `now`, those due first, except
+    /// those in `skip` (in flight): at most `limit`, and past the first no
+    /// more than `max_bytes` of payload, so a read never holds many large
+    /// events in memory at once.
+    pub async fn due_deliveries(
+        &self,
+        destination_id: &str,
+        now: i64,
+        skip: &[&str],
+        limit: i64,
+        max_bytes: usize,
+    ) -> Result<Vec<DueJob>, StoreError> {
+        let skip = serde_json::to_string(skip).unwrap_or_else(|_| "[]".into());
         Ok(sqlx::query_as(
-            "SELECT d.id, d.event_seq, d.event_id, d.trigger_id, d.attempts, d.next_attempt_at_ms,
+            "WITH due AS (
+                 SELECT d.id, d.event_seq, d.event_id, d.trigger_id, d.attempts, d.next_attempt_at_ms,
+                        length(CAST(e.payload AS BLOB)) AS size
+                 FROM deliveries d JOIN events e ON e.seq = d.event_seq
+                 WHERE d.destination_id = ?1 AND d.status = 'pending' AND d.next_attempt_at_ms <= ?2
+                   AND d.id NOT IN (SELECT value FROM json_each(?3))
+                 ORDER BY d.next_attempt_at_ms, d.event_seq LIMIT ?4),
+             sized AS (
+                 SELECT *, SUM(size) OVER (ORDER BY next_attempt_at_ms, event_seq ROWS UNBOUNDED PRECEDING) - size AS before
+                 FROM due)
+             SELECT s.id, s.event_seq, s.event_id, s.trigger_id, s.attempts, s.next_attempt_at_ms,
                     e.event_type, e.occurred_at_ms, e.received_at_ms, e.payload
-             FROM deliveries d JOIN events e ON e.seq = d.event_seq
-             WHERE d.destination_id = ? AND d.status = 'pending' AND d.next_attempt_at_ms <= ?
-             ORDER BY d.next_attempt_at_ms, d.event_seq LIMIT ?",
+             FROM sized s JOIN events e ON e.seq = s.event_seq
+             WHERE s.before < ?5
+             ORDER BY s.next_attempt_at_ms, s.event_seq",
         )
         .bind(destination_id)
         .bind(now)
+        .bind(skip)
         .bind(limit)
+        .bind(super::to_i64(max_bytes as u64))
         .fetch_all(self.pool())
         .await?)
     }
@@ -213,74 +237,64 @@ impl Store {
     /// failing for `disable_after_ms` or more, or told to by a record, is
     /// disabled and its pending jobs dead-lettered. Returns the ids of the
     /// destinations disabled.
+    ///
+    /// The commit does not wait for the disk: a record lost to a crash
+    /// means its attempt is made again (with the same `webhook-id`), which
+    /// at-least-once allows; nothing recorded here is ever acknowledged to
+    /// anyone on the strength of it.
     pub async fn record_attempts(&self, records: &[AttemptRecord], disable_after_ms: i64) -> Result<Vec<String>, StoreError> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
         let _turn = self.write_turn().await;
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
-        let mut disabled = Vec::new();
-        for record in records {
+        let mut tx = self.relaxed.begin_with("BEGIN IMMEDIATE").await?;
+        // A job deleted meanwhile (its destination removed) keeps no record.
+        let mut insert = sqlx::QueryBuilder::new(
+            "INSERT INTO delivery_attempts (delivery_id, started_at_ms, duration_ms, status_code, error, response_excerpt)
+             SELECT column1, column2, column3, column4, column5, column6 FROM (",
+        );
+        insert.push_values(records, |mut row, record| {
             let attempt = &record.attempt;
-            let now = attempt.started_at_ms.saturating_add(attempt.duration_ms);
-            // A job deleted meanwhile (its destination removed) keeps no record.
-            sqlx::query(
-                "INSERT INTO delivery_attempts (delivery_id, started_at_ms, duration_ms, status_code, error, response_excerpt)
-                 SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = ?1)",
-            )
-            .bind(&record.delivery_id)
-            .bind(attempt.started_at_ms)
-            .bind(attempt.duration_ms)
-            .bind(attempt.status_code)
-            .bind(&attempt.error)
-            .bind(&attempt.response_excerpt)
-            .execute(&mut *tx)
-            .await?;
+            row.push_bind(&record.delivery_id)
+                .push_bind(attempt.started_at_ms)
+                .push_bind(attempt.duration_ms)
+                .push_bind(attempt.status_code)
+                .push_bind(&attempt.error)
+                .push_bind(&attempt.response_excerpt);
+        });
+        insert.push(") WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = column1)");
+        insert.build().execute(&mut *tx).await?;
+        let mut update = sqlx::QueryBuilder::new(
+            "UPDATE deliveries SET status = r.column2, attempts = attempts + 1, next_attempt_at_ms = r.column3,
+                    last_status = r.column4, last_error = r.column5, delivered_at_ms = r.column6, updated_at_ms = r.column7
+             FROM (",
+        );
+        update.push_values(records, |mut row, record| {
+            let attempt = &record.attempt;
+            let finished = attempt.started_at_ms.saturating_add(attempt.duration_ms);
             let (status, next, delivered_at) = match record.outcome {
-                JobOutcome::Delivered => (job_status::DELIVERED, now, Some(now)),
+                JobOutcome::Delivered => (job_status::DELIVERED, finished, Some(finished)),
                 JobOutcome::RetryAt(at) => (job_status::PENDING, at, None),
-                JobOutcome::Dead => (job_status::DEAD, now, None),
+                JobOutcome::Dead => (job_status::DEAD, finished, None),
             };
-            sqlx::query(
-                "UPDATE deliveries SET status = ?, attempts = attempts + 1, next_attempt_at_ms = ?, last_status = ?,
-                        last_error = ?, delivered_at_ms = ?, updated_at_ms = ?
-                 WHERE id = ? AND status = 'pending'",
-            )
-            .bind(status)
-            .bind(next)
-            .bind(attempt.status_code)
-            .bind(&attempt.error)
-            .bind(delivered_at)
-            .bind(now)
-            .bind(&record.delivery_id)
-            .execute(&mut *tx)
-            .await?;
-            let reason = if record.outcome == JobOutcome::Delivered {
-                sqlx::query("UPDATE destinations SET failing_since_ms = NULL WHERE id = ? AND failing_since_ms IS NOT NULL")
-                    .bind(&record.destination_id)
-                    .execute(&mut *tx)
-                    .await?;
-                None
-            } else {
-                let since: Option<Option<i64>> = sqlx::query_scalar(
-                    "UPDATE destinations SET failing_since_ms = COALESCE(failing_since_ms, ?), last_error = ?
-                     WHERE id = ? RETURNING failing_since_ms",
-                )
-                .bind(attempt.started_at_ms)
-                .bind(&attempt.error)
-                .bind(&record.destination_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let since = since.flatten().unwrap_or(now);
-                record.disable.clone().or_else(|| {
-                    (now.saturating_sub(since) >= disable_after_ms)
-                        .then(|| format!("every attempt failed for {} s", now.saturating_sub(since) / 1000))
-                })
-            };
-            if let Some(reason) = reason {
-                disable(&mut tx, &record.destination_id, &reason, now).await?;
-                disabled.push(record.destination_id.clone());
+            row.push_bind(&record.delivery_id)
+                .push_bind(status)
+                .push_bind(next)
+                .push_bind(attempt.status_code)
+                .push_bind(&attempt.error)
+                .push_bind(delivered_at)
+                .push_bind(finished);
+        });
+        update.push(") AS r WHERE deliveries.id = r.column1 AND deliveries.status = 'pending'");
+        update.build().execute(&mut *tx).await?;
+        let mut disabled = Vec::new();
+        for (destination, tally) in tally_by_destination(records) {
+            if let Some(reason) = settle_destination(&mut tx, destination, &tally, disable_after_ms).await? {
+                disable(&mut tx, destination, &reason, tally.last_finished).await?;
+                disabled.push(destination.to_owned());
             }
         }
         tx.commit().await?;
-        disabled.dedup();
         Ok(disabled)
     }
 
@@ -367,7 +381,7 @@ impl Store {
         let touched: Vec<String> = sqlx::query_scalar(
             "INSERT INTO deliveries (id, event_seq, event_id, trigger_id, destination_id, status, attempts,
                                      next_attempt_at_ms, created_at_ms, updated_at_ms)
-             SELECT 'dlv_' || lower(hex(randomblob(16))), e.seq, e.id, e.trigger_id, d.id, 'pending', 0, ?1, ?1, ?1
+             SELECT printf('dlv_%012x', ?1 & 281474976710655) || lower(hex(randomblob(10))), e.seq, e.id, e.trigger_id, d.id, 'pending', 0, ?1, ?1, ?1
              FROM events e JOIN destinations d ON d.trigger_id = e.trigger_id
              WHERE e.trigger_id = ?2 AND (?3 IS NULL OR e.id = ?3)
                AND (?4 IS NULL OR e.received_at_ms >= ?4) AND (?5 IS NULL OR e.received_at_ms < ?5)
@@ -386,6 +400,84 @@ impl Store {
         .await?;
         Ok((touched.len() as u64, dedup(touched)))
     }
+}
+
+/// What a batch of attempts says of one destination.
+#[derive(Debug, Default)]
+struct Tally<'a> {
+    /// Whether the last attempt succeeded.
+    last_succeeded: bool,
+    /// Whether any attempt succeeded.
+    any_succeeded: bool,
+    /// When the first failure after the last success started.
+    failing_from: Option<i64>,
+    /// The last failure's error.
+    last_error: Option<&'a str>,
+    /// When the last attempt ended.
+    last_finished: i64,
+    /// A reason to disable it whatever its failing time (410 Gone).
+    disable: Option<&'a str>,
+}
+
+/// Each destination's tally, in the order they first appear.
+fn tally_by_destination(records: &[AttemptRecord]) -> Vec<(&str, Tally<'_>)> {
+    let mut tallies: Vec<(&str, Tally<'_>)> = Vec::new();
+    for record in records {
+        let index = match tallies.iter().position(|(id, _)| *id == record.destination_id) {
+            Some(index) => index,
+            None => {
+                tallies.push((&record.destination_id, Tally::default()));
+                tallies.len() - 1
+            }
+        };
+        let tally = &mut tallies[index].1;
+        let attempt = &record.attempt;
+        tally.last_finished = tally.last_finished.max(attempt.started_at_ms.saturating_add(attempt.duration_ms));
+        if record.outcome == JobOutcome::Delivered {
+            (tally.last_succeeded, tally.any_succeeded, tally.failing_from) = (true, true, None);
+        } else {
+            tally.last_succeeded = false;
+            tally.failing_from = tally.failing_from.or(Some(attempt.started_at_ms));
+            tally.last_error = attempt.error.as_deref().or(tally.last_error);
+        }
+        tally.disable = tally.disable.or(record.disable.as_deref());
+    }
+    tallies
+}
+
+/// Updates a destination's failing time from its tally; returns why it
+/// must be disabled, if it must.
+async fn settle_destination(
+    conn: &mut SqliteConnection,
+    id: &str,
+    tally: &Tally<'_>,
+    disable_after_ms: i64,
+) -> Result<Option<String>, StoreError> {
+    if tally.last_succeeded {
+        sqlx::query("UPDATE destinations SET failing_since_ms = NULL WHERE id = ? AND failing_since_ms IS NOT NULL")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        return Ok(None);
+    }
+    // Failing since before this batch, unless a success in it ended that.
+    let since: Option<Option<i64>> = sqlx::query_scalar(
+        "UPDATE destinations SET failing_since_ms = CASE WHEN ?1 THEN ?2 ELSE COALESCE(failing_since_ms, ?2) END,
+                last_error = ?3
+         WHERE id = ?4 RETURNING failing_since_ms",
+    )
+    .bind(tally.any_succeeded)
+    .bind(tally.failing_from)
+    .bind(tally.last_error)
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(since) = since.flatten() else { return Ok(None) };
+    let failing_for = tally.last_finished.saturating_sub(since);
+    Ok(tally
+        .disable
+        .map(str::to_owned)
+        .or_else(|| (failing_for >= disable_after_ms).then(|| format!("every attempt failed for {} s", failing_for / 1000))))
 }
 
 async fn disable(conn: &mut SqliteConnection, id: &str, reason: &str, now: i64) -> Result<(), StoreError> {
