@@ -13,7 +13,7 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 
 use super::metrics::{Counted, DeliveryMetrics};
-use super::recorder::Recorder;
+use super::recorder::{Recorded, Recorder};
 use super::schedule::{self, Verdict};
 use super::sender::{Endpoint, Sender};
 use crate::store::{AttemptRecord, AttemptRow, DueJob, JobOutcome, Store, now_ms};
@@ -165,8 +165,12 @@ impl RateCap {
 }
 
 async fn run_lane(shared: Arc<Shared>, id: String, mut config: watch::Receiver<Arc<LaneConfig>>, wake: Arc<Notify>) {
+    // Jobs being sent, and jobs sent whose record is not written yet: both
+    // are pending in the store and must not be read as due.
     let mut in_flight: HashSet<String> = HashSet::new();
-    let mut attempts: JoinSet<String> = JoinSet::new();
+    let mut recording: HashSet<String> = HashSet::new();
+    let mut attempts: JoinSet<(String, Recorded)> = JoinSet::new();
+    let mut records: JoinSet<String> = JoinSet::new();
     // Due jobs read and not yet sent: the store is read again only once
     // they are gone, so one read serves many attempts.
     let mut ready: VecDeque<DueJob> = VecDeque::new();
@@ -178,7 +182,7 @@ async fn run_lane(shared: Arc<Shared>, id: String, mut config: watch::Receiver<A
         let mut wait = IDLE_RECHECK;
         if ready.is_empty() && in_flight.len() < cap {
             let now = now_ms();
-            match read_due(&shared.store, &id, &lane, now, &in_flight).await {
+            match read_due(&shared.store, &id, &lane, now, &in_flight, &recording).await {
                 Ok((jobs, due)) => {
                     ready.extend(jobs);
                     next_due = due;
@@ -203,8 +207,15 @@ async fn run_lane(shared: Arc<Shared>, id: String, mut config: watch::Receiver<A
         }
         tokio::select! {
             Some(done) = attempts.join_next(), if !attempts.is_empty() => {
-                for job_id in std::iter::once(done).chain(std::iter::from_fn(|| attempts.try_join_next())).flatten() {
+                for (job_id, record) in std::iter::once(done).chain(std::iter::from_fn(|| attempts.try_join_next())).flatten() {
                     in_flight.remove(&job_id);
+                    recording.insert(job_id.clone());
+                    records.spawn(recorded(Arc::clone(&shared), id.clone(), job_id, record));
+                }
+            }
+            Some(done) = records.join_next(), if !records.is_empty() => {
+                for job_id in std::iter::once(done).chain(std::iter::from_fn(|| records.try_join_next())).flatten() {
+                    recording.remove(&job_id);
                 }
             }
             _ = wake.notified() => {}
@@ -218,6 +229,7 @@ async fn run_lane(shared: Arc<Shared>, id: String, mut config: watch::Receiver<A
                 // (which the API or retention did) ends its lane.
                 if wait == IDLE_RECHECK
                     && attempts.is_empty()
+                    && records.is_empty()
                     && matches!(shared.store.get_destination(&id).await, Err(crate::store::StoreError::NotFound))
                 {
                     let _ = shared.stopped.send(id.clone());
@@ -227,7 +239,12 @@ async fn run_lane(shared: Arc<Shared>, id: String, mut config: watch::Receiver<A
         }
     }
     // Stopped: what is in flight finishes and is recorded.
-    while attempts.join_next().await.is_some() {}
+    while let Some(done) = attempts.join_next().await {
+        if let Ok((job_id, record)) = done {
+            records.spawn(recorded(Arc::clone(&shared), id.clone(), job_id, record));
+        }
+    }
+    while records.join_next().await.is_some() {}
 }
 
 /// Due jobs not in flight, and when the next one not yet due falls due
@@ -238,16 +255,17 @@ async fn read_due(
     lane: &LaneConfig,
     now: i64,
     in_flight: &HashSet<String>,
+    recording: &HashSet<String>,
 ) -> Result<(Vec<DueJob>, Option<i64>), crate::store::StoreError> {
     if lane.ordered {
         return Ok(match store.first_pending_delivery(id).await? {
-            Some(job) if in_flight.contains(&job.id) => (Vec::new(), None),
+            Some(job) if in_flight.contains(&job.id) || recording.contains(&job.id) => (Vec::new(), None),
             Some(job) if job.next_attempt_at_ms <= now => (vec![job], None),
             Some(job) => (Vec::new(), Some(job.next_attempt_at_ms)),
             None => (Vec::new(), None),
         });
     }
-    let skip: Vec<&str> = in_flight.iter().map(String::as_str).collect();
+    let skip: Vec<&str> = in_flight.iter().chain(recording).map(String::as_str).collect();
     let jobs = store.due_deliveries(id, now, &skip, READ_BATCH, READ_BYTES).await?;
     let next_due = match jobs.is_empty() {
         true => store.next_delivery_due(id, now).await?,
@@ -256,14 +274,16 @@ async fn read_due(
     Ok((jobs, next_due))
 }
 
-/// One attempt, judged, counted and recorded; returns the job's id once
-/// the record is durable (until then the lane must not send it again).
-async fn attempt(shared: Arc<Shared>, lane: Arc<LaneConfig>, job: DueJob) -> String {
-    let Ok(_worker) = Arc::clone(&shared.workers).acquire_owned().await else { return job.id };
+/// One attempt, judged and counted; returns the job's id and its record,
+/// submitted (until the record is written the lane must not send the job
+/// again).
+async fn attempt(shared: Arc<Shared>, lane: Arc<LaneConfig>, job: DueJob) -> (String, Recorded) {
+    let worker = Arc::clone(&shared.workers).acquire_owned().await;
     let started_at_ms = now_ms();
     let clock = Instant::now();
     let answer = shared.sender.send(&lane.endpoint, &job, started_at_ms).await;
     let duration_ms = i64::try_from(clock.elapsed().as_millis()).unwrap_or(i64::MAX);
+    drop(worker);
     let finished = started_at_ms.saturating_add(duration_ms);
     let verdict = match answer.status {
         Some(status) => schedule::verdict(status, answer.retry_after.as_deref()),
@@ -300,13 +320,18 @@ async fn attempt(shared: Arc<Shared>, lane: Arc<LaneConfig>, job: DueJob) -> Str
         outcome,
         disable,
     };
-    match shared.recorder.record(record).await {
+    (job.id, shared.recorder.submit(record).await)
+}
+
+/// Waits for an attempt's record; returns the job's id once it is written.
+async fn recorded(shared: Arc<Shared>, destination_id: String, job_id: String, recorded: Recorded) -> String {
+    match recorded.written().await {
         Ok(true) => {
-            let _ = shared.stopped.send(lane.endpoint.destination_id.clone());
+            let _ = shared.stopped.send(destination_id);
         }
         Ok(false) => {}
         // The job is still pending in the store: it is sent again.
-        Err(error) => tracing::warn!(delivery = %job.id, %error, "attempt not recorded"),
+        Err(error) => tracing::warn!(delivery = %job_id, %error, "attempt not recorded"),
     }
-    job.id
+    job_id
 }

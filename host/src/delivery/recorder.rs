@@ -1,6 +1,8 @@
 //! Attempts finished together are recorded in one transaction, as events
 //! are committed in groups: SQLite takes one writer at a time, and a
-//! transaction per attempt would compete with ingest for it.
+//! transaction per attempt would compete with ingest for it. A lane does
+//! not send a job again until its record is written, but its next jobs go
+//! out meanwhile.
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -10,6 +12,8 @@ use crate::store::{AttemptRecord, Store, StoreError};
 const MAX_BATCH: usize = 256;
 /// Records waiting at most; past it, attempts wait to be recorded.
 const QUEUE: usize = 4096;
+/// How long a first record waits for others to share its transaction.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(10);
 
 type Reply = oneshot::Sender<Result<bool, StoreError>>;
 
@@ -27,15 +31,23 @@ impl Recorder {
         Recorder { records }
     }
 
-    /// Records one attempt; returns once it is durable, with whether its
-    /// destination was disabled by it.
-    pub async fn record(&self, record: AttemptRecord) -> Result<bool, StoreError> {
+    /// Queues one attempt's record; the answer comes once it is written,
+    /// with whether its destination was disabled by it.
+    pub async fn submit(&self, record: AttemptRecord) -> Recorded {
         let (reply, recorded) = oneshot::channel();
-        self.records
-            .send((record, reply))
-            .await
-            .map_err(|_| StoreError::Database("the delivery recorder has stopped".into()))?;
-        recorded.await.map_err(|_| StoreError::Database("the delivery recorder dropped an attempt".into()))?
+        let _ = self.records.send((record, reply)).await;
+        Recorded(recorded)
+    }
+}
+
+/// The answer to a submitted record.
+#[derive(Debug)]
+pub struct Recorded(oneshot::Receiver<Result<bool, StoreError>>);
+
+impl Recorded {
+    /// Waits for the record to be written.
+    pub async fn written(self) -> Result<bool, StoreError> {
+        self.0.await.map_err(|_| StoreError::Database("the delivery recorder dropped an attempt".into()))?
     }
 }
 
@@ -43,10 +55,13 @@ async fn run(store: Store, mut queue: mpsc::Receiver<(AttemptRecord, Reply)>, di
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.recv().await {
         batch.push(first);
+        // Attempts finish one by one: waiting a moment for more makes one
+        // transaction of many.
+        let linger = tokio::time::Instant::now() + LINGER;
         while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
+            match tokio::time::timeout_at(linger, queue.recv()).await {
+                Ok(Some(next)) => batch.push(next),
+                Ok(None) | Err(_) => break,
             }
         }
         let (records, replies): (Vec<AttemptRecord>, Vec<Reply>) = batch.drain(..).unzip();
