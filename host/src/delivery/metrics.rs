@@ -21,6 +21,9 @@ struct Counters {
     latency_sum_ms: i64,
 }
 
+/// A counter series: its name, help and reading.
+type Series = (&'static str, &'static str, fn(&Counters) -> u64);
+
 /// Counters since the host started, per destination.
 #[derive(Debug, Default)]
 pub struct DeliveryMetrics {
@@ -72,7 +75,7 @@ impl DeliveryMetrics {
         for (id, trigger) in triggers {
             let _ = writeln!(text, "triggerhost_delivery_queue_depth{{{}}} {}", labels(id, trigger), pending.get(id).copied().unwrap_or(0));
         }
-        let series: [(&str, &str, fn(&Counters) -> u64); 4] = [
+        let series: [Series; 4] = [
             ("attempts", "Delivery attempts", |c| c.attempts),
             ("delivered", "Events delivered", |c| c.delivered),
             ("failures", "Delivery attempts that failed", |c| c.failed),
