@@ -8,7 +8,7 @@
 //! to ingest alone (target >= 0.8), and the p50/p99 latency from the
 //! webhook's send to the receiver's receipt.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,6 @@ use axum::body::Bytes;
 use axum::extract::State;
 use reqwest::Method;
 use serde_json::json;
-use triggerhost_sdk::signature::now_secs;
 
 #[path = "../../plugins/standard-webhooks/src/scheme.rs"]
 #[allow(dead_code)]
@@ -24,6 +23,8 @@ mod scheme;
 
 #[path = "support/component.rs"]
 mod component;
+#[path = "support/load.rs"]
+mod load;
 #[path = "support/loopback.rs"]
 mod loopback;
 #[path = "support/serve.rs"]
@@ -151,43 +152,9 @@ async fn drain(received: &Received, count: u64) {
     }
 }
 
-/// Sends signed webhooks carrying their send time to `url` from
-/// [`CONNECTIONS`] tasks for `duration`; returns how many were answered
-/// 200 (anything else fails the benchmark).
+/// Signed webhooks carrying their send time to `url` for `duration`;
+/// returns how many were answered 200.
 async fn load(client: &reqwest::Client, url: &str, duration: Duration, sequence: &mut u64) -> u64 {
-    let (ok, stop) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
-    let first = *sequence;
-    *sequence += 1 << 32;
-    let key = scheme::signing_key(SECRET).expect("secret");
-    let tasks: Vec<_> = (0..CONNECTIONS as u64)
-        .map(|task| {
-            let (client, url, ok, stop, key) = (client.clone(), url.to_owned(), Arc::clone(&ok), Arc::clone(&stop), key.clone());
-            tokio::spawn(async move {
-                let mut n = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let id = format!("msg_{first}_{task}_{n}");
-                    let body = format!(r#"{{"type":"invoice.paid","data":{{"sent_us":{}}}}}"#, micros());
-                    let timestamp = now_secs();
-                    let response = client
-                        .post(&url)
-                        .header("webhook-id", &id)
-                        .header("webhook-timestamp", timestamp.to_string())
-                        .header("webhook-signature", scheme::sign(&key, &id, timestamp, body.as_bytes()))
-                        .body(body)
-                        .send()
-                        .await
-                        .expect("request");
-                    assert_eq!(response.status(), reqwest::StatusCode::OK, "{url}");
-                    ok.fetch_add(1, Ordering::Relaxed);
-                    n += 1;
-                }
-            })
-        })
-        .collect();
-    tokio::time::sleep(duration).await;
-    stop.store(true, Ordering::Relaxed);
-    for task in tasks {
-        task.await.expect("load task");
-    }
-    ok.load(Ordering::Relaxed)
+    let body = || format!(r#"{{"type":"invoice.paid","data":{{"sent_us":{}}}}}"#, micros());
+    load::signed(client, url, SECRET, CONNECTIONS, duration, sequence, body).await.0
 }

@@ -8,7 +8,6 @@
 //! while an 18 MB connector is uploaded: what a compile costs ingress.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -32,6 +31,8 @@ const ROUND: Duration = Duration::from_secs(4);
 
 #[path = "support/component.rs"]
 mod component;
+#[path = "support/load.rs"]
+mod load;
 #[path = "support/serve.rs"]
 mod serve;
 
@@ -99,46 +100,11 @@ fn main() {
     });
 }
 
-/// Sends signed deliveries to `url` from [`CONNECTIONS`] tasks for
-/// `duration`; returns the rate of 200 answers. Anything else is a failure
-/// of the benchmark, not a figure.
+/// Signed deliveries to `url` for `duration`; returns the rate of 200
+/// answers.
 async fn load(client: &reqwest::Client, url: &str, duration: Duration, sequence: &mut u64) -> f64 {
-    let (ok, stop) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
-    let first = *sequence;
-    *sequence += 1 << 32;
-    let key = scheme::signing_key(SECRET).expect("secret");
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..CONNECTIONS as u64)
-        .map(|task| {
-            let (client, url, ok, stop, key) = (client.clone(), url.to_owned(), Arc::clone(&ok), Arc::clone(&stop), key.clone());
-            tokio::spawn(async move {
-                let mut n = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let id = format!("msg_{}_{task}_{n}", first);
-                    let timestamp = now_secs();
-                    let signature = scheme::sign(&key, &id, timestamp, BODY.as_bytes());
-                    let response = client
-                        .post(&url)
-                        .header("webhook-id", &id)
-                        .header("webhook-timestamp", timestamp.to_string())
-                        .header("webhook-signature", signature)
-                        .body(BODY)
-                        .send()
-                        .await
-                        .expect("request");
-                    assert_eq!(response.status(), reqwest::StatusCode::OK, "{url}");
-                    ok.fetch_add(1, Ordering::Relaxed);
-                    n += 1;
-                }
-            })
-        })
-        .collect();
-    tokio::time::sleep(duration).await;
-    stop.store(true, Ordering::Relaxed);
-    for task in tasks {
-        task.await.expect("load task");
-    }
-    ok.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+    let (ok, took) = load::signed(client, url, SECRET, CONNECTIONS, duration, sequence, || BODY.to_owned()).await;
+    ok as f64 / took.as_secs_f64()
 }
 
 /// `triggerhost serve` in this process with the connector and one trigger;
