@@ -126,7 +126,13 @@ impl Delivery {
         });
         let delivery = Arc::new(Delivery { store, secrets, settings, lanes: Arc::new(Lanes::new(shared)), metrics });
         for row in delivery.store.all_destinations().await? {
-            delivery.follow(&row)?;
+            // A destination that cannot run (its address no longer allowed,
+            // its secret sealed under another key) must not stop the host:
+            // it is disabled, saying why, its jobs kept as dead letters.
+            if let Err(error) = delivery.follow(&row) {
+                tracing::warn!(destination = %row.id, %error, "destination disabled at start");
+                delivery.store.disable_destination(&row.id, &format!("cannot run: {error}")).await?;
+            }
         }
         let lanes = Arc::clone(&delivery.lanes);
         tokio::spawn(async move {

@@ -466,3 +466,21 @@ async fn destinations_and_replays_from_the_command_line() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("rate_per_s"), "{refused:?}");
 }
+
+#[tokio::test]
+async fn a_destination_the_operator_no_longer_allows_is_disabled_at_start_not_fatal() {
+    let host = spawn_host_with_config(PRIVATE_FAST).await;
+    let receiver = Receiver::start().await;
+    let trigger = webhook_trigger(&host).await;
+    let destination = add_destination(&host, &trigger, json!({ "url": receiver.url })).await["id"].as_str().unwrap_or_default().to_owned();
+    // The operator turns private destinations off and restarts.
+    let config = host.data_dir.parent().expect("temp dir").join("triggerhost.toml");
+    std::fs::write(&config, "[delivery]\nretry_scale = 0.0001\n").expect("rewrite config");
+    let host = host.restart().await;
+    let (status, view) = host.api(Method::GET, &format!("/triggers/{trigger}/destinations/{destination}"), None).await;
+    assert_eq!((status, view["status"].as_str()), (StatusCode::OK, Some("disabled")), "{view}");
+    assert!(view["disabled_reason"].as_str().is_some_and(|r| r.contains("allow_private")), "{view}");
+    send(&host, &trigger, "m1", "user.created").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(receiver.pushes().is_empty(), "nothing sent to it");
+}
