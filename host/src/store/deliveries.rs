@@ -1,5 +1,7 @@
 //! Delivery jobs (the outbox) and their attempts.
 
+mod record;
+
 use sqlx::SqliteConnection;
 
 use super::{Store, StoreError, now_ms};
@@ -232,81 +234,6 @@ impl Store {
         .await?)
     }
 
-    /// Records finished attempts in one transaction: the attempt rows, the
-    /// jobs' new states, the destinations' failing time. A destination
-    /// failing for `disable_after_ms` or more, or told to by a record, is
-    /// disabled and its pending jobs dead-lettered. Returns the ids of the
-    /// destinations disabled.
-    ///
-    /// The commit does not wait for the disk: a record lost to a crash
-    /// means its attempt is made again (with the same `webhook-id`), which
-    /// at-least-once allows; nothing recorded here is ever acknowledged to
-    /// anyone on the strength of it.
-    pub async fn record_attempts(&self, records: &[AttemptRecord], disable_after_ms: i64) -> Result<Vec<String>, StoreError> {
-        if records.is_empty() {
-            return Ok(Vec::new());
-        }
-        let _turn = self.write_turn().await;
-        let mut tx = self.relaxed.begin_with("BEGIN IMMEDIATE").await?;
-        // A job deleted meanwhile (its destination removed) keeps no record.
-        let mut insert = sqlx::QueryBuilder::new(
-            "INSERT INTO delivery_attempts (delivery_id, started_at_ms, duration_ms, status_code, error, response_excerpt)
-             SELECT column1, column2, column3, column4, column5, column6 FROM (",
-        );
-        insert.push_values(records, |mut row, record| {
-            let attempt = &record.attempt;
-            row.push_bind(&record.delivery_id)
-                .push_bind(attempt.started_at_ms)
-                .push_bind(attempt.duration_ms)
-                .push_bind(attempt.status_code)
-                .push_bind(&attempt.error)
-                .push_bind(&attempt.response_excerpt);
-        });
-        insert.push(") WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = column1)");
-        insert.build().execute(&mut *tx).await?;
-        let mut update = sqlx::QueryBuilder::new(
-            "UPDATE deliveries SET status = r.column2, attempts = attempts + 1, next_attempt_at_ms = r.column3,
-                    last_status = r.column4, last_error = r.column5, delivered_at_ms = r.column6, updated_at_ms = r.column7
-             FROM (",
-        );
-        update.push_values(records, |mut row, record| {
-            let attempt = &record.attempt;
-            let finished = attempt.started_at_ms.saturating_add(attempt.duration_ms);
-            let (status, next, delivered_at) = match record.outcome {
-                JobOutcome::Delivered => (job_status::DELIVERED, finished, Some(finished)),
-                JobOutcome::RetryAt(at) => (job_status::PENDING, at, None),
-                JobOutcome::Dead => (job_status::DEAD, finished, None),
-            };
-            row.push_bind(&record.delivery_id)
-                .push_bind(status)
-                .push_bind(next)
-                .push_bind(attempt.status_code)
-                .push_bind(&attempt.error)
-                .push_bind(delivered_at)
-                .push_bind(finished);
-        });
-        update.push(") AS r WHERE deliveries.id = r.column1 AND deliveries.status = 'pending'");
-        update.build().execute(&mut *tx).await?;
-        let mut disabled = Vec::new();
-        for (destination, tally) in tally_by_destination(records) {
-            if let Some(reason) = settle_destination(&mut tx, destination, &tally, disable_after_ms).await? {
-                disable(&mut tx, destination, &reason, tally.last_finished).await?;
-                disabled.push(destination.to_owned());
-            }
-        }
-        tx.commit().await?;
-        Ok(disabled)
-    }
-
-    /// Disables a destination and dead-letters its pending jobs.
-    pub async fn disable_destination(&self, id: &str, reason: &str) -> Result<(), StoreError> {
-        let _turn = self.write_turn().await;
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
-        disable(&mut tx, id, reason, now_ms()).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     /// Jobs matching `filter`, newest first, before the cursor `before_seq`.
     pub async fn list_deliveries(
         &self,
@@ -400,103 +327,6 @@ impl Store {
         .await?;
         Ok((touched.len() as u64, dedup(touched)))
     }
-}
-
-/// What a batch of attempts says of one destination.
-#[derive(Debug, Default)]
-struct Tally<'a> {
-    /// Whether the last attempt succeeded.
-    last_succeeded: bool,
-    /// Whether any attempt succeeded.
-    any_succeeded: bool,
-    /// When the first failure after the last success started.
-    failing_from: Option<i64>,
-    /// The last failure's error.
-    last_error: Option<&'a str>,
-    /// When the last attempt ended.
-    last_finished: i64,
-    /// A reason to disable it whatever its failing time (410 Gone).
-    disable: Option<&'a str>,
-}
-
-/// Each destination's tally, in the order they first appear.
-fn tally_by_destination(records: &[AttemptRecord]) -> Vec<(&str, Tally<'_>)> {
-    let mut tallies: Vec<(&str, Tally<'_>)> = Vec::new();
-    for record in records {
-        let index = match tallies.iter().position(|(id, _)| *id == record.destination_id) {
-            Some(index) => index,
-            None => {
-                tallies.push((&record.destination_id, Tally::default()));
-                tallies.len() - 1
-            }
-        };
-        let tally = &mut tallies[index].1;
-        let attempt = &record.attempt;
-        tally.last_finished = tally.last_finished.max(attempt.started_at_ms.saturating_add(attempt.duration_ms));
-        if record.outcome == JobOutcome::Delivered {
-            (tally.last_succeeded, tally.any_succeeded, tally.failing_from) = (true, true, None);
-        } else {
-            tally.last_succeeded = false;
-            tally.failing_from = tally.failing_from.or(Some(attempt.started_at_ms));
-            tally.last_error = attempt.error.as_deref().or(tally.last_error);
-        }
-        tally.disable = tally.disable.or(record.disable.as_deref());
-    }
-    tallies
-}
-
-/// Updates a destination's failing time from its tally; returns why it
-/// must be disabled, if it must.
-async fn settle_destination(
-    conn: &mut SqliteConnection,
-    id: &str,
-    tally: &Tally<'_>,
-    disable_after_ms: i64,
-) -> Result<Option<String>, StoreError> {
-    if tally.last_succeeded {
-        sqlx::query("UPDATE destinations SET failing_since_ms = NULL WHERE id = ? AND failing_since_ms IS NOT NULL")
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
-        return Ok(None);
-    }
-    // Failing since before this batch, unless a success in it ended that.
-    let since: Option<Option<i64>> = sqlx::query_scalar(
-        "UPDATE destinations SET failing_since_ms = CASE WHEN ?1 THEN ?2 ELSE COALESCE(failing_since_ms, ?2) END,
-                last_error = ?3
-         WHERE id = ?4 RETURNING failing_since_ms",
-    )
-    .bind(tally.any_succeeded)
-    .bind(tally.failing_from)
-    .bind(tally.last_error)
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(since) = since.flatten() else { return Ok(None) };
-    let failing_for = tally.last_finished.saturating_sub(since);
-    Ok(tally
-        .disable
-        .map(str::to_owned)
-        .or_else(|| (failing_for >= disable_after_ms).then(|| format!("every attempt failed for {} s", failing_for / 1000))))
-}
-
-async fn disable(conn: &mut SqliteConnection, id: &str, reason: &str, now: i64) -> Result<(), StoreError> {
-    sqlx::query("UPDATE destinations SET status = 'disabled', disabled_reason = ?, updated_at_ms = ? WHERE id = ?")
-        .bind(reason)
-        .bind(now)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query(
-        "UPDATE deliveries SET status = 'dead', last_error = ?, updated_at_ms = ?
-         WHERE destination_id = ? AND status = 'pending'",
-    )
-    .bind(format!("destination disabled: {reason}"))
-    .bind(now)
-    .bind(id)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
 }
 
 fn dedup(mut ids: Vec<String>) -> Vec<String> {
