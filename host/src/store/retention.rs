@@ -2,7 +2,8 @@
 //! count cap) removed in bounded batches, each in its own short
 //! transaction, so ingress waits at most one batch. The dedupe key of a
 //! removed event is retired, not forgotten: it stays a duplicate until the
-//! dedupe window ends.
+//! dedupe window ends. An event with a delivery still pending (a paused
+//! destination, a long retry) is kept until it is delivered or dead.
 
 use super::{Store, StoreError};
 
@@ -38,13 +39,14 @@ impl Store {
     ) -> Result<Vec<i64>, StoreError> {
         let query = match trigger {
             Some(trigger) => sqlx::query_scalar(
-                "SELECT seq FROM events WHERE trigger_id = ? AND received_at_ms < ? ORDER BY seq LIMIT ?",
+                "SELECT seq FROM events WHERE trigger_id = ? AND received_at_ms < ? AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = events.seq AND d.status = 'pending') ORDER BY seq LIMIT ?",
             )
             .bind(trigger),
             None => sqlx::query_scalar(
                 "SELECT seq FROM events
                  WHERE received_at_ms < ?
                    AND trigger_id NOT IN (SELECT id FROM triggers WHERE retention_s IS NOT NULL)
+                   AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = events.seq AND d.status = 'pending')
                  ORDER BY received_at_ms LIMIT ?",
             ),
         };
@@ -56,6 +58,7 @@ impl Store {
         Ok(sqlx::query_scalar(
             "SELECT seq FROM events WHERE trigger_id = ?1 AND seq <=
                 (SELECT seq FROM events WHERE trigger_id = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)
+               AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = events.seq AND d.status = 'pending')
              ORDER BY seq LIMIT ?3",
         )
         .bind(trigger)
@@ -84,7 +87,9 @@ impl Store {
         .bind(now_ms)
         .execute(&mut *tx)
         .await?;
-        let removed = sqlx::query("DELETE FROM events WHERE seq IN (SELECT value FROM json_each(?))")
+        let removed = sqlx::query(
+            "DELETE FROM events WHERE seq IN (SELECT value FROM json_each(?)) AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = events.seq AND d.status = 'pending')",
+        )
             .bind(&list)
             .execute(&mut *tx)
             .await?

@@ -484,3 +484,35 @@ async fn a_destination_the_operator_no_longer_allows_is_disabled_at_start_not_fa
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(receiver.pushes().is_empty(), "nothing sent to it");
 }
+
+#[tokio::test]
+async fn retention_keeps_an_event_until_its_pending_delivery_is_done() {
+    let config = format!("{PRIVATE_FAST}[retention]\nmax_age_s = 1\nsweep_every_s = 1\n");
+    let host = spawn_host_with_config(&config).await;
+    let receiver = Receiver::start().await;
+    let trigger = webhook_trigger(&host).await;
+    let bare = host.enabled_trigger("standard-webhooks", "message_received", Some(WHSEC)).await;
+    let destination = add_destination(&host, &trigger, json!({ "url": receiver.url, "paused": true })).await;
+    send(&host, &trigger, "m1", "user.created").await;
+    send(&host, &bare, "m1", "user.created").await;
+    // The sweep removes the event nobody waits for, and keeps the other.
+    for _ in 0..100 {
+        if host.all_events(&bare).await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(host.all_events(&bare).await.is_empty(), "the sweep ran");
+    assert_eq!(host.all_events(&trigger).await.len(), 1, "kept while its delivery is pending");
+
+    let path = format!("/triggers/{trigger}/destinations/{}", destination["id"].as_str().unwrap_or_default());
+    assert_eq!(host.api(Method::PATCH, &path, Some(json!({ "status": "enabled" }))).await.0, StatusCode::OK);
+    receiver.wait_for("the push", Duration::from_secs(30), |p| p.len() == 1).await;
+    for _ in 0..100 {
+        if host.all_events(&trigger).await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(host.all_events(&trigger).await.is_empty(), "removed once delivered");
+}
