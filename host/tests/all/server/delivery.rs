@@ -516,3 +516,20 @@ async fn retention_keeps_an_event_until_its_pending_delivery_is_done() {
     }
     assert!(host.all_events(&trigger).await.is_empty(), "removed once delivered");
 }
+
+#[tokio::test]
+async fn all_destinations_share_the_hosts_worker_pool() {
+    let host = spawn_host_with_config(&format!("{PRIVATE_FAST}workers = 2\n")).await;
+    let receiver = Receiver::start().await;
+    receiver.delay(Duration::from_millis(50));
+    let trigger = webhook_trigger(&host).await;
+    // Three destinations, sixteen attempts each at once allowed, one receiver.
+    for _ in 0..3 {
+        add_destination(&host, &trigger, json!({ "url": receiver.url })).await;
+    }
+    for n in 0..8 {
+        send(&host, &trigger, &format!("m{n}"), "user.created").await;
+    }
+    receiver.wait_for("every push", Duration::from_secs(30), |p| p.len() >= 24).await;
+    assert_eq!(receiver.most_in_flight(), 2, "two workers over all destinations");
+}
