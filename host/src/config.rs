@@ -707,6 +707,18 @@ mod tests {
     }
 
     #[test]
+    fn delivery_defaults_to_public_https_and_the_svix_schedule() {
+        let settings = Settings::merge(FileConfig::default(), &ServeArgs::default()).expect("defaults");
+        assert_eq!(settings.delivery, crate::delivery::DeliverySettings::default());
+        assert!(!settings.delivery.allow_private);
+        assert_eq!(settings.delivery.retry_scale, 1.0);
+        let file = parse("[delivery]\nallow_private = true\nretry_scale = 0.001\n").expect("parses");
+        let settings = Settings::merge(file, &ServeArgs::default()).expect("settings");
+        assert!(settings.delivery.allow_private && settings.delivery.retry_scale == 0.001);
+        assert!(parse("[delivery]\nallow_privat = true\n").is_err(), "unknown keys are errors");
+    }
+
+    #[test]
     fn limits_that_cannot_work_are_refused_at_start() {
         for (text, expected) in [
             ("[limits]\nfuel = 0\n", "fuel"),
@@ -718,6 +730,12 @@ mod tests {
             ("[limits]\nwarm_instances = 100000\n", "max_warm_instances"),
             ("[http]\nmax_connections = 0\n", "http.max_connections"),
             ("[ingress]\nbody_timeout_ms = 0\n", "ingress.body_timeout_ms"),
+            ("[delivery]\nretry_scale = 0.0\n", "delivery.retry_scale"),
+            ("[delivery]\nretry_scale = nan\n", "delivery.retry_scale"),
+            ("[delivery]\nworkers = 0\n", "delivery.workers"),
+            ("[delivery]\nmax_in_flight = 0\n", "delivery.max_in_flight"),
+            ("[delivery]\ntimeout_s = 0\n", "delivery.timeout_s"),
+            ("[delivery]\ndisable_after_s = 0\n", "delivery.disable_after_s"),
         ] {
             let file = parse(text).expect("parses");
             let error = Settings::merge(file, &ServeArgs::default()).expect_err(text);
