@@ -71,12 +71,22 @@ impl Default for DeliverySettings {
     }
 }
 
+/// Events one replay call queues at most; `more` in its answer says to
+/// call again (events already queued are skipped while pending).
+pub const REPLAY_BATCH: i64 = 10_000;
+
 /// Why a destination request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
     /// A bad URL, secret, filter or limit.
     #[error("{0}")]
     Invalid(String),
+    /// Not possible in the destination's or job's present state.
+    #[error("{0}")]
+    Conflict(String),
+    /// The host cannot do it (no randomness); the message is for logs.
+    #[error("{0}")]
+    Internal(String),
     /// No such trigger, destination or job.
     #[error("{0}")]
     NotFound(String),
@@ -136,9 +146,9 @@ impl Delivery {
         }
         let lanes = Arc::clone(&delivery.lanes);
         tokio::spawn(async move {
-            while let Some(id) = stopped_lanes.recv().await {
+            while let Some((id, generation)) = stopped_lanes.recv().await {
                 tracing::info!(destination = %id, "destination stopped (disabled or deleted)");
-                lanes.stop(&id);
+                lanes.stop_generation(&id, generation);
             }
         });
         Ok(delivery)
@@ -188,22 +198,21 @@ impl Delivery {
         signing::key_of(secret.expose()).map_err(|e| DeliveryError::Invalid(e.to_string()))
     }
 
-    /// Queues the events of `scope` again (a replay), or the dead-lettered
-    /// jobs of a trigger (`dead_letters`), and wakes the lanes concerned.
+    /// Queues the events of `scope` again (a replay: at most
+    /// [`REPLAY_BATCH`] per call, so one call is one bounded transaction),
+    /// or the dead-lettered jobs of a trigger (`dead_letters`), and wakes
+    /// the trigger's lanes. Returns how many jobs were queued.
     pub async fn replay(&self, scope: &ReplayScope, dead_letters: bool) -> Result<u64, DeliveryError> {
         self.store.get_trigger(&scope.trigger_id).await.map_err(|e| not_found(e, "trigger", &scope.trigger_id))?;
         if let Some(id) = &scope.destination_id {
             self.destination(&scope.trigger_id, id).await?;
         }
-        let (queued, touched) = if dead_letters {
-            let touched = self.store.retry_dead(&scope.trigger_id, None, scope.destination_id.as_deref()).await?;
-            (touched.len() as u64, touched)
+        let queued = if dead_letters {
+            self.store.retry_dead(&scope.trigger_id, None, scope.destination_id.as_deref()).await?
         } else {
-            self.store.replay(scope).await?
+            self.store.replay(scope, REPLAY_BATCH).await?
         };
-        for id in touched {
-            self.lanes.wake(&id);
-        }
+        self.lanes.wake_trigger(&scope.trigger_id);
         Ok(queued)
     }
 
@@ -211,14 +220,19 @@ impl Delivery {
     pub async fn retry(&self, delivery_id: &str) -> Result<(), DeliveryError> {
         let job = self.store.get_delivery(delivery_id).await.map_err(|e| not_found(e, "delivery", delivery_id))?;
         if job.status != crate::store::job_status::DEAD {
-            return Err(DeliveryError::Invalid(format!("delivery {delivery_id} is {}, not dead-lettered", job.status)));
+            return Err(DeliveryError::Conflict(format!("delivery {delivery_id} is {}, not dead-lettered", job.status)));
         }
-        let touched = self.store.retry_dead(&job.trigger_id, Some(delivery_id), None).await?;
-        if touched.is_empty() {
-            return Err(DeliveryError::Invalid(format!("destination {} is disabled: resume it first", job.destination_id)));
+        if self.store.retry_dead(&job.trigger_id, Some(delivery_id), None).await? == 0 {
+            return Err(DeliveryError::Conflict(format!("destination {} is disabled: resume it first", job.destination_id)));
         }
         self.lanes.wake(&job.destination_id);
         Ok(())
+    }
+
+    /// A destination was deleted: its counters go too.
+    fn forget(&self, id: &str) {
+        self.lanes.stop(id);
+        self.metrics.forget(id);
     }
 
     /// Pending jobs and the trigger of every destination, for `/metrics`.

@@ -156,7 +156,8 @@ pub struct Replay {
     dead_letters: bool,
 }
 
-/// `POST /api/v1/triggers/{id}/events/replay`: `{queued}`.
+/// `POST /api/v1/triggers/{id}/events/replay`: `{queued, more}`; with
+/// `more`, call again for the rest of the range.
 pub async fn replay(State(app): State<Arc<AppState>>, Path(trigger): Path<String>, ApiJson(body): ApiJson<Replay>) -> JsonResult {
     let ranged = body.event_id.is_some() || body.since_ms.is_some() || body.until_ms.is_some();
     if body.dead_letters && ranged {
@@ -172,6 +173,8 @@ pub async fn replay(State(app): State<Arc<AppState>>, Path(trigger): Path<String
         until_ms: body.until_ms,
         destination_id: body.destination_id,
     };
-    let queued = app.delivery.replay(&scope, body.dead_letters).await?;
-    Ok(axum::Json(json!({ "queued": queued })))
+    let dead_letters = body.dead_letters;
+    let queued = app.delivery.replay(&scope, dead_letters).await?;
+    let more = !dead_letters && queued >= crate::delivery::REPLAY_BATCH.unsigned_abs();
+    Ok(axum::Json(json!({ "queued": queued, "more": more })))
 }

@@ -141,6 +141,8 @@ impl From<DeliveryError> for ApiError {
     fn from(error: DeliveryError) -> Self {
         match error {
             DeliveryError::Invalid(_) => Self::bad_request(error.to_string()),
+            DeliveryError::Conflict(_) => Self::new(StatusCode::CONFLICT, "conflict", error.to_string()),
+            DeliveryError::Internal(_) => Self::internal(&error),
             DeliveryError::NotFound(_) => Self::not_found(error.to_string()),
             DeliveryError::Store(store) => store.into(),
             DeliveryError::Secret(SecretError::Undecryptable { .. }) => {

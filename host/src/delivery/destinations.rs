@@ -198,9 +198,9 @@ impl Delivery {
                 signing::key_of(&given).map_err(|e| DeliveryError::Invalid(format!("secret: {e}")))?;
                 Secret::new(given)
             }
-            None => signing::generate_secret().map_err(|e| DeliveryError::Invalid(e.to_string()))?,
+            None => signing::generate_secret().map_err(|e| DeliveryError::Internal(e.to_string()))?,
         };
-        let id = crate::ids::new_id("dst").map_err(|e| DeliveryError::Invalid(format!("no randomness for an id: {e}")))?;
+        let id = crate::ids::new_id("dst").map_err(|e| DeliveryError::Internal(format!("no randomness for an id: {e}")))?;
         let now = now_ms();
         let row = DestinationRow {
             secret: self.secrets.seal(secret.expose(), &secret_field(&id))?,
@@ -252,6 +252,7 @@ impl Delivery {
     /// Changes a destination. Enabling a disabled one resumes it afresh.
     pub async fn patch(&self, trigger_id: &str, id: &str, patch: DestinationPatch) -> Result<DestinationView, DeliveryError> {
         let mut row = self.destination(trigger_id, id).await?;
+        let was = row.status.clone();
         if let Some(url) = patch.url {
             check_url(&url, self.settings.allow_private)?;
             row.url = url;
@@ -271,25 +272,34 @@ impl Delivery {
         match patch.status.as_deref() {
             None => {}
             Some(status::ENABLED) => {
-                if row.status == status::DISABLED {
-                    row.failing_since_ms = None;
-                }
                 row.status = status::ENABLED.into();
                 row.disabled_reason = None;
             }
             Some(status::PAUSED) => row.status = status::PAUSED.into(),
             Some(other) => return Err(DeliveryError::Invalid(format!("status: enabled or paused, not {other}"))),
         }
-        self.store.update_destination(&row).await?;
-        self.follow(&row)?;
+        let resumed = was == status::DISABLED && row.status == status::ENABLED;
+        self.save(&row, &was, resumed).await?;
         self.get(trigger_id, id).await
+    }
+
+    /// Writes a changed destination if its status is still `was`, and
+    /// makes its lane follow.
+    async fn save(&self, row: &DestinationRow, was: &str, resumed: bool) -> Result<(), DeliveryError> {
+        if !self.store.update_destination(row, was, resumed).await? {
+            return Err(DeliveryError::Conflict(format!(
+                "destination {} changed meanwhile (an attempt may have disabled it); read it and try again",
+                row.id
+            )));
+        }
+        self.follow(row)
     }
 
     /// Removes a destination with its jobs.
     pub async fn delete(&self, trigger_id: &str, id: &str) -> Result<(), DeliveryError> {
         self.destination(trigger_id, id).await?;
-        self.lanes.stop(id);
         self.store.delete_destination(id).await?;
+        self.forget(id);
         Ok(())
     }
 
@@ -302,13 +312,13 @@ impl Delivery {
                 signing::key_of(&given).map_err(|e| DeliveryError::Invalid(format!("secret: {e}")))?;
                 Secret::new(given)
             }
-            None => signing::generate_secret().map_err(|e| DeliveryError::Invalid(e.to_string()))?,
+            None => signing::generate_secret().map_err(|e| DeliveryError::Internal(e.to_string()))?,
         };
         let grace = i64::try_from(self.settings.rotation_grace.as_millis()).unwrap_or(i64::MAX);
         row.previous_secret = Some(std::mem::replace(&mut row.secret, self.secrets.seal(secret.expose(), &secret_field(id))?));
         row.previous_secret_until_ms = Some(now_ms().saturating_add(grace));
-        self.store.update_destination(&row).await?;
-        self.follow(&row)?;
+        let was = row.status.clone();
+        self.save(&row, &was, false).await?;
         Ok(view(&row, self.store.destination_counts(id).await?, Some(secret)))
     }
 }

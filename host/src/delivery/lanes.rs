@@ -52,6 +52,9 @@ pub struct Policy {
 struct Lane {
     wake: Arc<Notify>,
     config: watch::Sender<Arc<LaneConfig>>,
+    /// Tells this lane from an earlier or later one of the same destination.
+    generation: u64,
+    task: tokio::task::JoinHandle<()>,
 }
 
 /// What every lane shares.
@@ -62,9 +65,9 @@ pub(super) struct Shared {
     pub metrics: Arc<DeliveryMetrics>,
     pub workers: Arc<Semaphore>,
     pub policy: Policy,
-    /// Destinations disabled by an attempt, or found gone (their trigger
-    /// deleted), for the owner to stop.
-    pub stopped: tokio::sync::mpsc::UnboundedSender<String>,
+    /// Lanes to stop (by destination and lane generation): their
+    /// destination was disabled by an attempt, or found gone.
+    pub stopped: tokio::sync::mpsc::UnboundedSender<(String, u64)>,
 }
 
 /// The lanes, by destination, and which destinations each trigger feeds.
@@ -72,11 +75,21 @@ pub(super) struct Lanes {
     shared: Arc<Shared>,
     lanes: Mutex<HashMap<String, Lane>>,
     by_trigger: Mutex<HashMap<String, HashSet<String>>>,
+    /// Stopped lanes still finishing their attempts: a new lane of the same
+    /// destination waits for them, so no job is sent by two lanes at once.
+    draining: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
+    generations: std::sync::atomic::AtomicU64,
 }
 
 impl Lanes {
     pub fn new(shared: Arc<Shared>) -> Self {
-        Lanes { shared, lanes: Mutex::default(), by_trigger: Mutex::default() }
+        Lanes {
+            shared,
+            lanes: Mutex::default(),
+            by_trigger: Mutex::default(),
+            draining: Mutex::default(),
+            generations: std::sync::atomic::AtomicU64::new(0),
+        }
     }
 
     /// Starts or updates the lane of a destination, and wakes it.
@@ -93,8 +106,17 @@ impl Lanes {
             None => {
                 let (sender, receiver) = watch::channel(Arc::new(config));
                 let wake = Arc::new(Notify::new());
-                tokio::spawn(run_lane(Arc::clone(&self.shared), id.clone(), receiver, Arc::clone(&wake)));
-                lanes.insert(id.clone(), Lane { wake, config: sender });
+                let generation = self.generations.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                let previous = self.draining.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                let lane = LaneRun { shared: Arc::clone(&self.shared), id: id.clone(), generation };
+                let woken = Arc::clone(&wake);
+                let task = tokio::spawn(async move {
+                    if let Some(previous) = previous {
+                        let _ = previous.await;
+                    }
+                    run_lane(lane, receiver, woken).await;
+                });
+                lanes.insert(id.clone(), Lane { wake, config: sender, generation, task });
             }
         }
         self.by_trigger.lock().unwrap_or_else(|p| p.into_inner()).entry(trigger).or_default().insert(id);
@@ -102,8 +124,25 @@ impl Lanes {
 
     /// Stops a destination's lane; attempts in flight finish and are recorded.
     pub fn stop(&self, destination_id: &str) {
+        self.stop_lane(destination_id, None);
+    }
+
+    /// Stops a destination's lane if it is still generation `generation`
+    /// (a message from a lane stopped and started again since is stale).
+    pub fn stop_generation(&self, destination_id: &str, generation: u64) {
+        self.stop_lane(destination_id, Some(generation));
+    }
+
+    fn stop_lane(&self, destination_id: &str, generation: Option<u64>) {
+        let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
+        if lanes.get(destination_id).is_some_and(|lane| generation.is_some_and(|g| g != lane.generation)) {
+            return;
+        }
         // Dropping the config sender ends the lane.
-        self.lanes.lock().unwrap_or_else(|p| p.into_inner()).remove(destination_id);
+        if let Some(lane) = lanes.remove(destination_id) {
+            self.draining.lock().unwrap_or_else(|p| p.into_inner()).insert(destination_id.to_owned(), lane.task);
+        }
+        drop(lanes);
         for destinations in self.by_trigger.lock().unwrap_or_else(|p| p.into_inner()).values_mut() {
             destinations.remove(destination_id);
         }
@@ -164,13 +203,24 @@ impl RateCap {
     }
 }
 
-async fn run_lane(shared: Arc<Shared>, id: String, mut config: watch::Receiver<Arc<LaneConfig>>, wake: Arc<Notify>) {
+/// Who a lane is.
+struct LaneRun {
+    shared: Arc<Shared>,
+    id: String,
+    generation: u64,
+}
+
+async fn run_lane(lane_run: LaneRun, mut config: watch::Receiver<Arc<LaneConfig>>, wake: Arc<Notify>) {
+    let LaneRun { shared, id, generation } = lane_run;
     // Jobs being sent, and jobs sent whose record is not written yet: both
-    // are pending in the store and must not be read as due.
+    // are pending in the store and must not be read as due. Each task's
+    // job is known by its task id too, so a task that panicked still
+    // gives its job back.
     let mut in_flight: HashSet<String> = HashSet::new();
     let mut recording: HashSet<String> = HashSet::new();
     let mut attempts: JoinSet<(String, Recorded)> = JoinSet::new();
     let mut records: JoinSet<String> = JoinSet::new();
+    let mut tasks: HashMap<tokio::task::Id, String> = HashMap::new();
     // Due jobs read and not yet sent: the store is read again only once
     // they are gone, so one read serves many attempts.
     let mut ready: VecDeque<DueJob> = VecDeque::new();
@@ -181,6 +231,8 @@ async fn run_lane(shared: Arc<Shared>, id: String, mut config: watch::Receiver<A
         let cap = if lane.ordered { 1 } else { lane.max_in_flight.max(1) };
         let mut wait = IDLE_RECHECK;
         if ready.is_empty() && in_flight.len() < cap {
+            // Only what this read says is due later counts.
+            next_due = None;
             let now = now_ms();
             match read_due(&shared.store, &id, &lane, now, &in_flight, &recording).await {
                 Ok((jobs, due)) => {
@@ -200,22 +252,35 @@ async fn run_lane(shared: Arc<Shared>, id: String, mut config: watch::Receiver<A
             }
             let Some(job) = ready.pop_front() else { break };
             in_flight.insert(job.id.clone());
-            attempts.spawn(attempt(Arc::clone(&shared), Arc::clone(&lane), job));
+            let job_id = job.id.clone();
+            let task = attempts.spawn(attempt(Arc::clone(&shared), Arc::clone(&lane), job));
+            tasks.insert(task.id(), job_id);
         }
         if let Some(at) = next_due {
             wait = wait.min(Duration::from_millis(u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0)));
         }
         tokio::select! {
-            Some(done) = attempts.join_next(), if !attempts.is_empty() => {
-                for (job_id, record) in std::iter::once(done).chain(std::iter::from_fn(|| attempts.try_join_next())).flatten() {
+            Some(done) = attempts.join_next_with_id(), if !attempts.is_empty() => {
+                for done in std::iter::once(done).chain(std::iter::from_fn(|| attempts.try_join_next_with_id())) {
+                    let (task, sent) = match done {
+                        Ok((task, sent)) => (task, Some(sent)),
+                        Err(error) => (error.id(), None),
+                    };
+                    let Some(job_id) = tasks.remove(&task) else { continue };
                     in_flight.remove(&job_id);
-                    recording.insert(job_id.clone());
-                    records.spawn(recorded(Arc::clone(&shared), id.clone(), job_id, record));
+                    if let Some((_, record)) = sent {
+                        recording.insert(job_id.clone());
+                        let task = records.spawn(recorded(Arc::clone(&shared), (id.clone(), generation), job_id.clone(), record));
+                        tasks.insert(task.id(), job_id);
+                    }
                 }
             }
-            Some(done) = records.join_next(), if !records.is_empty() => {
-                for job_id in std::iter::once(done).chain(std::iter::from_fn(|| records.try_join_next())).flatten() {
-                    recording.remove(&job_id);
+            Some(done) = records.join_next_with_id(), if !records.is_empty() => {
+                for done in std::iter::once(done).chain(std::iter::from_fn(|| records.try_join_next_with_id())) {
+                    let task = done.map_or_else(|error| error.id(), |(task, _)| task);
+                    if let Some(job_id) = tasks.remove(&task) {
+                        recording.remove(&job_id);
+                    }
                 }
             }
             _ = wake.notified() => {}
@@ -232,7 +297,7 @@ async fn run_lane(shared: Arc<Shared>, id: String, mut config: watch::Receiver<A
                     && records.is_empty()
                     && matches!(shared.store.get_destination(&id).await, Err(crate::store::StoreError::NotFound))
                 {
-                    let _ = shared.stopped.send(id.clone());
+                    let _ = shared.stopped.send((id.clone(), generation));
                     break;
                 }
             }
@@ -241,7 +306,7 @@ async fn run_lane(shared: Arc<Shared>, id: String, mut config: watch::Receiver<A
     // Stopped: what is in flight finishes and is recorded.
     while let Some(done) = attempts.join_next().await {
         if let Ok((job_id, record)) = done {
-            records.spawn(recorded(Arc::clone(&shared), id.clone(), job_id, record));
+            records.spawn(recorded(Arc::clone(&shared), (id.clone(), generation), job_id, record));
         }
     }
     while records.join_next().await.is_some() {}
@@ -324,14 +389,18 @@ async fn attempt(shared: Arc<Shared>, lane: Arc<LaneConfig>, job: DueJob) -> (St
 }
 
 /// Waits for an attempt's record; returns the job's id once it is written.
-async fn recorded(shared: Arc<Shared>, destination_id: String, job_id: String, recorded: Recorded) -> String {
+async fn recorded(shared: Arc<Shared>, lane: (String, u64), job_id: String, recorded: Recorded) -> String {
     match recorded.written().await {
         Ok(true) => {
-            let _ = shared.stopped.send(destination_id);
+            let _ = shared.stopped.send(lane);
         }
         Ok(false) => {}
-        // The job is still pending in the store: it is sent again.
-        Err(error) => tracing::warn!(delivery = %job_id, %error, "attempt not recorded"),
+        Err(error) => {
+            // The job is still pending in the store and will be sent again:
+            // not at once, while the store is failing.
+            tracing::warn!(delivery = %job_id, %error, "attempt not recorded");
+            tokio::time::sleep(STORE_RETRY).await;
+        }
     }
     job_id
 }

@@ -65,6 +65,11 @@ impl DeliveryMetrics {
         }
     }
 
+    /// Forgets a deleted destination's counters.
+    pub fn forget(&self, destination_id: &str) {
+        self.destinations.lock().unwrap_or_else(|p| p.into_inner()).remove(destination_id);
+    }
+
     /// Appends the series to `text`; `pending` is the queue depth per
     /// destination and `triggers` each destination's trigger.
     pub fn render(&self, text: &mut String, pending: &HashMap<String, i64>, triggers: &HashMap<String, String>) {

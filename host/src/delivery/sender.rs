@@ -24,8 +24,9 @@ pub const EXCERPT_BYTES: usize = 1024;
 /// Idle connections kept per destination.
 const IDLE_PER_DESTINATION: usize = 32;
 
-/// Where one destination's attempts go, and what signs them.
-#[derive(Debug, Clone)]
+/// Where one destination's attempts go, and what signs them. `Debug`
+/// leaves the keys out.
+#[derive(Clone)]
 pub struct Endpoint {
     /// The destination.
     pub destination_id: String,
@@ -34,6 +35,16 @@ pub struct Endpoint {
     /// Signing keys: the current one, then a rotated-out one with the end
     /// of its grace period.
     pub keys: Vec<(Vec<u8>, Option<i64>)>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("destination_id", &self.destination_id)
+            .field("target", &self.target.origin())
+            .field("keys", &format_args!("<{} redacted>", self.keys.len()))
+            .finish()
+    }
 }
 
 /// What came of an attempt.

@@ -275,47 +275,49 @@ impl Store {
 
     /// Queues dead-lettered jobs again, due now, with a fresh schedule:
     /// one job, or every dead job of a trigger (and destination). Jobs of
-    /// a disabled destination stay dead. Returns the destinations touched.
+    /// a disabled destination stay dead. Returns how many.
     pub async fn retry_dead(
         &self,
         trigger_id: &str,
         delivery_id: Option<&str>,
         destination_id: Option<&str>,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<u64, StoreError> {
         let _turn = self.write_turn().await;
         let now = now_ms();
-        let touched: Vec<String> = sqlx::query_scalar(
+        Ok(sqlx::query(
             "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at_ms = ?1, updated_at_ms = ?1
              WHERE trigger_id = ?2 AND status = 'dead' AND (?3 IS NULL OR id = ?3) AND (?4 IS NULL OR destination_id = ?4)
-               AND destination_id IN (SELECT id FROM destinations WHERE status IN ('enabled', 'paused'))
-             RETURNING destination_id",
+               AND destination_id IN (SELECT id FROM destinations WHERE status IN ('enabled', 'paused'))",
         )
         .bind(now)
         .bind(trigger_id)
         .bind(delivery_id)
         .bind(destination_id)
-        .fetch_all(self.pool())
-        .await?;
-        Ok(dedup(touched))
+        .execute(self.pool())
+        .await?
+        .rows_affected())
     }
 
-    /// Queues new jobs for the events in `scope`, to its destination or to
-    /// every enabled or paused one of the trigger that takes their type.
-    /// Returns how many, and the destinations touched.
-    pub async fn replay(&self, scope: &ReplayScope) -> Result<(u64, Vec<String>), StoreError> {
+    /// Queues new jobs for the events in `scope` (oldest first, at most
+    /// `limit`), to its destination or to every enabled or paused one of
+    /// the trigger that takes their type, skipping an event and destination
+    /// that already have a job pending. Returns how many were queued.
+    pub async fn replay(&self, scope: &ReplayScope, limit: i64) -> Result<u64, StoreError> {
         let _turn = self.write_turn().await;
         let now = now_ms();
-        let touched: Vec<String> = sqlx::query_scalar(
+        Ok(sqlx::query(
             "INSERT INTO deliveries (id, event_seq, event_id, trigger_id, destination_id, status, attempts,
                                      next_attempt_at_ms, created_at_ms, updated_at_ms)
-             SELECT printf('dlv_%012x', ?1 & 281474976710655) || lower(hex(randomblob(10))), e.seq, e.id, e.trigger_id, d.id, 'pending', 0, ?1, ?1, ?1
+             SELECT printf('dlv_%012x', ?1 & 281474976710655) || lower(hex(randomblob(10))), e.seq, e.id, e.trigger_id, d.id,
+                    'pending', 0, ?1, ?1, ?1
              FROM events e JOIN destinations d ON d.trigger_id = e.trigger_id
              WHERE e.trigger_id = ?2 AND (?3 IS NULL OR e.id = ?3)
                AND (?4 IS NULL OR e.received_at_ms >= ?4) AND (?5 IS NULL OR e.received_at_ms < ?5)
                AND (?6 IS NULL OR d.id = ?6) AND d.status IN ('enabled', 'paused')
                AND (d.event_types IS NULL OR EXISTS (SELECT 1 FROM json_each(d.event_types) WHERE value = e.event_type))
-             ORDER BY e.seq
-             RETURNING destination_id",
+               AND NOT EXISTS (SELECT 1 FROM deliveries p
+                               WHERE p.event_seq = e.seq AND p.destination_id = d.id AND p.status = 'pending')
+             ORDER BY e.seq LIMIT ?7",
         )
         .bind(now)
         .bind(&scope.trigger_id)
@@ -323,14 +325,9 @@ impl Store {
         .bind(scope.since_ms)
         .bind(scope.until_ms)
         .bind(&scope.destination_id)
-        .fetch_all(self.pool())
-        .await?;
-        Ok((touched.len() as u64, dedup(touched)))
+        .bind(limit)
+        .execute(self.pool())
+        .await?
+        .rows_affected())
     }
-}
-
-fn dedup(mut ids: Vec<String>) -> Vec<String> {
-    ids.sort_unstable();
-    ids.dedup();
-    ids
 }

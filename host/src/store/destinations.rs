@@ -81,14 +81,18 @@ impl Store {
         Ok(())
     }
 
-    /// Writes every changeable field of `row` back.
-    pub async fn update_destination(&self, row: &DestinationRow) -> Result<(), StoreError> {
+    /// Writes back what an operator changes of a destination (not what
+    /// attempts record), if its status is still `expected_status`: a
+    /// destination an attempt disabled meanwhile is not silently enabled
+    /// again by an unrelated change. `resumed` clears its failing time.
+    /// Returns whether it was written.
+    pub async fn update_destination(&self, row: &DestinationRow, expected_status: &str, resumed: bool) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
         let done = sqlx::query(
             "UPDATE destinations SET url = ?, secret = ?, previous_secret = ?, previous_secret_until_ms = ?,
                     event_types = ?, status = ?, disabled_reason = ?, ordered = ?, max_in_flight = ?, rate_per_s = ?,
-                    failing_since_ms = ?, last_error = ?, updated_at_ms = ?
-             WHERE id = ?",
+                    failing_since_ms = CASE WHEN ? THEN NULL ELSE failing_since_ms END, updated_at_ms = ?
+             WHERE id = ? AND status = ?",
         )
         .bind(&row.url)
         .bind(&row.secret)
@@ -100,16 +104,13 @@ impl Store {
         .bind(row.ordered)
         .bind(row.max_in_flight)
         .bind(row.rate_per_s)
-        .bind(row.failing_since_ms)
-        .bind(&row.last_error)
+        .bind(resumed)
         .bind(now_ms())
         .bind(&row.id)
+        .bind(expected_status)
         .execute(self.pool())
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     /// One destination.

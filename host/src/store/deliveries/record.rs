@@ -64,8 +64,9 @@ impl Store {
         update.build().execute(&mut *tx).await?;
         let mut disabled = Vec::new();
         for (destination, tally) in tally_by_destination(records) {
-            if let Some(reason) = settle_destination(&mut tx, destination, &tally, disable_after_ms).await? {
-                disable(&mut tx, destination, &reason, tally.last_finished).await?;
+            if let Some(reason) = settle_destination(&mut tx, destination, &tally, disable_after_ms).await?
+                && disable(&mut tx, destination, &reason, tally.last_finished).await?
+            {
                 disabled.push(destination.to_owned());
             }
         }
@@ -73,7 +74,7 @@ impl Store {
         Ok(disabled)
     }
 
-    /// Disables a destination and dead-letters its pending jobs.
+    /// Disables an enabled destination and dead-letters its pending jobs.
     pub async fn disable_destination(&self, id: &str, reason: &str) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
@@ -81,7 +82,6 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
-
 }
 
 /// What a batch of attempts says of one destination.
@@ -162,13 +162,21 @@ async fn settle_destination(
         .or_else(|| (failing_for >= disable_after_ms).then(|| format!("every attempt failed for {} s", failing_for / 1000))))
 }
 
-async fn disable(conn: &mut SqliteConnection, id: &str, reason: &str, now: i64) -> Result<(), StoreError> {
-    sqlx::query("UPDATE destinations SET status = 'disabled', disabled_reason = ?, updated_at_ms = ? WHERE id = ?")
-        .bind(reason)
-        .bind(now)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+/// Disables a destination that is enabled and dead-letters its pending
+/// jobs; returns whether it was enabled (a paused one keeps its jobs, and
+/// one disabled already has none).
+async fn disable(conn: &mut SqliteConnection, id: &str, reason: &str, now: i64) -> Result<bool, StoreError> {
+    let disabled = sqlx::query(
+        "UPDATE destinations SET status = 'disabled', disabled_reason = ?, updated_at_ms = ? WHERE id = ? AND status = 'enabled'",
+    )
+    .bind(reason)
+    .bind(now)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    if disabled.rows_affected() == 0 {
+        return Ok(false);
+    }
     sqlx::query(
         "UPDATE deliveries SET status = 'dead', last_error = ?, updated_at_ms = ?
          WHERE destination_id = ? AND status = 'pending'",
@@ -178,7 +186,7 @@ async fn disable(conn: &mut SqliteConnection, id: &str, reason: &str, now: i64) 
     .bind(id)
     .execute(&mut *conn)
     .await?;
-    Ok(())
+    Ok(true)
 }
 
 

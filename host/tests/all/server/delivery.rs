@@ -206,7 +206,7 @@ async fn exhausted_jobs_are_dead_lettered_with_the_failure_visible_then_replayed
     assert_eq!((status, retried["status"].as_str()), (StatusCode::OK, Some("pending")), "{retried}");
     deliveries_until(&host, "status=delivered", "the retry delivered", |r| r.len() == 1).await;
     let (status, again) = host.api(Method::POST, &format!("/deliveries/{job}/retry"), None).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "only dead letters are retried: {again}");
+    assert_eq!(status, StatusCode::CONFLICT, "only dead letters are retried: {again}");
     let event = event_ids(&host, &trigger).await["m1"].clone();
     let body = json!({ "event_id": event, "destination_id": destination });
     let (status, replayed) = host.api(Method::POST, &format!("/triggers/{trigger}/events/replay"), Some(body)).await;
@@ -324,6 +324,10 @@ async fn destinations_are_paused_resumed_rotated_and_checked() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(receiver.pushes().is_empty());
     assert_eq!(deliveries(&host, "status=pending").await.len(), 1);
+    // A replay skips an event whose job to the destination is still pending.
+    let replay = format!("/triggers/{trigger}/events/replay");
+    let (status, replayed) = host.api(Method::POST, &replay, Some(json!({ "since_ms": 0 }))).await;
+    assert_eq!((status, replayed), (StatusCode::OK, json!({ "queued": 0, "more": false })));
     let (status, _) = host.api(Method::PATCH, &format!("{path}/{destination}"), Some(json!({ "status": "enabled" }))).await;
     assert_eq!(status, StatusCode::OK);
     receiver.wait_for("the queued push", Duration::from_secs(30), |p| p.len() == 1).await;
