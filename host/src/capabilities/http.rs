@@ -292,45 +292,47 @@ impl Access {
             }
             request = request.header(name, value);
         }
-        let host = match (target.scheme, target.port) {
-            ("https", 443) | ("http", 80) => target.host.to_string(),
-            (_, port) => format!("{}:{port}", target.host),
-        };
         let request = request
-            .header(hyper::header::HOST, host)
+            .header(hyper::header::HOST, target.host_header())
             .header(hyper::header::USER_AGENT, &self.user_agent)
             .body(Full::new(body.clone()))
             .map_err(|e| HttpError::InvalidRequest(e.to_string()))?;
-        let tls_name = match &target.host {
-            Host::Name(name) => name.clone(),
-            Host::Ip(ip) => ip.to_string(),
-        };
+        let tls_name = target.tls_name();
         let tls = (target.scheme == "https").then_some((&self.outbound.tls, tls_name.as_str()));
         client::exchange(SocketAddr::new(address, target.port), tls, request, self.limits.max_response_bytes).await
     }
 
-    /// The address to connect to: the literal, or what the name resolves
-    /// to. Every address must be public unless the grant names it.
+    /// The address to connect to: every address must be public unless the
+    /// grant names it.
     async fn checked_address(&self, target: &Target, origin: &Origin) -> Result<IpAddr, HttpError> {
-        let addresses = match &target.host {
-            Host::Ip(ip) => vec![*ip],
-            Host::Name(name) => self
-                .outbound
-                .resolver
-                .resolve(name)
-                .await
-                .map_err(|e| HttpError::Transport(format!("cannot resolve {name}: {e}")))?,
-        };
         let named = |ip: &IpAddr| matches!(&origin.host, HostPattern::Exact(h) if h.parse::<IpAddr>().is_ok_and(|a| a == *ip));
-        for ip in &addresses {
-            if let Some(kind) = non_public(*ip)
-                && !named(ip)
-            {
-                return Err(HttpError::Denied(format!("{} resolves to {ip}, a {kind} address", target.host)));
-            }
-        }
-        addresses.first().copied().ok_or_else(|| HttpError::Transport(format!("{} has no address", target.host)))
+        checked_address(self.outbound.resolver.as_ref(), target, named).await
     }
+}
+
+/// The address to connect to for `target`: the literal, or what the name
+/// resolves to. Every address must be public or `allowed`; the caller
+/// connects to the one returned, which was checked, so a DNS answer that
+/// changes between the check and the connection changes nothing.
+pub async fn checked_address(
+    resolver: &dyn Resolve,
+    target: &Target,
+    allowed: impl Fn(&IpAddr) -> bool,
+) -> Result<IpAddr, HttpError> {
+    let addresses = match &target.host {
+        Host::Ip(ip) => vec![*ip],
+        Host::Name(name) => {
+            resolver.resolve(name).await.map_err(|e| HttpError::Transport(format!("cannot resolve {name}: {e}")))?
+        }
+    };
+    for ip in &addresses {
+        if let Some(kind) = non_public(*ip)
+            && !allowed(ip)
+        {
+            return Err(HttpError::Denied(format!("{} resolves to {ip}, a {kind} address", target.host)));
+        }
+    }
+    addresses.first().copied().ok_or_else(|| HttpError::Transport(format!("{} has no address", target.host)))
 }
 
 type HeaderPair = (hyper::header::HeaderName, hyper::header::HeaderValue);

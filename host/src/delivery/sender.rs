@@ -3,7 +3,7 @@
 //! same destination. The response is read up to a cap and no further.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use super::signing;
-use crate::capabilities::http::{Host, Outbound, Target, non_public};
+use crate::capabilities::http::{HttpError, Outbound, Target, checked_address};
 use crate::store::DueJob;
 
 /// Bytes of a response read at most; the rest is not read.
@@ -107,10 +107,7 @@ impl Sender {
             .collect();
         let timestamp = u64::try_from(now_ms / 1000).unwrap_or_default();
         let target = &endpoint.target;
-        let host = match (target.scheme, target.port) {
-            ("https", 443) | ("http", 80) => target.host.to_string(),
-            (_, port) => format!("{}:{port}", target.host),
-        };
+        let host = target.host_header();
         let signature = signing::signature_header(&keys, &job.event_id, timestamp, &body);
         let body = Bytes::from(body);
         let request = || {
@@ -174,36 +171,22 @@ impl Sender {
         Ok(Answer { status: Some(status), retry_after, excerpt, error: None })
     }
 
-    /// A new connection to a checked address of `target`.
+    /// A new connection to a checked address of `target`: every address
+    /// the name resolves to must be public unless the operator allows
+    /// private ones.
     async fn connect(&self, target: &Target) -> Result<SendRequest<Full<Bytes>>, String> {
-        let address = self.checked_address(target).await?;
+        let allow_private = self.allow_private;
+        let address = checked_address(self.outbound.resolver().as_ref(), target, |_| allow_private).await.map_err(|e| match e {
+            HttpError::Denied(why) => format!("{why} ([delivery] allow_private is off)"),
+            HttpError::Transport(why) => why,
+            other => other.to_string(),
+        })?;
         let tcp = TcpStream::connect(SocketAddr::new(address, target.port)).await.map_err(|e| format!("connect: {e}"))?;
         let _ = tcp.set_nodelay(true);
-        match &target.host {
-            _ if target.scheme == "http" => handshake(tcp).await,
-            Host::Name(name) => handshake(self.outbound.tls().connect(name, tcp).await.map_err(|e| e.to_string())?).await,
-            Host::Ip(ip) => handshake(self.outbound.tls().connect(&ip.to_string(), tcp).await.map_err(|e| e.to_string())?).await,
+        if target.scheme == "http" {
+            return handshake(tcp).await;
         }
-    }
-
-    /// The address to connect to: every address the name resolves to must
-    /// be public unless the operator allows private ones, and the one
-    /// connected to is one that was checked.
-    async fn checked_address(&self, target: &Target) -> Result<IpAddr, String> {
-        let addresses = match &target.host {
-            Host::Ip(ip) => vec![*ip],
-            Host::Name(name) => {
-                self.outbound.resolver().resolve(name).await.map_err(|e| format!("cannot resolve {name}: {e}"))?
-            }
-        };
-        if !self.allow_private {
-            for ip in &addresses {
-                if let Some(kind) = non_public(*ip) {
-                    return Err(format!("{} resolves to {ip}, a {kind} address ([delivery] allow_private is off)", target.host));
-                }
-            }
-        }
-        addresses.first().copied().ok_or_else(|| format!("{} has no address", target.host))
+        handshake(self.outbound.tls().connect(&target.tls_name(), tcp).await.map_err(|e| e.to_string())?).await
     }
 
     fn take_idle(&self, destination_id: &str) -> Option<SendRequest<Full<Bytes>>> {

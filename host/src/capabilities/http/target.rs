@@ -104,6 +104,23 @@ impl Target {
         })
     }
 
+    /// The `Host` header: the host, and the port unless the scheme's default.
+    pub fn host_header(&self) -> String {
+        match (self.scheme, self.port) {
+            ("https", 443) | ("http", 80) => self.host.to_string(),
+            (_, port) => format!("{}:{port}", self.host),
+        }
+    }
+
+    /// The name TLS verifies the server's certificate against: the DNS
+    /// name, or the IP address (without brackets).
+    pub fn tls_name(&self) -> String {
+        match &self.host {
+            Host::Name(name) => name.clone(),
+            Host::Ip(ip) => ip.to_string(),
+        }
+    }
+
     /// `scheme://host:port`, for messages.
     pub fn origin(&self) -> String {
         format!("{}://{}:{}", self.scheme, self.host, self.port)
