@@ -33,6 +33,7 @@ pub mod server;
 pub mod store;
 pub mod sync;
 pub mod timestamp;
+pub mod token_bucket;
 pub mod triggers;
 
 pub use runtime::{

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +12,7 @@ use crate::failures::{call_failure, connector_failure};
 use crate::registry::{ConfigProblem, LoadedPlugin, Registry, RegistryError};
 use crate::runtime::{CallScope, Limits};
 use crate::secrets::{SecretBox, SecretError};
+use crate::token_bucket::TokenBucket;
 
 mod activation;
 mod renewal;
@@ -224,12 +224,6 @@ pub struct LiveTrigger {
     pub filters: crate::filters::Filters,
 }
 
-#[derive(Debug)]
-struct TokenBucket {
-    tokens: f64,
-    at: Instant,
-}
-
 impl LiveTrigger {
     /// Whether the trigger polls (webhooks are not delivered to it).
     pub fn is_polling(&self) -> bool {
@@ -243,17 +237,7 @@ impl LiveTrigger {
 
     /// Takes one delivery's token from the trigger's rate limit.
     pub fn admit(&self, rate_per_second: u32, burst: u32) -> bool {
-        let mut bucket = self.bucket.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        let refill = now.duration_since(bucket.at).as_secs_f64() * f64::from(rate_per_second);
-        bucket.tokens = (bucket.tokens + refill).min(f64::from(burst.max(1)));
-        bucket.at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        self.bucket.lock().unwrap_or_else(|p| p.into_inner()).take(rate_per_second, burst).is_ok()
     }
 }
 
@@ -386,7 +370,7 @@ impl Triggers {
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         let bucket = buckets
             .entry(id.to_owned())
-            .or_insert_with(|| Arc::new(Mutex::new(TokenBucket { tokens: f64::MAX, at: Instant::now() })));
+            .or_insert_with(|| Arc::new(Mutex::new(TokenBucket::holding(f64::MAX))));
         Arc::clone(bucket)
     }
 

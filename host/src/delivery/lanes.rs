@@ -17,6 +17,7 @@ use super::recorder::{Recorded, Recorder};
 use super::schedule::{self, Verdict};
 use super::sender::{Endpoint, Sender};
 use crate::store::{AttemptRecord, AttemptRow, DueJob, JobOutcome, Store, now_ms};
+use crate::token_bucket::TokenBucket;
 
 /// The longest a lane sleeps without being woken: a safety net only.
 const IDLE_RECHECK: Duration = Duration::from_secs(30);
@@ -177,29 +178,13 @@ impl Lanes {
     }
 }
 
-/// Spaces attempt starts to at most `rate` a second, in bursts of up to `rate`.
-struct RateCap {
-    tokens: f64,
-    refilled: Instant,
-}
-
-impl RateCap {
-    fn new() -> Self {
-        RateCap { tokens: 1.0, refilled: Instant::now() }
-    }
-
-    /// Takes a token, or says how long until one is there.
-    fn take(&mut self, rate: Option<u32>) -> Result<(), Duration> {
-        let Some(rate) = rate.filter(|r| *r > 0).map(f64::from) else { return Ok(()) };
-        let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.refilled).as_secs_f64() * rate).min(rate);
-        self.refilled = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64((1.0 - self.tokens) / rate))
-        }
+/// Takes a token for an attempt under a destination's rate (at most
+/// `rate` starts a second, in bursts of up to `rate`), or says how long
+/// until one is there; no rate, no wait.
+fn rate_token(bucket: &mut TokenBucket, rate: Option<u32>) -> Result<(), Duration> {
+    match rate.filter(|r| *r > 0) {
+        Some(rate) => bucket.take(rate, rate),
+        None => Ok(()),
     }
 }
 
@@ -225,7 +210,7 @@ async fn run_lane(lane_run: LaneRun, mut config: watch::Receiver<Arc<LaneConfig>
     // they are gone, so one read serves many attempts.
     let mut ready: VecDeque<DueJob> = VecDeque::new();
     let mut next_due: Option<i64> = None;
-    let mut rate = RateCap::new();
+    let mut rate = TokenBucket::holding(1.0);
     loop {
         let lane = Arc::clone(&config.borrow_and_update());
         let cap = if lane.ordered { 1 } else { lane.max_in_flight.max(1) };
@@ -246,7 +231,7 @@ async fn run_lane(lane_run: LaneRun, mut config: watch::Receiver<Arc<LaneConfig>
             }
         }
         while in_flight.len() < cap && !ready.is_empty() {
-            if let Err(until_token) = rate.take(lane.rate_per_s) {
+            if let Err(until_token) = rate_token(&mut rate, lane.rate_per_s) {
                 wait = wait.min(until_token);
                 break;
             }
