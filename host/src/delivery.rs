@@ -244,7 +244,7 @@ impl Delivery {
 }
 
 /// A store's not-found as a named not-found.
-fn not_found(error: StoreError, what: &str, id: &str) -> DeliveryError {
+pub(crate) fn not_found(error: StoreError, what: &str, id: &str) -> DeliveryError {
     match error {
         StoreError::NotFound => DeliveryError::NotFound(format!("no {what} {id}")),
         other => DeliveryError::Store(other),

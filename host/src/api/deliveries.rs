@@ -12,7 +12,7 @@ use serde_json::json;
 use super::triggers::Page;
 use super::{ApiError, ApiJson};
 use crate::app::AppState;
-use crate::delivery::{DestinationPatch, NewDestination};
+use crate::delivery::{DestinationPatch, NewDestination, not_found};
 use crate::store::{DeliveryFilter, ReplayScope, job_status};
 
 type JsonResult = Result<axum::Json<serde_json::Value>, ApiError>;
@@ -116,12 +116,12 @@ pub async fn list_deliveries(
 
 /// `GET /api/v1/deliveries/{id}`.
 pub async fn get_delivery(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> JsonResult {
-    Ok(axum::Json(json!(app.store.get_delivery(&id).await.map_err(|e| missing(e, &id))?)))
+    Ok(axum::Json(json!(app.store.get_delivery(&id).await.map_err(|e| not_found(e, "delivery", &id))?)))
 }
 
 /// `GET /api/v1/deliveries/{id}/attempts`: first first.
 pub async fn attempts(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> JsonResult {
-    app.store.get_delivery(&id).await.map_err(|e| missing(e, &id))?;
+    app.store.get_delivery(&id).await.map_err(|e| not_found(e, "delivery", &id))?;
     Ok(axum::Json(json!({ "attempts": app.store.list_attempts(&id, MAX_ATTEMPTS_LISTED).await? })))
 }
 
@@ -129,13 +129,6 @@ pub async fn attempts(State(app): State<Arc<AppState>>, Path(id): Path<String>) 
 pub async fn retry(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> JsonResult {
     app.delivery.retry(&id).await?;
     Ok(axum::Json(json!(app.store.get_delivery(&id).await?)))
-}
-
-fn missing(error: crate::store::StoreError, id: &str) -> ApiError {
-    match error {
-        crate::store::StoreError::NotFound => ApiError::not_found(format!("no delivery {id}")),
-        other => other.into(),
-    }
 }
 
 /// `POST /api/v1/triggers/{id}/events/replay` body: one event, or those

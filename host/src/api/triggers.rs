@@ -304,11 +304,7 @@ struct EventView {
 
 impl From<EventRow> for EventView {
     fn from(row: EventRow) -> Self {
-        // Payloads are checked to be JSON before they are stored; a row that
-        // is not (written by hand?) is shown as a JSON string.
-        let payload = RawValue::from_string(row.payload.clone()).unwrap_or_else(|_| {
-            RawValue::from_string(serde_json::Value::String(row.payload).to_string()).unwrap_or_default()
-        });
+        let payload = crate::json::embed(&row.payload).into_owned();
         EventView {
             id: row.id,
             event_type: row.event_type,

@@ -66,25 +66,16 @@ struct PushBody<'a> {
     data: &'a RawValue,
 }
 
-/// The body sent for `job`. A stored payload is JSON the host wrote; one
-/// that does not parse (it cannot happen short of a edited database) is
-/// sent as a JSON string rather than not at all.
+/// The body sent for `job`, its payload embedded as stored.
 pub fn body(job: &DueJob) -> Vec<u8> {
-    let quoted;
-    let data: &RawValue = match serde_json::from_str(&job.payload) {
-        Ok(raw) => raw,
-        Err(_) => {
-            quoted = serde_json::value::to_raw_value(&job.payload).unwrap_or_default();
-            &quoted
-        }
-    };
+    let data = crate::json::embed(&job.payload);
     let body = PushBody {
         id: &job.event_id,
         event_type: &job.event_type,
         trigger: &job.trigger_id,
         occurred_at: job.occurred_at_ms.map(crate::timestamp::rfc3339),
         received_at: crate::timestamp::rfc3339(job.received_at_ms),
-        data,
+        data: &data,
     };
     serde_json::to_vec(&body).unwrap_or_default()
 }
