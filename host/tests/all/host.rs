@@ -123,6 +123,12 @@ impl Host {
         next
     }
 
+    /// The text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let response = self.http.get(format!("{}/metrics", self.url)).send().await.expect("metrics");
+        response.text().await.expect("metrics text")
+    }
+
     /// An admin API call with the token; returns status and JSON body.
     pub async fn api(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
         let mut request = self.http.request(method, format!("{}/api/v1{path}", self.url)).bearer_auth(TOKEN);

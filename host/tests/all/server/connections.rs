@@ -265,7 +265,7 @@ async fn an_expired_token_is_refreshed_once_for_twenty_concurrent_polls_and_a_re
     }
     let (_, view) = host.api(Method::GET, &format!("/triggers/{}", triggers[0]), None).await;
     assert_eq!(view["status"], "needs-reauth", "shown in the trigger's status: {view}");
-    let metrics = host.http.get(format!("{}/metrics", host.url)).send().await.expect("metrics").text().await.expect("text");
+    let metrics = host.metrics().await;
     assert!(metrics.contains(&format!("triggerhost_connection_healthy{{connection=\"{connection}\",plugin=\"oauthed\"}} 0")));
     let unhealthy = format!("plugin=\"oauthed\",connection=\"{connection}\"}} 0");
     assert_eq!(metrics.lines().filter(|l| l.starts_with("triggerhost_trigger_connection_healthy") && l.ends_with(&unhealthy)).count(), 20);

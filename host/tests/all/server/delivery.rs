@@ -65,10 +65,6 @@ async fn deliveries_until(host: &Host, query: &str, what: &str, check: impl Fn(&
     panic!("timed out waiting for {what}: {:?}", deliveries(host, query).await);
 }
 
-async fn metrics(host: &Host) -> String {
-    host.http.get(format!("{}/metrics", host.url)).send().await.expect("metrics").text().await.expect("metrics text")
-}
-
 #[tokio::test]
 async fn every_event_is_pushed_once_signed_with_its_event_id() {
     let host = spawn_host_with_config(PRIVATE_FAST).await;
@@ -107,7 +103,7 @@ async fn every_event_is_pushed_once_signed_with_its_event_id() {
     let (_, view) = host.api(Method::GET, &format!("/triggers/{trigger}/destinations/{destination}"), None).await;
     assert_eq!(view["deliveries"], json!({ "pending": 0, "delivered": 20, "dead": 0 }), "{view}");
     assert!(view.get("secret").is_none(), "the secret is shown once: {view}");
-    let text = metrics(&host).await;
+    let text = host.metrics().await;
     assert!(text.contains(&format!("triggerhost_delivery_delivered_total{{destination=\"{destination}\",trigger=\"{trigger}\"}} 20")), "{text}");
     assert!(text.contains(&format!("triggerhost_delivery_latency_ms_count{{destination=\"{destination}\",trigger=\"{trigger}\"}} 20")));
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -197,7 +193,7 @@ async fn exhausted_jobs_are_dead_lettered_with_the_failure_visible_then_replayed
     assert_eq!(view["status"], "enabled", "failing for seconds is not failing for days: {view}");
     assert!(view["failing_since_ms"].is_i64() && view["last_error"].as_str().is_some_and(|e| e.contains("500")), "{view}");
     assert_eq!(view["deliveries"]["dead"], 1, "{view}");
-    assert!(metrics(&host).await.contains(&format!("triggerhost_delivery_dead_letters_total{{destination=\"{destination}\",trigger=\"{trigger}\"}} 1")));
+    assert!(host.metrics().await.contains(&format!("triggerhost_delivery_dead_letters_total{{destination=\"{destination}\",trigger=\"{trigger}\"}} 1")));
 
     // The receiver recovers: the dead letter is retried, and the event is
     // replayed once more by id; both carry the same webhook-id.

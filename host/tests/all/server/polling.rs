@@ -298,7 +298,7 @@ async fn a_failing_feed_backs_off_visibly_and_loses_nothing_when_it_recovers() {
     // Unhealthy in the list and in /metrics too.
     let (_, list) = host.api(Method::GET, "/triggers", None).await;
     assert_eq!(list["triggers"][0]["health"]["healthy"], false, "{list}");
-    let metrics = host.http.get(format!("{}/metrics", host.url)).send().await.expect("metrics").text().await.expect("text");
+    let metrics = host.metrics().await;
     assert!(metrics.contains(&format!("triggerhost_trigger_healthy{{trigger=\"{id}\",plugin=\"http-json-poll\"}} 0")), "{metrics}");
     assert!(metrics.contains(&format!("triggerhost_trigger_poll_failures_total{{trigger=\"{id}\"")), "{metrics}");
 

@@ -16,7 +16,7 @@ use crate::host::{Host, spawn_host};
 
 /// The values of `/metrics` series without labels, by name.
 async fn metrics(host: &Host, names: &[&str]) -> Vec<u64> {
-    let text = host.http.get(format!("{}/metrics", host.url)).send().await.expect("metrics").text().await.expect("text");
+    let text = host.metrics().await;
     let value = |name: &str| {
         text.lines()
             .find_map(|line| line.strip_prefix(&format!("triggerhost_{name} ")))

@@ -27,20 +27,15 @@ async fn health_until(host: &Host, trigger: &str, what: &str, check: impl Fn(&Va
     panic!("timed out waiting for {what}: {health}");
 }
 
-async fn metrics(host: &Host) -> String {
-    let response = host.http.get(format!("{}/metrics", host.url)).send().await.expect("metrics");
-    response.text().await.expect("metrics text")
-}
-
 /// Waits up to 10 s for `/metrics` to hold `line`.
 async fn metrics_until(host: &Host, line: &str) {
     for _ in 0..100 {
-        if metrics(host).await.lines().any(|l| l == line) {
+        if host.metrics().await.lines().any(|l| l == line) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let all = metrics(host).await;
+    let all = host.metrics().await;
     panic!("timed out waiting for {line} in /metrics:\n{all}");
 }
 
@@ -87,7 +82,7 @@ async fn subscriptions_are_renewed_before_they_expire_re_registered_when_gone_an
     let reason = failing["renewal"]["last_error"].as_str().unwrap_or_default();
     assert!(reason.starts_with("renew: upstream") && reason.contains("503"), "{failing}");
     assert!(
-        metrics(&host).await.contains(&format!("triggerhost_trigger_renewal_healthy{{trigger=\"{trigger}\",plugin=\"subscriber\"}} 0")),
+        host.metrics().await.contains(&format!("triggerhost_trigger_renewal_healthy{{trigger=\"{trigger}\",plugin=\"subscriber\"}} 0")),
         "unhealthy in /metrics"
     );
     let (_, failures) = host.api(Method::GET, &format!("/triggers/{trigger}/failures"), None).await;

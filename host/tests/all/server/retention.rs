@@ -34,7 +34,7 @@ async fn send_until(host: &Host, trigger: &str, sender: usize, deadline: tokio::
 }
 
 async fn metric(host: &Host, name: &str) -> f64 {
-    let text = reqwest::get(format!("{}/metrics", host.url)).await.expect("metrics").text().await.unwrap_or_default();
+    let text = host.metrics().await;
     text.lines().find_map(|line| line.strip_prefix(name)?.trim().parse().ok()).unwrap_or(0.0)
 }
 

@@ -70,7 +70,7 @@ async fn a_reused_instance_keeps_its_globals_within_its_bounds_and_never_across_
     assert_eq!(host.api(Method::PUT, "/plugins/hostile/grants", Some(json!({}))).await.0, StatusCode::OK);
     assert_eq!(state(&host, &a).await, (1, only(&a)));
     assert_eq!(state(&host, &a).await, (1, only(&a)));
-    let metrics = host.http.get(format!("{}/metrics", host.url)).send().await.expect("metrics").text().await.expect("text");
+    let metrics = host.metrics().await;
     assert!(metrics.contains("\ntriggerhost_warm_instances 0\n"), "{metrics}");
 
     // Out-of-bounds grants are refused with the field at fault.
