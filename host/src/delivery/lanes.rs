@@ -140,13 +140,21 @@ impl Lanes {
             return;
         }
         // Dropping the config sender ends the lane.
-        if let Some(lane) = lanes.remove(destination_id) {
-            self.draining.lock().unwrap_or_else(|p| p.into_inner()).insert(destination_id.to_owned(), lane.task);
-        }
+        let Some(lane) = lanes.remove(destination_id) else {
+            self.shared.sender.forget(destination_id);
+            return;
+        };
         drop(lanes);
-        for destinations in self.by_trigger.lock().unwrap_or_else(|p| p.into_inner()).values_mut() {
+        let trigger = lane.config.borrow().trigger_id.clone();
+        self.draining.lock().unwrap_or_else(|p| p.into_inner()).insert(destination_id.to_owned(), lane.task);
+        let mut by_trigger = self.by_trigger.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(destinations) = by_trigger.get_mut(&trigger) {
             destinations.remove(destination_id);
+            if destinations.is_empty() {
+                by_trigger.remove(&trigger);
+            }
         }
+        drop(by_trigger);
         self.shared.sender.forget(destination_id);
     }
 
