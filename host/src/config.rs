@@ -75,7 +75,7 @@ pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     /// Where the database, component blobs and generated admin token live.
     pub data_dir: Option<PathBuf>,
-    /// `sqlite://...` (PostgreSQL comes with multi-node mode).
+    /// `sqlite://...` (one node) or `postgres://...` (one or several nodes).
     pub database_url: Option<String>,
     /// Bearer token of the admin API.
     pub admin_token: Option<String>,
@@ -412,10 +412,10 @@ impl Settings {
             .clone()
             .or(file.database_url)
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("triggerhost.db").display()));
-        if !database_url.starts_with("sqlite:") {
+        if crate::store::Dialect::of_url(&database_url).is_none() {
             return Err(ConfigError::Invalid {
                 key: "database_url",
-                message: "only sqlite:// is supported in this version (PostgreSQL comes with multi-node mode)".into(),
+                message: "must start with sqlite:// or postgres://".into(),
             });
         }
         let secret_key_file =

@@ -1,11 +1,15 @@
-//! Durable state in SQLite (WAL, one file under the data dir) via sqlx.
-//! Multi-row changes run in transactions; migrations are embedded and run
-//! at start.
+//! Durable state via sqlx, on SQLite (WAL, one file under the data dir,
+//! the embedded default) or PostgreSQL (several nodes on one database).
+//! One implementation serves both: the queries are written in the SQL the
+//! two share, with `$N` parameters, and the few that cannot be are built
+//! per backend by [`dialect`]. Multi-row changes run in transactions;
+//! migrations, one set per backend, are embedded and run at start.
 
 mod committer;
 mod connections;
 mod deliveries;
 mod destinations;
+mod dialect;
 mod events;
 mod kv;
 mod paging;
@@ -20,12 +24,15 @@ mod triggers;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::AnyPool;
+use sqlx::any::AnyPoolOptions;
+use sqlx::sqlite::SqliteConnectOptions;
 
 pub use committer::{Committer, OnStored};
 pub use connections::{ConnectionRow, OAuthAppRow};
 pub use deliveries::{AttemptRecord, AttemptRow, DeliveryFilter, DeliveryRow, DueJob, JobOutcome, ReplayScope, job_status};
 pub use destinations::{DestinationCounts, DestinationRow};
+pub use dialect::Dialect;
 pub use events::{CommitOutcome, DeliveryCommit, EventRow, NewEvent};
 pub use kv::KvEntryView;
 pub use polls::{PollRecord, PollState};
@@ -39,7 +46,8 @@ pub use triggers::{TriggerPatch, TriggerRow};
 /// A storage failure. `Busy` means try again later (503 with Retry-After).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
-    /// The database stayed locked past the busy timeout.
+    /// The database stayed locked past the busy timeout, or PostgreSQL
+    /// gave up on a lock or a conflicting transaction.
     #[error("the database is busy")]
     Busy,
     /// No such row.
@@ -58,27 +66,31 @@ impl From<sqlx::Error> for StoreError {
         match &error {
             sqlx::Error::RowNotFound => StoreError::NotFound,
             sqlx::Error::PoolTimedOut => StoreError::Busy,
-            // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with extended codes.
-            sqlx::Error::Database(db)
-                if db.code().is_some_and(|c| matches!(c.parse::<i32>().map(|c| c & 0xff), Ok(5 | 6))) =>
-            {
-                StoreError::Busy
-            }
+            sqlx::Error::Database(db) if db.code().is_some_and(|code| is_busy(&code)) => StoreError::Busy,
             _ => StoreError::Database(error.to_string()),
         }
     }
 }
 
+/// PostgreSQL's serialization failure, deadlock and lock timeout, and
+/// SQLite's SQLITE_BUSY (5) and SQLITE_LOCKED (6) with extended codes.
+fn is_busy(code: &str) -> bool {
+    matches!(code, "40001" | "40P01" | "55P03")
+        || (code.len() < 5 && code.parse::<i32>().is_ok_and(|code| matches!(code & 0xff, 5 | 6)))
+}
+
 /// The store: a connection pool on the database.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
-    /// One connection that commits without waiting for the disk
-    /// (`synchronous=NORMAL`), for records whose loss costs a repeat and
-    /// nothing else: a delivery attempt not recorded is attempted again,
-    /// with the same `webhook-id`. Its commits become durable with the
-    /// next commit of the main pool, which syncs the whole WAL.
-    relaxed: SqlitePool,
+    pool: AnyPool,
+    /// Connections that commit without waiting for the disk, for records
+    /// whose loss costs a repeat and nothing else: a delivery attempt not
+    /// recorded is attempted again, with the same `webhook-id`. On SQLite
+    /// one connection with `synchronous=NORMAL`, whose commits become
+    /// durable with the next commit of the main pool (which syncs the whole
+    /// WAL); on PostgreSQL `synchronous_commit=off`.
+    relaxed: AnyPool,
+    dialect: Dialect,
     /// Whose turn it is to write; see [`Store::write_turn`].
     write_turns: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
@@ -93,57 +105,157 @@ pub fn now_ms() -> i64 {
 }
 
 impl Store {
-    /// Opens (creating if missing) the database at `url` and runs migrations.
+    /// Opens the database at `url` (`sqlite://...`, created if missing, or
+    /// `postgres://...`) and runs the migrations. On PostgreSQL the
+    /// migrator holds an advisory lock, so nodes starting at once migrate
+    /// one after the other.
     pub async fn open(url: &str, busy_timeout: Duration) -> Result<Store, StoreError> {
-        let options = SqliteConnectOptions::from_str(url)?;
-        create_private(options.get_filename())?;
-        let options = options
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // FULL: a commit is on disk before the 2xx that acknowledges it,
-            // so an acknowledged event survives a crash or power loss.
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            // 16 MiB of page cache per connection (the default is 2 MiB): the
-            // events indexes outgrow 2 MiB quickly, and every page that falls
-            // out is read again on the next insert near it.
-            .pragma("cache_size", "-16384")
-            .busy_timeout(busy_timeout);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(busy_timeout.max(Duration::from_secs(1)))
-            .connect_with(options.clone())
-            .await?;
-        sqlx::migrate!("../migrations")
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Database(format!("migrations: {e}")))?;
-        let relaxed = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(busy_timeout.max(Duration::from_secs(1)))
-            .connect_with(options.synchronous(SqliteSynchronous::Normal))
-            .await?;
-        Ok(Store { pool, relaxed, write_turns: std::sync::Arc::default() })
+        sqlx::any::install_default_drivers();
+        let dialect = Dialect::of_url(url)
+            .ok_or_else(|| StoreError::Database("the database URL is neither sqlite:// nor postgres://".into()))?;
+        let acquire_timeout = busy_timeout.max(Duration::from_secs(1));
+        let (pool, relaxed) = match dialect {
+            Dialect::Sqlite => open_sqlite(url, busy_timeout, acquire_timeout).await?,
+            Dialect::Postgres => open_postgres(url, busy_timeout, acquire_timeout).await?,
+        };
+        let migrator = match dialect {
+            Dialect::Sqlite => sqlx::migrate!("../migrations/sqlite"),
+            Dialect::Postgres => sqlx::migrate!("../migrations/postgres"),
+        };
+        migrator.run(&pool).await.map_err(|e| StoreError::Database(format!("migrations: {e}")))?;
+        Ok(Store { pool, relaxed, dialect, write_turns: std::sync::Arc::default() })
     }
 
     /// The pool, for the modules of this store.
-    fn pool(&self) -> &SqlitePool {
+    fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
-    /// Waits for this process's turn to write. SQLite lets one writer in at
-    /// a time and its busy handler is not fair: the group committer, which
-    /// begins its next batch as soon as the last one commits, could keep
-    /// every other writer (an operator creating a trigger) waiting past the
-    /// busy timeout. Tokio's mutex serves writers in the order they came.
-    async fn write_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        self.write_turns.lock().await
+    /// Which SQL the database speaks.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Begins a transaction that writes. SQLite takes the write lock at
+    /// once (`BEGIN IMMEDIATE`): a transaction that reads first and writes
+    /// later would fail on a lock, not wait for it.
+    async fn begin_write<'p>(&self, pool: &'p AnyPool) -> Result<sqlx::Transaction<'p, sqlx::Any>, StoreError> {
+        Ok(match self.dialect {
+            Dialect::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => pool.begin().await?,
+        })
+    }
+
+    /// Waits for this process's turn to write, on SQLite. SQLite lets one
+    /// writer in at a time and its busy handler is not fair: the group
+    /// committer, which begins its next batch as soon as the last one
+    /// commits, could keep every other writer (an operator creating a
+    /// trigger) waiting past the busy timeout. Tokio's mutex serves writers
+    /// in the order they came. PostgreSQL locks rows, not the database, and
+    /// queues its waiters itself: there, no turn is taken.
+    async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.dialect {
+            Dialect::Sqlite => Some(self.write_turns.lock().await),
+            Dialect::Postgres => None,
+        }
     }
 
     /// Closes every connection (used at shutdown).
     pub async fn close(&self) {
         self.relaxed.close().await;
         self.pool.close().await;
+    }
+}
+
+/// The SQLite pools: eight connections that sync on commit, and the one
+/// relaxed connection. The settings are per connection, so they are made
+/// on each one as it opens.
+async fn open_sqlite(url: &str, busy_timeout: Duration, acquire_timeout: Duration) -> Result<(AnyPool, AnyPool), StoreError> {
+    let native = SqliteConnectOptions::from_str(url)?;
+    create_private(native.get_filename())?;
+    // FULL: a commit is on disk before the 2xx that acknowledges it, so an
+    // acknowledged event survives a crash or power loss. 16 MiB of page
+    // cache per connection (the default is 2 MiB): the events indexes
+    // outgrow 2 MiB quickly, and every page that falls out is read again on
+    // the next insert near it.
+    let pragmas = |synchronous: &'static str| {
+        let busy_ms = busy_timeout.as_millis();
+        let pragmas = [
+            "PRAGMA journal_mode = WAL".to_owned(),
+            format!("PRAGMA synchronous = {synchronous}"),
+            "PRAGMA foreign_keys = ON".to_owned(),
+            "PRAGMA cache_size = -16384".to_owned(),
+            format!("PRAGMA busy_timeout = {busy_ms}"),
+        ];
+        run_on_connect(pragmas.to_vec())
+    };
+    let url = with_create_mode(url);
+    let pool = AnyPoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(acquire_timeout)
+        .after_connect(pragmas("FULL"))
+        .connect(&url)
+        .await?;
+    let relaxed = AnyPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(acquire_timeout)
+        .after_connect(pragmas("NORMAL"))
+        .connect(&url)
+        .await?;
+    Ok((pool, relaxed))
+}
+
+/// The PostgreSQL pools. A statement waits for a lock at most the busy
+/// timeout, as SQLite's busy handler does, and then fails as `Busy`.
+async fn open_postgres(url: &str, busy_timeout: Duration, acquire_timeout: Duration) -> Result<(AnyPool, AnyPool), StoreError> {
+    let lock_ms = busy_timeout.as_millis();
+    let settings = |synchronous_commit: &'static str| {
+        run_on_connect(vec![format!("SET lock_timeout = {lock_ms}"), format!("SET synchronous_commit = {synchronous_commit}")])
+    };
+    let pool = AnyPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(acquire_timeout)
+        .after_connect(settings("on"))
+        .connect(url)
+        .await?;
+    let relaxed = AnyPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(acquire_timeout)
+        .after_connect(settings("off"))
+        .connect(url)
+        .await?;
+    Ok((pool, relaxed))
+}
+
+/// What a pool runs on each connection it opens, before handing it out.
+type OnConnect<'c> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), sqlx::Error>> + Send + 'c>>;
+
+/// A pool's `after_connect` that runs `statements` (settings of ours,
+/// never input) in order.
+fn run_on_connect(
+    statements: Vec<String>,
+) -> impl for<'c> Fn(&'c mut sqlx::AnyConnection, sqlx::pool::PoolConnectionMetadata) -> OnConnect<'c> + Send + Sync + 'static {
+    let statements = std::sync::Arc::new(statements);
+    move |conn, _| {
+        let statements = std::sync::Arc::clone(&statements);
+        Box::pin(async move {
+            for statement in statements.iter() {
+                sqlx::query(sqlx::AssertSqlSafe(statement.clone())).execute(&mut *conn).await?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// The SQLite URL with `mode=rwc` (create the file if missing) unless it
+/// names a mode itself.
+fn with_create_mode(url: &str) -> String {
+    if url.contains("mode=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
     }
 }
 
@@ -157,6 +269,38 @@ fn create_private(path: &std::path::Path) -> Result<(), StoreError> {
         Ok(_) => Ok(()),
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(error) => Err(StoreError::Database(format!("creating {}: {error}", path.display()))),
+    }
+}
+
+/// `VALUES ($1, $2), ($3, $4)` for `rows` rows of `columns` values each:
+/// a multi-row insert or update, its values bound in row order. Read as a
+/// subquery (`FROM (VALUES ...) AS v`), its columns are `column1`, ... on
+/// both backends.
+fn values_list(rows: usize, columns: usize) -> String {
+    let mut sql = String::from("VALUES ");
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..columns {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(row * columns + column + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// A yes-or-no column: an integer, 0 or 1, on both backends (SQLite has no
+/// boolean type, and one column type keeps one query for both).
+#[derive(Debug, Clone, Copy, sqlx::Type)]
+#[sqlx(transparent)]
+struct Flag(i64);
+
+impl From<Flag> for bool {
+    fn from(flag: Flag) -> bool {
+        flag.0 != 0
     }
 }
 

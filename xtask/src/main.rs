@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 
 mod demo;
 mod languages;
+mod postgres;
 
 const WASM_TARGET: &str = "wasm32-wasip2";
 
@@ -19,7 +20,10 @@ commands:
                  target/wasm32-wasip2/release/<crate_name>.wasm; directories with an
                  app.py (Python) or app.js (JavaScript) are built with componentize-py
                  or componentize-js, installed into cargo's target directory on first use
-  test           build-plugins, then run every test in the workspace
+  test           build-plugins, then run every test in the workspace, then the
+                 integration tests that run hosts again on PostgreSQL (the server in
+                 TRIGGERHOST_TEST_POSTGRES, else 127.0.0.1:5432, else one installed
+                 and started from the distribution's packages)
   lint           clippy on the whole workspace, warnings denied
   bench          build-plugins, then the benchmarks (release build): the per-call
                  cost, the host's cost per outbound request, the poll scheduler
@@ -44,7 +48,15 @@ fn main() -> Result<()> {
             // Not --all-targets: the benchmark is a harness-less binary that
             // would run in full, unoptimised, as a "test". Lint compiles it.
             cargo(&["test", "--workspace", "--lib", "--bins", "--tests"])?;
-            cargo(&["test", "--workspace", "--doc"])
+            cargo(&["test", "--workspace", "--doc"])?;
+            // The integration tests that run hosts, again on PostgreSQL.
+            let postgres = postgres::ensure()?;
+            postgres::drop_leftover_schemas(&postgres)?;
+            eprintln!("xtask: the integration suite again, on PostgreSQL ({postgres})");
+            run(Command::new(cargo_bin())
+                .args(["test", "-p", "triggerhost", "--test", "all", "server::"])
+                .env(postgres::VAR, &postgres)
+                .current_dir(workspace_root()))
         }
         "lint" => cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
         "bench" => {

@@ -34,7 +34,7 @@ impl Store {
         sqlx::query(
             "INSERT INTO connections (id, plugin, display_name, kind, status, credentials, refresh_token, last_error,
                                       created_at_ms, updated_at_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&row.id)
         .bind(&row.plugin)
@@ -55,9 +55,9 @@ impl Store {
     pub async fn update_connection(&self, row: &ConnectionRow) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
         let done = sqlx::query(
-            "UPDATE connections SET display_name = ?, status = ?, credentials = ?, refresh_token = ?, last_error = ?,
-                                    updated_at_ms = ?
-             WHERE id = ?",
+            "UPDATE connections SET display_name = $1, status = $2, credentials = $3, refresh_token = $4, last_error = $5,
+                                    updated_at_ms = $6
+             WHERE id = $7",
         )
         .bind(&row.display_name)
         .bind(&row.status)
@@ -73,7 +73,7 @@ impl Store {
 
     /// A connection by id.
     pub async fn get_connection(&self, id: &str) -> Result<ConnectionRow, StoreError> {
-        Ok(sqlx::query_as("SELECT * FROM connections WHERE id = ?").bind(id).fetch_one(self.pool()).await?)
+        Ok(sqlx::query_as("SELECT * FROM connections WHERE id = $1").bind(id).fetch_one(self.pool()).await?)
     }
 
     /// Every connection, oldest first.
@@ -83,7 +83,7 @@ impl Store {
 
     /// The ids of the triggers using connection `id`.
     pub async fn triggers_using(&self, id: &str) -> Result<Vec<String>, StoreError> {
-        let rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM triggers WHERE connection_id = ? ORDER BY id")
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM triggers WHERE connection_id = $1 ORDER BY id")
             .bind(id)
             .fetch_all(self.pool())
             .await?;
@@ -93,7 +93,7 @@ impl Store {
     /// Deletes a connection no trigger uses; `NotFound` if there is none.
     pub async fn delete_connection(&self, id: &str) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
-        let done = sqlx::query("DELETE FROM connections WHERE id = ?").bind(id).execute(self.pool()).await?;
+        let done = sqlx::query("DELETE FROM connections WHERE id = $1").bind(id).execute(self.pool()).await?;
         if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
     }
 
@@ -102,9 +102,9 @@ impl Store {
         let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO oauth_apps (plugin, client_id, client_secret, authorize_url, token_url, updated_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (plugin) DO UPDATE SET client_id = ?2, client_secret = ?3, authorize_url = ?4, token_url = ?5,
-                                                updated_at_ms = ?6",
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (plugin) DO UPDATE SET client_id = $2, client_secret = $3, authorize_url = $4, token_url = $5,
+                                                updated_at_ms = $6",
         )
         .bind(&app.plugin)
         .bind(&app.client_id)
@@ -119,7 +119,7 @@ impl Store {
 
     /// A plugin's OAuth2 client, if the operator registered one.
     pub async fn oauth_app(&self, plugin: &str) -> Result<Option<OAuthAppRow>, StoreError> {
-        Ok(sqlx::query_as("SELECT * FROM oauth_apps WHERE plugin = ?").bind(plugin).fetch_optional(self.pool()).await?)
+        Ok(sqlx::query_as("SELECT * FROM oauth_apps WHERE plugin = $1").bind(plugin).fetch_optional(self.pool()).await?)
     }
 }
 

@@ -2,8 +2,9 @@
 
 mod record;
 
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
+use super::dialect::{Dialect, Portable};
 use super::{Store, StoreError, now_ms};
 
 /// Job states.
@@ -147,25 +148,30 @@ pub struct ReplayScope {
 /// the transaction that stored the events: the outbox. Job ids start with
 /// the time in milliseconds (as `ids::new_time_ordered_id` makes them), so
 /// their index grows at its end instead of dirtying a random page each.
-pub(super) async fn enqueue_after(conn: &mut SqliteConnection, after_seq: i64, now: i64) -> Result<u64, StoreError> {
-    let queued = sqlx::query(
+pub(super) async fn enqueue_after(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    after_seq: i64,
+    now: i64,
+) -> Result<u64, StoreError> {
+    // On PostgreSQL another node's transaction may have committed events
+    // past `after_seq` meanwhile, with their jobs: those are not queued twice.
+    static ENQUEUE: Portable = Portable::new(
         "INSERT INTO deliveries (id, event_seq, event_id, trigger_id, destination_id, status, attempts,
                                  next_attempt_at_ms, created_at_ms, updated_at_ms)
-         SELECT printf('dlv_%012x', ?1 & 281474976710655) || lower(hex(randomblob(10))), e.seq, e.id, e.trigger_id, d.id, 'pending', 0, ?1, ?1, ?1
+         SELECT {delivery_id:$1}, e.seq, e.id, e.trigger_id, d.id, 'pending', 0, $1, $1, $1
          FROM events e JOIN destinations d ON d.trigger_id = e.trigger_id
-         WHERE e.seq > ?2 AND d.status IN ('enabled', 'paused')
-           AND (d.event_types IS NULL OR EXISTS (SELECT 1 FROM json_each(d.event_types) WHERE value = e.event_type))
+         WHERE e.seq > $2 AND d.status IN ('enabled', 'paused')
+           AND (d.event_types IS NULL OR EXISTS (SELECT 1 FROM {json:d.event_types} WHERE value = e.event_type))
+           AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.event_seq = e.seq AND p.destination_id = d.id)
          ORDER BY e.seq",
-    )
-    .bind(now)
-    .bind(after_seq)
-    .execute(&mut *conn)
-    .await?;
+    );
+    let queued = sqlx::query(ENQUEUE.sql(dialect)).bind(now).bind(after_seq).execute(&mut *conn).await?;
     Ok(queued.rows_affected())
 }
 
 /// The last event position, before a commit adds to it.
-pub(super) async fn last_event_seq(conn: &mut SqliteConnection) -> Result<i64, StoreError> {
+pub(super) async fn last_event_seq(conn: &mut AnyConnection) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events").fetch_one(&mut *conn).await?)
 }
 
@@ -183,23 +189,24 @@ impl Store {
         max_bytes: usize,
     ) -> Result<Vec<DueJob>, StoreError> {
         let skip = serde_json::to_string(skip).unwrap_or_else(|_| "[]".into());
-        Ok(sqlx::query_as(
+        static DUE: Portable = Portable::new(
             "WITH due AS (
                  SELECT d.id, d.event_seq, d.event_id, d.trigger_id, d.attempts, d.next_attempt_at_ms,
-                        length(CAST(e.payload AS BLOB)) AS size
+                        octet_length(e.payload) AS size
                  FROM deliveries d JOIN events e ON e.seq = d.event_seq
-                 WHERE d.destination_id = ?1 AND d.status = 'pending' AND d.next_attempt_at_ms <= ?2
-                   AND d.id NOT IN (SELECT value FROM json_each(?3))
-                 ORDER BY d.next_attempt_at_ms, d.event_seq LIMIT ?4),
+                 WHERE d.destination_id = $1 AND d.status = 'pending' AND d.next_attempt_at_ms <= $2
+                   AND d.id NOT IN (SELECT value FROM {json:$3})
+                 ORDER BY d.next_attempt_at_ms, d.event_seq LIMIT $4),
              sized AS (
                  SELECT *, SUM(size) OVER (ORDER BY next_attempt_at_ms, event_seq ROWS UNBOUNDED PRECEDING) - size AS before
                  FROM due)
              SELECT s.id, s.event_seq, s.event_id, s.trigger_id, s.attempts, s.next_attempt_at_ms,
                     e.event_type, e.occurred_at_ms, e.received_at_ms, e.payload
              FROM sized s JOIN events e ON e.seq = s.event_seq
-             WHERE s.before < ?5
+             WHERE s.before < $5
              ORDER BY s.next_attempt_at_ms, s.event_seq",
-        )
+        );
+        Ok(sqlx::query_as(DUE.sql(self.dialect))
         .bind(destination_id)
         .bind(now)
         .bind(skip)
@@ -215,7 +222,7 @@ impl Store {
             "SELECT d.id, d.event_seq, d.event_id, d.trigger_id, d.attempts, d.next_attempt_at_ms,
                     e.event_type, e.occurred_at_ms, e.received_at_ms, e.payload
              FROM deliveries d JOIN events e ON e.seq = d.event_seq
-             WHERE d.destination_id = ? AND d.status = 'pending' ORDER BY d.event_seq LIMIT 1",
+             WHERE d.destination_id = $1 AND d.status = 'pending' ORDER BY d.event_seq LIMIT 1",
         )
         .bind(destination_id)
         .fetch_optional(self.pool())
@@ -226,7 +233,7 @@ impl Store {
     pub async fn next_delivery_due(&self, destination_id: &str, after: i64) -> Result<Option<i64>, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT MIN(next_attempt_at_ms) FROM deliveries
-             WHERE destination_id = ? AND status = 'pending' AND next_attempt_at_ms > ?",
+             WHERE destination_id = $1 AND status = 'pending' AND next_attempt_at_ms > $2",
         )
         .bind(destination_id)
         .bind(after)
@@ -241,31 +248,31 @@ impl Store {
         limit: i64,
         before_seq: Option<i64>,
     ) -> Result<Vec<DeliveryRow>, StoreError> {
-        let mut query = sqlx::QueryBuilder::new("SELECT rowid AS seq, * FROM deliveries WHERE rowid < ");
-        query.push_bind(before_seq.unwrap_or(i64::MAX));
-        if let Some(trigger) = &filter.trigger_id {
-            query.push(" AND trigger_id = ").push_bind(trigger);
-        }
-        if let Some(destination) = &filter.destination_id {
-            query.push(" AND destination_id = ").push_bind(destination);
-        }
-        if let Some(status) = &filter.status {
-            query.push(" AND status = ").push_bind(status);
-        }
-        query.push(" ORDER BY rowid DESC LIMIT ").push_bind(limit);
-        Ok(query.build_query_as().fetch_all(self.pool()).await?)
+        Ok(sqlx::query_as(
+            "SELECT rowid AS seq, * FROM deliveries
+             WHERE rowid < $1 AND ($2 IS NULL OR trigger_id = $2) AND ($3 IS NULL OR destination_id = $3)
+               AND ($4 IS NULL OR status = $4)
+             ORDER BY rowid DESC LIMIT $5",
+        )
+        .bind(before_seq.unwrap_or(i64::MAX))
+        .bind(&filter.trigger_id)
+        .bind(&filter.destination_id)
+        .bind(&filter.status)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?)
     }
 
     /// One job.
     pub async fn get_delivery(&self, id: &str) -> Result<DeliveryRow, StoreError> {
-        Ok(sqlx::query_as("SELECT rowid AS seq, * FROM deliveries WHERE id = ?").bind(id).fetch_one(self.pool()).await?)
+        Ok(sqlx::query_as("SELECT rowid AS seq, * FROM deliveries WHERE id = $1").bind(id).fetch_one(self.pool()).await?)
     }
 
     /// A job's attempts, first first, at most `limit`.
     pub async fn list_attempts(&self, delivery_id: &str, limit: i64) -> Result<Vec<AttemptRow>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT started_at_ms, duration_ms, status_code, error, response_excerpt FROM delivery_attempts
-             WHERE delivery_id = ? ORDER BY seq LIMIT ?",
+             WHERE delivery_id = $1 ORDER BY seq LIMIT $2",
         )
         .bind(delivery_id)
         .bind(limit)
@@ -285,8 +292,8 @@ impl Store {
         let _turn = self.write_turn().await;
         let now = now_ms();
         Ok(sqlx::query(
-            "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at_ms = ?1, updated_at_ms = ?1
-             WHERE trigger_id = ?2 AND status = 'dead' AND (?3 IS NULL OR id = ?3) AND (?4 IS NULL OR destination_id = ?4)
+            "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at_ms = $1, updated_at_ms = $1
+             WHERE trigger_id = $2 AND status = 'dead' AND ($3 IS NULL OR id = $3) AND ($4 IS NULL OR destination_id = $4)
                AND destination_id IN (SELECT id FROM destinations WHERE status IN ('enabled', 'paused'))",
         )
         .bind(now)
@@ -305,20 +312,20 @@ impl Store {
     pub async fn replay(&self, scope: &ReplayScope, limit: i64) -> Result<u64, StoreError> {
         let _turn = self.write_turn().await;
         let now = now_ms();
-        Ok(sqlx::query(
+        static REPLAY: Portable = Portable::new(
             "INSERT INTO deliveries (id, event_seq, event_id, trigger_id, destination_id, status, attempts,
                                      next_attempt_at_ms, created_at_ms, updated_at_ms)
-             SELECT printf('dlv_%012x', ?1 & 281474976710655) || lower(hex(randomblob(10))), e.seq, e.id, e.trigger_id, d.id,
-                    'pending', 0, ?1, ?1, ?1
+             SELECT {delivery_id:$1}, e.seq, e.id, e.trigger_id, d.id, 'pending', 0, $1, $1, $1
              FROM events e JOIN destinations d ON d.trigger_id = e.trigger_id
-             WHERE e.trigger_id = ?2 AND (?3 IS NULL OR e.id = ?3)
-               AND (?4 IS NULL OR e.received_at_ms >= ?4) AND (?5 IS NULL OR e.received_at_ms < ?5)
-               AND (?6 IS NULL OR d.id = ?6) AND d.status IN ('enabled', 'paused')
-               AND (d.event_types IS NULL OR EXISTS (SELECT 1 FROM json_each(d.event_types) WHERE value = e.event_type))
+             WHERE e.trigger_id = $2 AND ($3 IS NULL OR e.id = $3)
+               AND ($4 IS NULL OR e.received_at_ms >= $4) AND ($5 IS NULL OR e.received_at_ms < $5)
+               AND ($6 IS NULL OR d.id = $6) AND d.status IN ('enabled', 'paused')
+               AND (d.event_types IS NULL OR EXISTS (SELECT 1 FROM {json:d.event_types} WHERE value = e.event_type))
                AND NOT EXISTS (SELECT 1 FROM deliveries p
                                WHERE p.event_seq = e.seq AND p.destination_id = d.id AND p.status = 'pending')
-             ORDER BY e.seq LIMIT ?7",
-        )
+             ORDER BY e.seq LIMIT $7",
+        );
+        Ok(sqlx::query(REPLAY.sql(self.dialect))
         .bind(now)
         .bind(&scope.trigger_id)
         .bind(&scope.event_id)

@@ -1,5 +1,6 @@
 //! Destinations: where a trigger's events are pushed.
 
+use super::dialect::Portable;
 use super::{Store, StoreError, now_ms};
 
 /// A destination as stored (its secrets sealed).
@@ -24,6 +25,7 @@ pub struct DestinationRow {
     /// Why it was disabled.
     pub disabled_reason: Option<String>,
     /// One job at a time, in event order.
+    #[sqlx(try_from = "super::Flag")]
     pub ordered: bool,
     /// Attempts in flight at once at most, over the host default.
     pub max_in_flight: Option<i64>,
@@ -58,7 +60,7 @@ impl Store {
             "INSERT INTO destinations (id, trigger_id, url, secret, previous_secret, previous_secret_until_ms, event_types,
                                        status, disabled_reason, ordered, max_in_flight, rate_per_s, failing_since_ms,
                                        last_error, created_at_ms, updated_at_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         )
         .bind(&row.id)
         .bind(&row.trigger_id)
@@ -69,7 +71,7 @@ impl Store {
         .bind(&row.event_types)
         .bind(&row.status)
         .bind(&row.disabled_reason)
-        .bind(row.ordered)
+        .bind(i64::from(row.ordered))
         .bind(row.max_in_flight)
         .bind(row.rate_per_s)
         .bind(row.failing_since_ms)
@@ -89,10 +91,10 @@ impl Store {
     pub async fn update_destination(&self, row: &DestinationRow, expected_status: &str, resumed: bool) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
         let done = sqlx::query(
-            "UPDATE destinations SET url = ?, secret = ?, previous_secret = ?, previous_secret_until_ms = ?,
-                    event_types = ?, status = ?, disabled_reason = ?, ordered = ?, max_in_flight = ?, rate_per_s = ?,
-                    failing_since_ms = CASE WHEN ? THEN NULL ELSE failing_since_ms END, updated_at_ms = ?
-             WHERE id = ? AND status = ?",
+            "UPDATE destinations SET url = $1, secret = $2, previous_secret = $3, previous_secret_until_ms = $4,
+                    event_types = $5, status = $6, disabled_reason = $7, ordered = $8, max_in_flight = $9, rate_per_s = $10,
+                    failing_since_ms = CASE WHEN $11 THEN NULL ELSE failing_since_ms END, updated_at_ms = $12
+             WHERE id = $13 AND status = $14",
         )
         .bind(&row.url)
         .bind(&row.secret)
@@ -101,7 +103,7 @@ impl Store {
         .bind(&row.event_types)
         .bind(&row.status)
         .bind(&row.disabled_reason)
-        .bind(row.ordered)
+        .bind(i64::from(row.ordered))
         .bind(row.max_in_flight)
         .bind(row.rate_per_s)
         .bind(resumed)
@@ -115,12 +117,12 @@ impl Store {
 
     /// One destination.
     pub async fn get_destination(&self, id: &str) -> Result<DestinationRow, StoreError> {
-        Ok(sqlx::query_as("SELECT * FROM destinations WHERE id = ?").bind(id).fetch_one(self.pool()).await?)
+        Ok(sqlx::query_as("SELECT * FROM destinations WHERE id = $1").bind(id).fetch_one(self.pool()).await?)
     }
 
     /// A trigger's destinations, oldest first.
     pub async fn list_destinations(&self, trigger_id: &str) -> Result<Vec<DestinationRow>, StoreError> {
-        Ok(sqlx::query_as("SELECT * FROM destinations WHERE trigger_id = ? ORDER BY created_at_ms, id")
+        Ok(sqlx::query_as("SELECT * FROM destinations WHERE trigger_id = $1 ORDER BY created_at_ms, id")
             .bind(trigger_id)
             .fetch_all(self.pool())
             .await?)
@@ -134,7 +136,7 @@ impl Store {
     /// Removes a destination with its jobs and their attempts.
     pub async fn delete_destination(&self, id: &str) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
-        let done = sqlx::query("DELETE FROM destinations WHERE id = ?").bind(id).execute(self.pool()).await?;
+        let done = sqlx::query("DELETE FROM destinations WHERE id = $1").bind(id).execute(self.pool()).await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -144,7 +146,7 @@ impl Store {
     /// Pending, delivered and dead jobs of one destination.
     pub async fn destination_counts(&self, id: &str) -> Result<DestinationCounts, StoreError> {
         let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT status, COUNT(*) FROM deliveries WHERE destination_id = ? GROUP BY status")
+            sqlx::query_as("SELECT status, COUNT(*) FROM deliveries WHERE destination_id = $1 GROUP BY status")
                 .bind(id)
                 .fetch_all(self.pool())
                 .await?;
@@ -162,11 +164,11 @@ impl Store {
     /// Pending jobs per destination (the queue depth), read from the
     /// pending-only index.
     pub async fn pending_counts(&self) -> Result<std::collections::HashMap<String, i64>, StoreError> {
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT destination_id, COUNT(*) FROM deliveries INDEXED BY deliveries_due WHERE status = 'pending'
+        static PENDING: Portable = Portable::new(
+            "SELECT destination_id, COUNT(*) FROM deliveries {indexed_by:deliveries_due} WHERE status = 'pending'
              GROUP BY destination_id",
-        )
-        .fetch_all(self.pool())
+        );
+        let rows: Vec<(String, i64)> = sqlx::query_as(PENDING.sql(self.dialect)).fetch_all(self.pool())
         .await?;
         Ok(rows.into_iter().collect())
     }

@@ -81,13 +81,13 @@ impl Store {
         batch: &[DeliveryCommit],
     ) -> Result<Vec<Result<CommitOutcome, StoreError>>, StoreError> {
         let _turn = self.write_turn().await;
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write(self.pool()).await?;
         // Events this transaction stores come after this position; their
         // delivery jobs are queued in the same transaction (the outbox).
         let mut before = super::deliveries::last_event_seq(&mut tx).await?;
         match bulk::commit_all(&mut tx, batch).await {
             Ok(outcomes) => {
-                super::deliveries::enqueue_after(&mut tx, before, super::now_ms()).await?;
+                super::deliveries::enqueue_after(&mut tx, self.dialect, before, super::now_ms()).await?;
                 tx.commit().await?;
                 return Ok(outcomes.into_iter().map(Ok).collect());
             }
@@ -95,7 +95,7 @@ impl Store {
             Err(error) => {
                 tracing::debug!(%error, deliveries = batch.len(), "group commit: one delivery at a time");
                 tx.rollback().await?;
-                tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+                tx = self.begin_write(self.pool()).await?;
                 before = super::deliveries::last_event_seq(&mut tx).await?;
             }
         }
@@ -114,7 +114,7 @@ impl Store {
                 }
             }
         }
-        super::deliveries::enqueue_after(&mut tx, before, super::now_ms()).await?;
+        super::deliveries::enqueue_after(&mut tx, self.dialect, before, super::now_ms()).await?;
         tx.commit().await?;
         Ok(outcomes)
     }
@@ -131,16 +131,16 @@ impl Store {
         max_bytes: usize,
     ) -> Result<(Vec<EventRow>, bool), StoreError> {
         let query = PageQuery {
-            sizes: "SELECT seq, length(CAST(payload AS BLOB)) FROM events WHERE trigger_id = ? AND seq < ?
-                    ORDER BY seq DESC LIMIT ?",
-            rows: "SELECT * FROM events WHERE trigger_id = ? AND seq <= ? AND seq >= ? ORDER BY seq DESC",
+            sizes: "SELECT seq, octet_length(payload) FROM events WHERE trigger_id = $1 AND seq < $2
+                    ORDER BY seq DESC LIMIT $3",
+            rows: "SELECT * FROM events WHERE trigger_id = $1 AND seq <= $2 AND seq >= $3 ORDER BY seq DESC",
         };
         self.page(query, trigger_id, limit, before_seq, max_bytes).await
     }
 }
 
 async fn commit_one(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     delivery: &DeliveryCommit,
 ) -> Result<CommitOutcome, StoreError> {
     let mut outcome = CommitOutcome::default();
@@ -151,8 +151,8 @@ async fn commit_one(
         let inserted = sqlx::query(
             "INSERT INTO events (id, trigger_id, dedupe_key, event_type, occurred_at_ms, payload, plugin_version,
                                  received_at_ms)
-             SELECT ?, ?, ?, ?, ?, ?, ?, ?
-             WHERE NOT EXISTS (SELECT 1 FROM dedupe_keys_retired WHERE trigger_id = ? AND dedupe_key = ?)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8
+             WHERE NOT EXISTS (SELECT 1 FROM dedupe_keys_retired WHERE trigger_id = $9 AND dedupe_key = $10)
              ON CONFLICT (trigger_id, dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING",
         )
         .bind(&event.id)
@@ -176,9 +176,9 @@ async fn commit_one(
     // A poll is not a delivery received: it has its own counters.
     let delivered = i64::from(delivery.poll.is_none());
     let updated = sqlx::query(
-        "UPDATE trigger_stats SET received = received + ?, accepted = accepted + ?,
-                duplicates = duplicates + ?, fuel_used = fuel_used + ?
-         WHERE trigger_id = ?",
+        "UPDATE trigger_stats SET received = received + $1, accepted = accepted + $2,
+                duplicates = duplicates + $3, fuel_used = fuel_used + $4
+         WHERE trigger_id = $5",
     )
     .bind(delivered)
     .bind(delivered)

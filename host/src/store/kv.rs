@@ -25,7 +25,7 @@ pub struct KvEntryView {
 impl KvBackend for Store {
     fn get<'a>(&'a self, trigger: &'a str, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, String>> {
         Box::pin(async move {
-            sqlx::query_scalar("SELECT value FROM kv_entries WHERE trigger_id = ? AND key = ?")
+            sqlx::query_scalar("SELECT value FROM kv_entries WHERE trigger_id = $1 AND key = $2")
                 .bind(trigger)
                 .bind(key)
                 .fetch_optional(self.pool())
@@ -37,7 +37,7 @@ impl KvBackend for Store {
     fn list_keys<'a>(&'a self, trigger: &'a str, prefix: &'a str) -> BoxFuture<'a, Result<Vec<String>, String>> {
         Box::pin(async move {
             sqlx::query_scalar(
-                "SELECT key FROM kv_entries WHERE trigger_id = ?1 AND substr(key, 1, length(?2)) = ?2 ORDER BY key",
+                "SELECT key FROM kv_entries WHERE trigger_id = $1 AND substr(key, 1, length($2)) = $2 ORDER BY key",
             )
             .bind(trigger)
             .bind(prefix)
@@ -50,7 +50,7 @@ impl KvBackend for Store {
     fn entry_size<'a>(&'a self, trigger: &'a str, key: &'a str) -> BoxFuture<'a, Result<Option<usize>, String>> {
         Box::pin(async move {
             let size: Option<i64> = sqlx::query_scalar(
-                "SELECT length(CAST(key AS BLOB)) + length(value) FROM kv_entries WHERE trigger_id = ? AND key = ?",
+                "SELECT octet_length(key) + octet_length(value) FROM kv_entries WHERE trigger_id = $1 AND key = $2",
             )
             .bind(trigger)
             .bind(key)
@@ -66,10 +66,10 @@ impl KvBackend for Store {
     }
 }
 
-async fn usage<'c, E: sqlx::SqliteExecutor<'c>>(executor: E, trigger: &str) -> Result<KvUsage, StoreError> {
+async fn usage<'c, E: sqlx::Executor<'c, Database = sqlx::Any>>(executor: E, trigger: &str) -> Result<KvUsage, StoreError> {
     let (keys, bytes): (i64, i64) = sqlx::query_as(
-        "SELECT count(*), coalesce(sum(length(CAST(key AS BLOB)) + length(value)), 0)
-         FROM kv_entries WHERE trigger_id = ?",
+        "SELECT count(*), CAST(coalesce(sum(octet_length(key) + octet_length(value)), 0) AS BIGINT)
+         FROM kv_entries WHERE trigger_id = $1",
     )
     .bind(trigger)
     .fetch_one(executor)
@@ -81,7 +81,7 @@ async fn usage<'c, E: sqlx::SqliteExecutor<'c>>(executor: E, trigger: &str) -> R
 /// Applies a call's writes inside the caller's transaction, then checks the
 /// quota once more: calls of one trigger that ran at once each checked it
 /// alone, so together they could pass it. Over quota fails the commit.
-pub(super) async fn apply(conn: &mut sqlx::SqliteConnection, writes: &KvWrites) -> Result<(), StoreError> {
+pub(super) async fn apply(conn: &mut sqlx::AnyConnection, writes: &KvWrites) -> Result<(), StoreError> {
     if writes.is_empty() {
         return Ok(());
     }
@@ -90,7 +90,7 @@ pub(super) async fn apply(conn: &mut sqlx::SqliteConnection, writes: &KvWrites) 
         match value {
             Some(value) => {
                 sqlx::query(
-                    "INSERT INTO kv_entries (trigger_id, key, value, updated_at_ms) VALUES (?, ?, ?, ?)
+                    "INSERT INTO kv_entries (trigger_id, key, value, updated_at_ms) VALUES ($1, $2, $3, $4)
                      ON CONFLICT (trigger_id, key) DO UPDATE SET value = excluded.value,
                                                                   updated_at_ms = excluded.updated_at_ms",
                 )
@@ -102,7 +102,7 @@ pub(super) async fn apply(conn: &mut sqlx::SqliteConnection, writes: &KvWrites) 
                 .await?;
             }
             None => {
-                sqlx::query("DELETE FROM kv_entries WHERE trigger_id = ? AND key = ?")
+                sqlx::query("DELETE FROM kv_entries WHERE trigger_id = $1 AND key = $2")
                     .bind(&writes.trigger_id)
                     .bind(key)
                     .execute(&mut *conn)
@@ -128,7 +128,7 @@ impl Store {
         if writes.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write(self.pool()).await?;
         apply(&mut tx, writes).await?;
         tx.commit().await?;
         Ok(())
@@ -137,7 +137,7 @@ impl Store {
     /// A trigger's entries, by key, with values only if `with_values`.
     pub async fn kv_entries(&self, trigger: &str, with_values: bool) -> Result<Vec<KvEntryView>, StoreError> {
         let rows: Vec<(String, Vec<u8>, i64)> =
-            sqlx::query_as("SELECT key, value, updated_at_ms FROM kv_entries WHERE trigger_id = ? ORDER BY key")
+            sqlx::query_as("SELECT key, value, updated_at_ms FROM kv_entries WHERE trigger_id = $1 ORDER BY key")
                 .bind(trigger)
                 .fetch_all(self.pool())
                 .await?;

@@ -2,7 +2,7 @@
 //! count: the sizes are read first (no large column leaves SQLite), then
 //! only the rows that fit.
 
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use super::{Store, StoreError};
 
@@ -29,7 +29,7 @@ impl Store {
         max_bytes: usize,
     ) -> Result<(Vec<T>, bool), StoreError>
     where
-        T: for<'r> sqlx::FromRow<'r, SqliteRow> + Send + Unpin,
+        T: for<'r> sqlx::FromRow<'r, AnyRow> + Send + Unpin,
     {
         let sizes: Vec<(i64, i64)> = sqlx::query_as(query.sizes)
             .bind(trigger_id)

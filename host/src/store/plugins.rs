@@ -69,9 +69,9 @@ impl Store {
     /// Registers a version; the first version of a plugin becomes active.
     pub async fn insert_plugin_version(&self, row: &PluginVersionRow) -> Result<VersionInsert, StoreError> {
         let _turn = self.write_turn().await;
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write(self.pool()).await?;
         let existing: Option<String> =
-            sqlx::query_scalar("SELECT digest FROM plugin_versions WHERE name = ? AND version = ?")
+            sqlx::query_scalar("SELECT digest FROM plugin_versions WHERE name = $1 AND version = $2")
                 .bind(&row.name)
                 .bind(&row.version)
                 .fetch_optional(&mut *tx)
@@ -84,7 +84,7 @@ impl Store {
             });
         }
         let created = sqlx::query(
-            "INSERT INTO plugins (name, active_version, created_at_ms, updated_at_ms) VALUES (?, ?, ?, ?)
+            "INSERT INTO plugins (name, active_version, created_at_ms, updated_at_ms) VALUES ($1, $2, $3, $4)
              ON CONFLICT (name) DO NOTHING",
         )
         .bind(&row.name)
@@ -95,7 +95,7 @@ impl Store {
         .await?;
         sqlx::query(
             "INSERT INTO plugin_versions (name, version, digest, size_bytes, manifest, created_at_ms)
-             VALUES (?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&row.name)
         .bind(&row.version)
@@ -111,7 +111,7 @@ impl Store {
 
     /// Whether any version's component has this digest.
     pub async fn digest_in_use(&self, digest: &str) -> Result<bool, StoreError> {
-        Ok(sqlx::query_scalar::<_, i64>("SELECT 1 FROM plugin_versions WHERE digest = ? LIMIT 1")
+        Ok(sqlx::query_scalar::<_, i64>("SELECT 1 FROM plugin_versions WHERE digest = $1 LIMIT 1")
             .bind(digest)
             .fetch_optional(self.pool())
             .await?
@@ -128,7 +128,7 @@ impl Store {
         let _turn = self.write_turn().await;
         let done = sqlx::query(
             "INSERT INTO plugin_grants (name, allowance, updated_at_ms)
-             SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM plugins WHERE name = ?)
+             SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM plugins WHERE name = $4)
              ON CONFLICT (name) DO UPDATE SET allowance = excluded.allowance, updated_at_ms = excluded.updated_at_ms",
         )
         .bind(name)
@@ -147,12 +147,12 @@ impl Store {
 
     /// One plugin.
     pub async fn get_plugin(&self, name: &str) -> Result<PluginRow, StoreError> {
-        Ok(sqlx::query_as("SELECT * FROM plugins WHERE name = ?").bind(name).fetch_one(self.pool()).await?)
+        Ok(sqlx::query_as("SELECT * FROM plugins WHERE name = $1").bind(name).fetch_one(self.pool()).await?)
     }
 
     /// A plugin's versions, oldest first.
     pub async fn list_versions(&self, name: &str) -> Result<Vec<PluginVersionRow>, StoreError> {
-        Ok(sqlx::query_as("SELECT * FROM plugin_versions WHERE name = ? ORDER BY created_at_ms, version")
+        Ok(sqlx::query_as("SELECT * FROM plugin_versions WHERE name = $1 ORDER BY created_at_ms, version")
             .bind(name)
             .fetch_all(self.pool())
             .await?)
@@ -160,7 +160,7 @@ impl Store {
 
     /// One version; `NotFound` if it was never uploaded (or was deleted).
     pub async fn get_version(&self, name: &str, version: &str) -> Result<PluginVersionRow, StoreError> {
-        Ok(sqlx::query_as("SELECT * FROM plugin_versions WHERE name = ? AND version = ?")
+        Ok(sqlx::query_as("SELECT * FROM plugin_versions WHERE name = $1 AND version = $2")
             .bind(name)
             .bind(version)
             .fetch_one(self.pool())
@@ -187,9 +187,9 @@ impl Store {
     pub async fn set_active_version(&self, name: &str, version: &str) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
         let done = sqlx::query(
-            "UPDATE plugins SET active_version = ?1, updated_at_ms = ?2,
-                 previous_version = CASE WHEN active_version = ?1 THEN previous_version ELSE active_version END
-             WHERE name = ?3 AND EXISTS (SELECT 1 FROM plugin_versions WHERE name = ?3 AND version = ?1)",
+            "UPDATE plugins SET active_version = $1, updated_at_ms = $2,
+                 previous_version = CASE WHEN active_version = $1 THEN previous_version ELSE active_version END
+             WHERE name = $3 AND EXISTS (SELECT 1 FROM plugin_versions WHERE name = $3 AND version = $1)",
         )
         .bind(version)
         .bind(now_ms())
@@ -203,13 +203,13 @@ impl Store {
     /// checked in the transaction that deletes it.
     pub async fn delete_plugin_version(&self, name: &str, version: &str) -> Result<VersionDelete, StoreError> {
         let _turn = self.write_turn().await;
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write(self.pool()).await?;
         let active: String =
-            sqlx::query_scalar("SELECT active_version FROM plugins WHERE name = ?").bind(name).fetch_one(&mut *tx).await?;
+            sqlx::query_scalar("SELECT active_version FROM plugins WHERE name = $1").bind(name).fetch_one(&mut *tx).await?;
         if active == version {
             return Ok(VersionDelete::InUse("it is the active version".into()));
         }
-        let pinned: i64 = sqlx::query_scalar("SELECT count(*) FROM triggers WHERE plugin = ? AND plugin_version = ?")
+        let pinned: i64 = sqlx::query_scalar("SELECT count(*) FROM triggers WHERE plugin = $1 AND plugin_version = $2")
             .bind(name)
             .bind(version)
             .fetch_one(&mut *tx)
@@ -217,17 +217,17 @@ impl Store {
         if pinned > 0 {
             return Ok(VersionDelete::InUse(format!("{pinned} trigger(s) pin it")));
         }
-        let digest: String = sqlx::query_scalar("DELETE FROM plugin_versions WHERE name = ? AND version = ? RETURNING digest")
+        let digest: String = sqlx::query_scalar("DELETE FROM plugin_versions WHERE name = $1 AND version = $2 RETURNING digest")
             .bind(name)
             .bind(version)
             .fetch_one(&mut *tx)
             .await?;
-        sqlx::query("UPDATE plugins SET previous_version = NULL WHERE name = ? AND previous_version = ?")
+        sqlx::query("UPDATE plugins SET previous_version = NULL WHERE name = $1 AND previous_version = $2")
             .bind(name)
             .bind(version)
             .execute(&mut *tx)
             .await?;
-        let in_use: Option<i64> = sqlx::query_scalar("SELECT 1 FROM plugin_versions WHERE digest = ? LIMIT 1")
+        let in_use: Option<i64> = sqlx::query_scalar("SELECT 1 FROM plugin_versions WHERE digest = $1 LIMIT 1")
             .bind(&digest)
             .fetch_optional(&mut *tx)
             .await?;

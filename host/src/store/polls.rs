@@ -48,7 +48,7 @@ struct KeyedState {
 
 /// Records a successful poll inside the commit of its events.
 pub(super) async fn record_success(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     trigger_id: &str,
     poll: PollRecord,
     stored: usize,
@@ -57,11 +57,11 @@ pub(super) async fn record_success(
     sqlx::query(
         "INSERT INTO trigger_polls (trigger_id, polls, events, last_poll_at_ms, last_success_at_ms, last_event_at_ms,
                                     last_duration_ms)
-         VALUES (?1, 1, ?2, ?3, ?3, CASE WHEN ?2 > 0 THEN ?3 END, ?4)
+         VALUES ($1, 1, $2, $3, $3, CASE WHEN $2 > 0 THEN $3 END, $4)
          ON CONFLICT (trigger_id) DO UPDATE SET
-             polls = polls + 1, events = events + ?2, consecutive_failures = 0, last_error = NULL,
-             last_poll_at_ms = ?3, last_success_at_ms = ?3, last_duration_ms = ?4,
-             last_event_at_ms = CASE WHEN ?2 > 0 THEN ?3 ELSE last_event_at_ms END",
+             polls = trigger_polls.polls + 1, events = trigger_polls.events + $2, consecutive_failures = 0, last_error = NULL,
+             last_poll_at_ms = $3, last_success_at_ms = $3, last_duration_ms = $4,
+             last_event_at_ms = CASE WHEN $2 > 0 THEN $3 ELSE trigger_polls.last_event_at_ms END",
     )
     .bind(trigger_id)
     .bind(stored)
@@ -74,7 +74,7 @@ pub(super) async fn record_success(
 
 /// Records a failed poll inside the transaction that records its failure.
 pub(super) async fn record_failure(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     trigger_id: &str,
     poll: PollRecord,
     message: &str,
@@ -82,10 +82,11 @@ pub(super) async fn record_failure(
     sqlx::query(
         "INSERT INTO trigger_polls (trigger_id, polls, failures, consecutive_failures, last_poll_at_ms, last_error,
                                     last_duration_ms)
-         VALUES (?1, 1, 1, 1, ?2, ?3, ?4)
+         VALUES ($1, 1, 1, 1, $2, $3, $4)
          ON CONFLICT (trigger_id) DO UPDATE SET
-             polls = polls + 1, failures = failures + 1, consecutive_failures = consecutive_failures + 1,
-             last_poll_at_ms = ?2, last_error = ?3, last_duration_ms = ?4",
+             polls = trigger_polls.polls + 1, failures = trigger_polls.failures + 1,
+             consecutive_failures = trigger_polls.consecutive_failures + 1,
+             last_poll_at_ms = $2, last_error = $3, last_duration_ms = $4",
     )
     .bind(trigger_id)
     .bind(poll.at_ms)
@@ -105,7 +106,7 @@ impl Store {
 
     /// A trigger's poll state (all zero before its first poll).
     pub async fn poll_state(&self, trigger_id: &str) -> Result<PollState, StoreError> {
-        Ok(sqlx::query_as("SELECT * FROM trigger_polls WHERE trigger_id = ?")
+        Ok(sqlx::query_as("SELECT * FROM trigger_polls WHERE trigger_id = $1")
             .bind(trigger_id)
             .fetch_optional(self.pool())
             .await?
@@ -116,9 +117,9 @@ impl Store {
     /// and its last success, so the next poll starts from a new baseline.
     pub async fn reset_poll(&self, trigger_id: &str) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query("DELETE FROM kv_entries WHERE trigger_id = ?").bind(trigger_id).execute(&mut *tx).await?;
-        sqlx::query("UPDATE trigger_polls SET last_success_at_ms = NULL WHERE trigger_id = ?")
+        let mut tx = self.begin_write(self.pool()).await?;
+        sqlx::query("DELETE FROM kv_entries WHERE trigger_id = $1").bind(trigger_id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE trigger_polls SET last_success_at_ms = NULL WHERE trigger_id = $1")
             .bind(trigger_id)
             .execute(&mut *tx)
             .await?;

@@ -42,7 +42,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
         let mut tx = self.pool().begin().await?;
-        sqlx::query("UPDATE triggers SET expires_at_ms = ? WHERE id = ?")
+        sqlx::query("UPDATE triggers SET expires_at_ms = $1 WHERE id = $2")
             .bind(expires_at_ms)
             .bind(trigger_id)
             .execute(&mut *tx)
@@ -50,10 +50,10 @@ impl Store {
         let renewed_at = renewed.then(now_ms);
         sqlx::query(
             "INSERT INTO trigger_renewals (trigger_id, renew_at_ms, renewals, failures, last_error, last_renewed_at_ms)
-             VALUES (?1, ?2, ?3, 0, NULL, ?4)
+             VALUES ($1, $2, $3, 0, NULL, $4)
              ON CONFLICT (trigger_id) DO UPDATE SET
-                 renew_at_ms = ?2, renewals = renewals + ?3, failures = 0, last_error = NULL,
-                 last_renewed_at_ms = COALESCE(?4, last_renewed_at_ms)",
+                 renew_at_ms = $2, renewals = trigger_renewals.renewals + $3, failures = 0, last_error = NULL,
+                 last_renewed_at_ms = COALESCE($4, trigger_renewals.last_renewed_at_ms)",
         )
         .bind(trigger_id)
         .bind(renew_at_ms)
@@ -69,8 +69,8 @@ impl Store {
     pub async fn renewal_failed(&self, trigger_id: &str, message: &str, retry_at_ms: i64) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
         sqlx::query(
-            "INSERT INTO trigger_renewals (trigger_id, renew_at_ms, failures, last_error) VALUES (?1, ?2, 1, ?3)
-             ON CONFLICT (trigger_id) DO UPDATE SET renew_at_ms = ?2, failures = failures + 1, last_error = ?3",
+            "INSERT INTO trigger_renewals (trigger_id, renew_at_ms, failures, last_error) VALUES ($1, $2, 1, $3)
+             ON CONFLICT (trigger_id) DO UPDATE SET renew_at_ms = $2, failures = trigger_renewals.failures + 1, last_error = $3",
         )
         .bind(trigger_id)
         .bind(retry_at_ms)
@@ -87,8 +87,8 @@ impl Store {
         let rows: Vec<(String,)> = sqlx::query_as(
             "SELECT t.id FROM triggers t LEFT JOIN trigger_renewals r ON r.trigger_id = t.id
              WHERE t.status = 'enabled' AND t.expires_at_ms IS NOT NULL
-               AND COALESCE(r.renew_at_ms, t.expires_at_ms - ?1) <= ?2
-             ORDER BY COALESCE(r.renew_at_ms, t.expires_at_ms - ?1) LIMIT ?3",
+               AND COALESCE(r.renew_at_ms, t.expires_at_ms - $1) <= $2
+             ORDER BY COALESCE(r.renew_at_ms, t.expires_at_ms - $1) LIMIT $3",
         )
         .bind(margin_ms)
         .bind(now_ms)
@@ -100,7 +100,7 @@ impl Store {
 
     /// A trigger's renewal state.
     pub async fn renewal_state(&self, trigger_id: &str) -> Result<RenewalState, StoreError> {
-        Ok(sqlx::query_as("SELECT * FROM trigger_renewals WHERE trigger_id = ?")
+        Ok(sqlx::query_as("SELECT * FROM trigger_renewals WHERE trigger_id = $1")
             .bind(trigger_id)
             .fetch_optional(self.pool())
             .await?

@@ -5,6 +5,7 @@
 //! dedupe window ends. An event with a delivery still pending (a paused
 //! destination, a long retry) is kept until it is delivered or dead.
 
+use super::dialect::Portable;
 use super::{Store, StoreError};
 
 /// A trigger whose retention differs from the defaults.
@@ -39,15 +40,15 @@ impl Store {
     ) -> Result<Vec<i64>, StoreError> {
         let query = match trigger {
             Some(trigger) => sqlx::query_scalar(
-                "SELECT seq FROM events WHERE trigger_id = ? AND received_at_ms < ? AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = events.seq AND d.status = 'pending') ORDER BY seq LIMIT ?",
+                "SELECT seq FROM events WHERE trigger_id = $1 AND received_at_ms < $2 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = events.seq AND d.status = 'pending') ORDER BY seq LIMIT $3",
             )
             .bind(trigger),
             None => sqlx::query_scalar(
                 "SELECT seq FROM events
-                 WHERE received_at_ms < ?
+                 WHERE received_at_ms < $1
                    AND trigger_id NOT IN (SELECT id FROM triggers WHERE retention_s IS NOT NULL)
                    AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = events.seq AND d.status = 'pending')
-                 ORDER BY received_at_ms LIMIT ?",
+                 ORDER BY received_at_ms LIMIT $2",
             ),
         };
         Ok(query.bind(cutoff_ms).bind(limit).fetch_all(self.pool()).await?)
@@ -56,10 +57,10 @@ impl Store {
     /// Up to `limit` of `trigger`'s oldest events beyond its newest `keep`.
     pub async fn events_beyond(&self, trigger: &str, keep: i64, limit: i64) -> Result<Vec<i64>, StoreError> {
         Ok(sqlx::query_scalar(
-            "SELECT seq FROM events WHERE trigger_id = ?1 AND seq <=
-                (SELECT seq FROM events WHERE trigger_id = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)
+            "SELECT seq FROM events WHERE trigger_id = $1 AND seq <=
+                (SELECT seq FROM events WHERE trigger_id = $1 ORDER BY seq DESC LIMIT 1 OFFSET $2)
                AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = events.seq AND d.status = 'pending')
-             ORDER BY seq LIMIT ?3",
+             ORDER BY seq LIMIT $3",
         )
         .bind(trigger)
         .bind(keep)
@@ -76,24 +77,25 @@ impl Store {
         }
         let list = serde_json::to_string(seqs).map_err(|e| StoreError::Database(e.to_string()))?;
         let _turn = self.write_turn().await;
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(
-            "INSERT OR REPLACE INTO dedupe_keys_retired (trigger_id, dedupe_key, until_ms)
-             SELECT trigger_id, dedupe_key, received_at_ms + ?1 FROM events
-             WHERE seq IN (SELECT value FROM json_each(?2)) AND dedupe_key IS NOT NULL AND received_at_ms + ?1 > ?3",
-        )
-        .bind(dedupe_window_ms)
-        .bind(&list)
-        .bind(now_ms)
-        .execute(&mut *tx)
-        .await?;
-        let removed = sqlx::query(
-            "DELETE FROM events WHERE seq IN (SELECT value FROM json_each(?)) AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = events.seq AND d.status = 'pending')",
-        )
+        let mut tx = self.begin_write(self.pool()).await?;
+        static RETIRE_KEYS: Portable = Portable::new(
+            "INSERT INTO dedupe_keys_retired (trigger_id, dedupe_key, until_ms)
+             SELECT trigger_id, dedupe_key, received_at_ms + $1 FROM events
+             WHERE seq IN (SELECT CAST(value AS BIGINT) FROM {json:$2}) AND dedupe_key IS NOT NULL
+               AND received_at_ms + $1 > $3
+             ON CONFLICT (trigger_id, dedupe_key) DO UPDATE SET until_ms = excluded.until_ms",
+        );
+        static REMOVE: Portable = Portable::new(
+            "DELETE FROM events WHERE seq IN (SELECT CAST(value AS BIGINT) FROM {json:$1})
+               AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = events.seq AND d.status = 'pending')",
+        );
+        sqlx::query(RETIRE_KEYS.sql(self.dialect))
+            .bind(dedupe_window_ms)
             .bind(&list)
+            .bind(now_ms)
             .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            .await?;
+        let removed = sqlx::query(REMOVE.sql(self.dialect)).bind(&list).execute(&mut *tx).await?.rows_affected();
         tx.commit().await?;
         Ok(removed)
     }
@@ -103,7 +105,7 @@ impl Store {
         let _turn = self.write_turn().await;
         Ok(sqlx::query(
             "DELETE FROM trigger_failures WHERE seq IN
-                (SELECT seq FROM trigger_failures WHERE at_ms < ? ORDER BY seq LIMIT ?)",
+                (SELECT seq FROM trigger_failures WHERE at_ms < $1 ORDER BY seq LIMIT $2)",
         )
         .bind(cutoff_ms)
         .bind(limit)
@@ -117,7 +119,7 @@ impl Store {
         let _turn = self.write_turn().await;
         Ok(sqlx::query(
             "DELETE FROM dedupe_keys_retired WHERE (trigger_id, dedupe_key) IN
-                (SELECT trigger_id, dedupe_key FROM dedupe_keys_retired WHERE until_ms < ? LIMIT ?)",
+                (SELECT trigger_id, dedupe_key FROM dedupe_keys_retired WHERE until_ms < $1 LIMIT $2)",
         )
         .bind(now_ms)
         .bind(limit)

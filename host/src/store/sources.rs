@@ -58,7 +58,7 @@ impl Store {
         sqlx::query(
             "INSERT INTO sources (id, plugin, trigger_name, connection_id, source_key, config, secret, status,
                                   created_at_ms, updated_at_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, 'disabled', ?, ?)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'disabled', $8, $9)
              ON CONFLICT (plugin, trigger_name, connection_id, source_key) DO NOTHING",
         )
         .bind(&new.id)
@@ -73,7 +73,7 @@ impl Store {
         .execute(self.pool())
         .await?;
         Ok(sqlx::query_as(
-            "SELECT * FROM sources WHERE plugin = ? AND trigger_name = ? AND connection_id = ? AND source_key = ?",
+            "SELECT * FROM sources WHERE plugin = $1 AND trigger_name = $2 AND connection_id = $3 AND source_key = $4",
         )
         .bind(key.plugin)
         .bind(key.trigger_name)
@@ -85,7 +85,7 @@ impl Store {
 
     /// One source.
     pub async fn get_source(&self, id: &str) -> Result<SourceRow, StoreError> {
-        Ok(sqlx::query_as("SELECT * FROM sources WHERE id = ?").bind(id).fetch_one(self.pool()).await?)
+        Ok(sqlx::query_as("SELECT * FROM sources WHERE id = $1").bind(id).fetch_one(self.pool()).await?)
     }
 
     /// Every source, oldest first.
@@ -95,7 +95,7 @@ impl Store {
 
     /// A source's triggers, oldest first.
     pub async fn source_members(&self, id: &str) -> Result<Vec<TriggerRow>, StoreError> {
-        Ok(sqlx::query_as("SELECT * FROM triggers WHERE source_id = ? ORDER BY created_at_ms, id")
+        Ok(sqlx::query_as("SELECT * FROM triggers WHERE source_id = $1 ORDER BY created_at_ms, id")
             .bind(id)
             .fetch_all(self.pool())
             .await?)
@@ -104,7 +104,7 @@ impl Store {
     /// Moves a trigger into a source, or out of any.
     pub async fn set_trigger_source(&self, trigger_id: &str, source_id: Option<&str>) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
-        let done = sqlx::query("UPDATE triggers SET source_id = ?, updated_at_ms = ? WHERE id = ?")
+        let done = sqlx::query("UPDATE triggers SET source_id = $1, updated_at_ms = $2 WHERE id = $3")
             .bind(source_id)
             .bind(now_ms())
             .bind(trigger_id)
@@ -125,9 +125,9 @@ impl Store {
     ) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
         let done = sqlx::query(
-            "UPDATE sources SET config = coalesce(?, config), status = ?, last_error = ?, expires_at_ms = ?,
-                                updated_at_ms = ?
-             WHERE id = ?",
+            "UPDATE sources SET config = coalesce($1, config), status = $2, last_error = $3, expires_at_ms = $4,
+                                updated_at_ms = $5
+             WHERE id = $6",
         )
         .bind(config)
         .bind(status)
@@ -143,7 +143,7 @@ impl Store {
     /// Keeps the (sealed) secrets the provider issued to a source.
     pub async fn set_source_issued_secrets(&self, id: &str, sealed: Option<&str>) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
-        sqlx::query("UPDATE sources SET issued_secrets = ? WHERE id = ?").bind(sealed).bind(id).execute(self.pool()).await?;
+        sqlx::query("UPDATE sources SET issued_secrets = $1 WHERE id = $2").bind(sealed).bind(id).execute(self.pool()).await?;
         Ok(())
     }
 
@@ -151,9 +151,9 @@ impl Store {
     pub async fn set_synced(&self, id: &str, error: Option<&str>) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
         let statement = if id.starts_with(SOURCE_ID_PREFIX) {
-            "UPDATE sources SET synced_at_ms = ?, sync_error = ? WHERE id = ?"
+            "UPDATE sources SET synced_at_ms = $1, sync_error = $2 WHERE id = $3"
         } else {
-            "UPDATE triggers SET synced_at_ms = ?, sync_error = ? WHERE id = ?"
+            "UPDATE triggers SET synced_at_ms = $1, sync_error = $2 WHERE id = $3"
         };
         sqlx::query(statement)
             .bind(now_ms())
@@ -168,15 +168,15 @@ impl Store {
     /// entries; a source that gained a member meanwhile is kept.
     pub async fn delete_source_if_empty(&self, id: &str) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
-        let deleted = sqlx::query("DELETE FROM sources WHERE id = ? AND NOT EXISTS (SELECT 1 FROM triggers WHERE source_id = ?)")
+        let mut tx = self.begin_write(self.pool()).await?;
+        let deleted = sqlx::query("DELETE FROM sources WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM triggers WHERE source_id = $2)")
             .bind(id)
             .bind(id)
             .execute(&mut *tx)
             .await?
             .rows_affected();
         if deleted == 1 {
-            sqlx::query("DELETE FROM kv_entries WHERE trigger_id = ?").bind(id).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM kv_entries WHERE trigger_id = $1").bind(id).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(deleted == 1)

@@ -70,8 +70,8 @@ impl Store {
         let _turn = self.write_turn().await;
         let rejected = i64::from(tally == Tally::Rejected);
         sqlx::query(
-            "UPDATE trigger_stats SET received = received + 1, rejected = rejected + ?, fuel_used = fuel_used + ?
-             WHERE trigger_id = ?",
+            "UPDATE trigger_stats SET received = received + 1, rejected = rejected + $1, fuel_used = fuel_used + $2
+             WHERE trigger_id = $3",
         )
         .bind(rejected)
         .bind(to_i64(fuel_used))
@@ -92,10 +92,10 @@ impl Store {
     ) -> Result<(), StoreError> {
         let message = format!("{}: {}", failure.code, failure.message);
         let _turn = self.write_turn().await;
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write(self.pool()).await?;
         sqlx::query(
-            "UPDATE trigger_stats SET received = received + ?, errors = errors + 1, fuel_used = fuel_used + ?
-             WHERE trigger_id = ?",
+            "UPDATE trigger_stats SET received = received + $1, errors = errors + 1, fuel_used = fuel_used + $2
+             WHERE trigger_id = $3",
         )
         .bind(i64::from(matches!(call, FailedCall::Delivery)))
         .bind(to_i64(fuel_used))
@@ -103,7 +103,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "INSERT INTO trigger_failures (trigger_id, export, code, message, log, at_ms) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO trigger_failures (trigger_id, export, code, message, log, at_ms) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(trigger_id)
         .bind(&failure.export)
@@ -114,8 +114,8 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "DELETE FROM trigger_failures WHERE trigger_id = ? AND seq <=
-                (SELECT seq FROM trigger_failures WHERE trigger_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+            "DELETE FROM trigger_failures WHERE trigger_id = $1 AND seq <=
+                (SELECT seq FROM trigger_failures WHERE trigger_id = $2 ORDER BY seq DESC LIMIT 1 OFFSET $3)",
         )
         .bind(trigger_id)
         .bind(trigger_id)
@@ -125,7 +125,7 @@ impl Store {
         if let FailedCall::Poll(poll) = call {
             super::polls::record_failure(&mut tx, trigger_id, poll, &message).await?;
         }
-        sqlx::query("UPDATE triggers SET last_error = ?, updated_at_ms = ? WHERE id = ?")
+        sqlx::query("UPDATE triggers SET last_error = $1, updated_at_ms = $2 WHERE id = $3")
             .bind(&message)
             .bind(now_ms())
             .bind(trigger_id)
@@ -138,7 +138,7 @@ impl Store {
     /// A trigger's counters.
     pub async fn get_stats(&self, trigger_id: &str) -> Result<StatsRow, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT received, accepted, rejected, duplicates, errors, fuel_used FROM trigger_stats WHERE trigger_id = ?",
+            "SELECT received, accepted, rejected, duplicates, errors, fuel_used FROM trigger_stats WHERE trigger_id = $1",
         )
         .bind(trigger_id)
         .fetch_one(self.pool())
@@ -148,9 +148,9 @@ impl Store {
     /// Counters summed over every trigger.
     pub async fn stats_totals(&self) -> Result<StatsRow, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT COALESCE(SUM(received), 0) AS received, COALESCE(SUM(accepted), 0) AS accepted,
-                    COALESCE(SUM(rejected), 0) AS rejected, COALESCE(SUM(duplicates), 0) AS duplicates,
-                    COALESCE(SUM(errors), 0) AS errors, COALESCE(SUM(fuel_used), 0) AS fuel_used
+            "SELECT CAST(COALESCE(SUM(received), 0) AS BIGINT) AS received, CAST(COALESCE(SUM(accepted), 0) AS BIGINT) AS accepted,
+                    CAST(COALESCE(SUM(rejected), 0) AS BIGINT) AS rejected, CAST(COALESCE(SUM(duplicates), 0) AS BIGINT) AS duplicates,
+                    CAST(COALESCE(SUM(errors), 0) AS BIGINT) AS errors, CAST(COALESCE(SUM(fuel_used), 0) AS BIGINT) AS fuel_used
              FROM trigger_stats",
         )
         .fetch_one(self.pool())
@@ -168,10 +168,10 @@ impl Store {
         max_bytes: usize,
     ) -> Result<(Vec<FailureRow>, bool), StoreError> {
         let query = PageQuery {
-            sizes: "SELECT seq, length(CAST(message AS BLOB)) + length(CAST(log AS BLOB)) FROM trigger_failures
-                    WHERE trigger_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
+            sizes: "SELECT seq, octet_length(message) + octet_length(log) FROM trigger_failures
+                    WHERE trigger_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3",
             rows: "SELECT seq, export, code, message, log, at_ms FROM trigger_failures
-                   WHERE trigger_id = ? AND seq <= ? AND seq >= ? ORDER BY seq DESC",
+                   WHERE trigger_id = $1 AND seq <= $2 AND seq >= $3 ORDER BY seq DESC",
         };
         self.page(query, trigger_id, limit, before_seq, max_bytes).await
     }

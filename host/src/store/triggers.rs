@@ -77,12 +77,12 @@ impl Store {
     /// Stores a new trigger with its zeroed stats, in one transaction.
     pub async fn insert_trigger(&self, row: &TriggerRow) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write(self.pool()).await?;
         sqlx::query(
             "INSERT INTO triggers (id, plugin, plugin_version, trigger_name, config, secret, poll_interval_s,
                                    status, last_error, expires_at_ms, created_at_ms, updated_at_ms, connection_id,
                                    source_id, filters, retention_s, retention_events)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
         )
         .bind(&row.id)
         .bind(&row.plugin)
@@ -103,14 +103,14 @@ impl Store {
         .bind(row.retention_events)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("INSERT INTO trigger_stats (trigger_id) VALUES (?)").bind(&row.id).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO trigger_stats (trigger_id) VALUES ($1)").bind(&row.id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// One trigger.
     pub async fn get_trigger(&self, id: &str) -> Result<TriggerRow, StoreError> {
-        Ok(sqlx::query_as("SELECT * FROM triggers WHERE id = ?").bind(id).fetch_one(self.pool()).await?)
+        Ok(sqlx::query_as("SELECT * FROM triggers WHERE id = $1").bind(id).fetch_one(self.pool()).await?)
     }
 
     /// Every trigger's id.
@@ -126,9 +126,9 @@ impl Store {
     /// Applies a patch and returns the updated trigger.
     pub async fn patch_trigger(&self, id: &str, patch: &TriggerPatch) -> Result<TriggerRow, StoreError> {
         let _turn = self.write_turn().await;
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write(self.pool()).await?;
         let mut row: TriggerRow =
-            sqlx::query_as("SELECT * FROM triggers WHERE id = ?").bind(id).fetch_one(&mut *tx).await?;
+            sqlx::query_as("SELECT * FROM triggers WHERE id = $1").bind(id).fetch_one(&mut *tx).await?;
         if let Some(config) = &patch.config {
             row.config = config.clone();
         }
@@ -155,9 +155,9 @@ impl Store {
         }
         row.updated_at_ms = now_ms();
         sqlx::query(
-            "UPDATE triggers SET config = ?, secret = ?, plugin_version = ?, poll_interval_s = ?, connection_id = ?,
-                                 filters = ?, retention_s = ?, retention_events = ?, updated_at_ms = ?
-             WHERE id = ?",
+            "UPDATE triggers SET config = $1, secret = $2, plugin_version = $3, poll_interval_s = $4, connection_id = $5,
+                                 filters = $6, retention_s = $7, retention_events = $8, updated_at_ms = $9
+             WHERE id = $10",
         )
         .bind(&row.config)
         .bind(&row.secret)
@@ -178,7 +178,7 @@ impl Store {
     /// Rewrites a trigger's config and secret with their secrets sealed.
     pub async fn set_trigger_sealed(&self, id: &str, config: &str, secret: Option<&str>) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
-        sqlx::query("UPDATE triggers SET config = ?, secret = ? WHERE id = ?")
+        sqlx::query("UPDATE triggers SET config = $1, secret = $2 WHERE id = $3")
             .bind(config)
             .bind(secret)
             .bind(id)
@@ -197,7 +197,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
         let done = sqlx::query(
-            "UPDATE triggers SET status = ?, last_error = ?, expires_at_ms = ?, updated_at_ms = ? WHERE id = ?",
+            "UPDATE triggers SET status = $1, last_error = $2, expires_at_ms = $3, updated_at_ms = $4 WHERE id = $5",
         )
         .bind(status)
         .bind(last_error)
@@ -212,7 +212,7 @@ impl Store {
     /// Schedules the next automatic enable (`None`: none), counting failures.
     pub async fn set_enable_retry(&self, id: &str, at_ms: Option<i64>, failures: i64) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
-        sqlx::query("UPDATE triggers SET retry_at_ms = ?, retry_failures = ? WHERE id = ?")
+        sqlx::query("UPDATE triggers SET retry_at_ms = $1, retry_failures = $2 WHERE id = $3")
             .bind(at_ms)
             .bind(failures)
             .bind(id)
@@ -223,7 +223,7 @@ impl Store {
 
     /// Triggers whose automatic enable is due.
     pub async fn due_enable_retries(&self, now_ms: i64, limit: i64) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT id FROM triggers WHERE retry_at_ms <= ? ORDER BY retry_at_ms LIMIT ?")
+        Ok(sqlx::query_scalar("SELECT id FROM triggers WHERE retry_at_ms <= $1 ORDER BY retry_at_ms LIMIT $2")
             .bind(now_ms)
             .bind(limit)
             .fetch_all(self.pool())
@@ -233,7 +233,7 @@ impl Store {
     /// Keeps the (sealed) secrets the provider issued, replacing those kept.
     pub async fn set_issued_secrets(&self, id: &str, sealed: Option<&str>) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
-        let done = sqlx::query("UPDATE triggers SET issued_secrets = ? WHERE id = ?")
+        let done = sqlx::query("UPDATE triggers SET issued_secrets = $1 WHERE id = $2")
             .bind(sealed)
             .bind(id)
             .execute(self.pool())
@@ -244,15 +244,15 @@ impl Store {
     /// Deletes a trigger with its events, stats, failures and kv entries.
     pub async fn delete_trigger(&self, id: &str) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write(self.pool()).await?;
         // Foreign keys cascade the rest; kv entries have an owner of either
         // kind (a trigger or a source), not a foreign key.
-        let done = sqlx::query("DELETE FROM triggers WHERE id = ?").bind(id).execute(&mut *tx).await?;
+        let done = sqlx::query("DELETE FROM triggers WHERE id = $1").bind(id).execute(&mut *tx).await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        sqlx::query("DELETE FROM kv_entries WHERE trigger_id = ?").bind(id).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM dedupe_keys_retired WHERE trigger_id = ?").bind(id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM kv_entries WHERE trigger_id = $1").bind(id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM dedupe_keys_retired WHERE trigger_id = $1").bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -1,8 +1,10 @@
 //! `spawn_host()`: the real `triggerhost serve` binary on 127.0.0.1, port 0,
-//! with a temporary data dir; killed when dropped.
+//! with a temporary data dir and its own database (see [`crate::database`]);
+//! killed when dropped.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
@@ -10,6 +12,7 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+use crate::database::{Schema, postgres_base};
 use crate::helpers::component_bytes;
 
 pub const TOKEN: &str = "test-admin-token-0123456789";
@@ -23,6 +26,9 @@ pub struct Host {
     pub data_dir: PathBuf,
     _temp: Option<tempfile::TempDir>,
     config: Option<PathBuf>,
+    /// The PostgreSQL schema, when this run uses PostgreSQL (kept across
+    /// restarts, shared with the other hosts of a cluster).
+    pub schema: Option<Arc<Schema>>,
     pub http: reqwest::Client,
 }
 
@@ -40,21 +46,29 @@ pub async fn spawn_host_with_config(toml: &str) -> Host {
         std::fs::write(&path, toml).expect("write config");
         path
     });
-    let mut host = start(&data_dir, config.as_deref()).await;
+    let schema = match postgres_base() {
+        Some(base) => Some(Schema::create(&base).await),
+        None => None,
+    };
+    let mut host = start(&data_dir, config.as_deref(), schema).await;
     host._temp = Some(temp);
     host
 }
 
-/// Starts a server on an existing data dir (say, a copy of another's).
-pub async fn spawn_host_in(data_dir: &Path) -> Host {
-    start(data_dir, None).await
+/// Starts a server on an existing data dir (say, a copy of another's) and
+/// the database `schema` (on PostgreSQL) or the data dir's (on SQLite).
+pub async fn spawn_host_in(data_dir: &Path, schema: Option<Arc<Schema>>) -> Host {
+    start(data_dir, None, schema).await
 }
 
-async fn start(data_dir: &Path, config: Option<&Path>) -> Host {
+async fn start(data_dir: &Path, config: Option<&Path>, schema: Option<Arc<Schema>>) -> Host {
     let mut command = Command::new(env!("CARGO_BIN_EXE_triggerhost"));
     command.args(["serve", "--listen", "127.0.0.1:0", "--admin-token", TOKEN, "--data-dir"]).arg(data_dir);
     if let Some(config) = config {
         command.arg("--config").arg(config);
+    }
+    if let Some(schema) = &schema {
+        command.arg("--database-url").arg(schema.url());
     }
     for (name, _) in std::env::vars().filter(|(k, _)| k.starts_with("TRIGGERHOST_")) {
         command.env_remove(name);
@@ -62,7 +76,12 @@ async fn start(data_dir: &Path, config: Option<&Path>) -> Host {
     // The server creates the data dir itself (private to its user); the
     // log goes beside it.
     std::fs::create_dir_all(data_dir.parent().expect("data dir has a parent")).expect("data dir parent");
-    let log = std::fs::File::create(data_dir.with_extension("log")).expect("log file");
+    // TRIGGERHOST_TEST_LOG_DIR keeps the logs past the test's temp dir.
+    let log_path = match std::env::var_os("TRIGGERHOST_TEST_LOG_DIR") {
+        Some(dir) => PathBuf::from(dir).join(format!("{:016x}.log", getrandom::u64().unwrap_or(0))),
+        None => data_dir.with_extension("log"),
+    };
+    let log = std::fs::File::create(&log_path).expect("log file");
     let mut child = command
         .env("TRIGGERHOST_LOG", "warn")
         .stdout(Stdio::piped())
@@ -83,7 +102,7 @@ async fn start(data_dir: &Path, config: Option<&Path>) -> Host {
     .await
     .ok()
     .flatten()
-    .unwrap_or_else(|| panic!("server did not start; see {}", data_dir.with_extension("log").display()));
+    .unwrap_or_else(|| panic!("server did not start; see {}", log_path.display()));
     // Keep draining stdout so the server never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     Host {
@@ -92,6 +111,7 @@ async fn start(data_dir: &Path, config: Option<&Path>) -> Host {
         data_dir: data_dir.to_owned(),
         _temp: None,
         config: config.map(Path::to_owned),
+        schema,
         http: reqwest::Client::new(),
     }
 }
@@ -118,7 +138,7 @@ impl Host {
     /// Kills the server and starts a new one on the same data dir.
     pub async fn restart(mut self) -> Host {
         self.kill9().await;
-        let mut next = start(&self.data_dir, self.config.as_deref()).await;
+        let mut next = start(&self.data_dir, self.config.as_deref(), self.schema.clone()).await;
         next._temp = self._temp.take();
         next
     }

@@ -5,6 +5,7 @@
 //! `cargo xtask build-plugins` (which `cargo xtask test` runs first).
 
 mod containment;
+mod database;
 mod fuzz;
 mod helpers;
 mod host;

@@ -1,7 +1,7 @@
 //! Recording attempts: the attempt rows, the jobs' new states and the
 //! destinations' failing time, for a batch at once.
 
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::{AttemptRecord, JobOutcome, job_status};
 use crate::store::{Store, StoreError, now_ms};
@@ -22,29 +22,34 @@ impl Store {
             return Ok(Vec::new());
         }
         let _turn = self.write_turn().await;
-        let mut tx = self.relaxed.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write(&self.relaxed).await?;
         // A job deleted meanwhile (its destination removed) keeps no record.
-        let mut insert = sqlx::QueryBuilder::new(
+        let sql = format!(
             "INSERT INTO delivery_attempts (delivery_id, started_at_ms, duration_ms, status_code, error, response_excerpt)
-             SELECT column1, column2, column3, column4, column5, column6 FROM (",
+             SELECT column1, column2, column3, column4, column5, column6 FROM ({}) AS v
+             WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = column1)",
+            crate::store::values_list(records.len(), 6)
         );
-        insert.push_values(records, |mut row, record| {
+        let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for record in records {
             let attempt = &record.attempt;
-            row.push_bind(&record.delivery_id)
-                .push_bind(attempt.started_at_ms)
-                .push_bind(attempt.duration_ms)
-                .push_bind(attempt.status_code)
-                .push_bind(&attempt.error)
-                .push_bind(&attempt.response_excerpt);
-        });
-        insert.push(") WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = column1)");
-        insert.build().execute(&mut *tx).await?;
-        let mut update = sqlx::QueryBuilder::new(
+            insert = insert
+                .bind(&record.delivery_id)
+                .bind(attempt.started_at_ms)
+                .bind(attempt.duration_ms)
+                .bind(attempt.status_code)
+                .bind(&attempt.error)
+                .bind(&attempt.response_excerpt);
+        }
+        insert.execute(&mut *tx).await?;
+        let sql = format!(
             "UPDATE deliveries SET status = r.column2, attempts = attempts + 1, next_attempt_at_ms = r.column3,
                     last_status = r.column4, last_error = r.column5, delivered_at_ms = r.column6, updated_at_ms = r.column7
-             FROM (",
+             FROM ({}) AS r WHERE deliveries.id = r.column1 AND deliveries.status = 'pending'",
+            crate::store::values_list(records.len(), 7)
         );
-        update.push_values(records, |mut row, record| {
+        let mut update = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for record in records {
             let attempt = &record.attempt;
             let finished = attempt.started_at_ms.saturating_add(attempt.duration_ms);
             let (status, next, delivered_at) = match record.outcome {
@@ -52,16 +57,16 @@ impl Store {
                 JobOutcome::RetryAt(at) => (job_status::PENDING, at, None),
                 JobOutcome::Dead => (job_status::DEAD, finished, None),
             };
-            row.push_bind(&record.delivery_id)
-                .push_bind(status)
-                .push_bind(next)
-                .push_bind(attempt.status_code)
-                .push_bind(&attempt.error)
-                .push_bind(delivered_at)
-                .push_bind(finished);
-        });
-        update.push(") AS r WHERE deliveries.id = r.column1 AND deliveries.status = 'pending'");
-        update.build().execute(&mut *tx).await?;
+            update = update
+                .bind(&record.delivery_id)
+                .bind(status)
+                .bind(next)
+                .bind(attempt.status_code)
+                .bind(&attempt.error)
+                .bind(delivered_at)
+                .bind(finished);
+        }
+        update.execute(&mut *tx).await?;
         let mut disabled = Vec::new();
         for (destination, tally) in tally_by_destination(records) {
             if let Some(reason) = settle_destination(&mut tx, destination, &tally, disable_after_ms).await?
@@ -77,7 +82,7 @@ impl Store {
     /// Disables an enabled destination and dead-letters its pending jobs.
     pub async fn disable_destination(&self, id: &str, reason: &str) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write(self.pool()).await?;
         disable(&mut tx, id, reason, now_ms()).await?;
         tx.commit().await?;
         Ok(())
@@ -130,13 +135,13 @@ fn tally_by_destination(records: &[AttemptRecord]) -> Vec<(&str, Tally<'_>)> {
 /// Updates a destination's failing time from its tally; returns why it
 /// must be disabled, if it must.
 async fn settle_destination(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     tally: &Tally<'_>,
     disable_after_ms: i64,
 ) -> Result<Option<String>, StoreError> {
     if tally.last_succeeded {
-        sqlx::query("UPDATE destinations SET failing_since_ms = NULL WHERE id = ? AND failing_since_ms IS NOT NULL")
+        sqlx::query("UPDATE destinations SET failing_since_ms = NULL WHERE id = $1 AND failing_since_ms IS NOT NULL")
             .bind(id)
             .execute(&mut *conn)
             .await?;
@@ -144,9 +149,9 @@ async fn settle_destination(
     }
     // Failing since before this batch, unless a success in it ended that.
     let since: Option<Option<i64>> = sqlx::query_scalar(
-        "UPDATE destinations SET failing_since_ms = CASE WHEN ?1 THEN ?2 ELSE COALESCE(failing_since_ms, ?2) END,
-                last_error = ?3
-         WHERE id = ?4 RETURNING failing_since_ms",
+        "UPDATE destinations SET failing_since_ms = CASE WHEN $1 THEN $2 ELSE COALESCE(failing_since_ms, $2) END,
+                last_error = $3
+         WHERE id = $4 RETURNING failing_since_ms",
     )
     .bind(tally.any_succeeded)
     .bind(tally.failing_from)
@@ -165,9 +170,9 @@ async fn settle_destination(
 /// Disables a destination that is enabled and dead-letters its pending
 /// jobs; returns whether it was enabled (a paused one keeps its jobs, and
 /// one disabled already has none).
-async fn disable(conn: &mut SqliteConnection, id: &str, reason: &str, now: i64) -> Result<bool, StoreError> {
+async fn disable(conn: &mut AnyConnection, id: &str, reason: &str, now: i64) -> Result<bool, StoreError> {
     let disabled = sqlx::query(
-        "UPDATE destinations SET status = 'disabled', disabled_reason = ?, updated_at_ms = ? WHERE id = ? AND status = 'enabled'",
+        "UPDATE destinations SET status = 'disabled', disabled_reason = $1, updated_at_ms = $2 WHERE id = $3 AND status = 'enabled'",
     )
     .bind(reason)
     .bind(now)
@@ -178,8 +183,8 @@ async fn disable(conn: &mut SqliteConnection, id: &str, reason: &str, now: i64) 
         return Ok(false);
     }
     sqlx::query(
-        "UPDATE deliveries SET status = 'dead', last_error = ?, updated_at_ms = ?
-         WHERE destination_id = ? AND status = 'pending'",
+        "UPDATE deliveries SET status = 'dead', last_error = $1, updated_at_ms = $2
+         WHERE destination_id = $3 AND status = 'pending'",
     )
     .bind(format!("destination disabled: {reason}"))
     .bind(now)

@@ -5,7 +5,7 @@
 //! cost. Any error fails the whole attempt; the caller then rolls back and
 //! commits the batch delivery by delivery, each in its own savepoint.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use super::{CommitOutcome, DeliveryCommit, commit_one};
 use crate::store::{StoreError, to_i64};
@@ -15,7 +15,7 @@ const ROWS_PER_INSERT: usize = 500;
 
 /// Commits `batch` in the open transaction `conn`, or fails as a whole.
 pub(super) async fn commit_all(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     batch: &[DeliveryCommit],
 ) -> Result<Vec<CommitOutcome>, StoreError> {
     let mut outcomes = vec![CommitOutcome::default(); batch.len()];
@@ -30,30 +30,33 @@ pub(super) async fn commit_all(
     let mut inserted = HashSet::with_capacity(rows.len());
     for chunk in rows.chunks(ROWS_PER_INSERT) {
         // Keys retention retired are still duplicates within the dedupe window.
-        let mut insert = sqlx::QueryBuilder::new(
+        let sql = format!(
             "INSERT INTO events (id, trigger_id, dedupe_key, event_type, occurred_at_ms, payload, plugin_version,
                                  received_at_ms)
-             SELECT column1, column2, column3, column4, column5, column6, column7, column8 FROM (",
-        );
-        insert.push_values(chunk, |mut row, &(i, event)| {
-            row.push_bind(&event.id)
-                .push_bind(&batch[i].trigger_id)
-                .push_bind(&event.dedupe_key)
-                .push_bind(&event.event_type)
-                .push_bind(event.occurred_at_ms)
-                .push_bind(&event.payload)
-                .push_bind(&batch[i].plugin_version)
-                .push_bind(event.received_at_ms);
-        });
-        insert.push(
-            ") WHERE NOT EXISTS (SELECT 1 FROM dedupe_keys_retired r WHERE r.trigger_id = column2 AND r.dedupe_key = column3)
+             SELECT column1, column2, column3, column4, column5, column6, column7, column8 FROM ({}) AS v
+             WHERE NOT EXISTS (SELECT 1 FROM dedupe_keys_retired r WHERE r.trigger_id = column2 AND r.dedupe_key = column3)
              ON CONFLICT (trigger_id, dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING RETURNING id",
+            crate::store::values_list(chunk.len(), 8)
         );
-        let ids: Vec<String> = insert.build_query_scalar().fetch_all(&mut *conn).await?;
+        let mut insert = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
+        for &(i, event) in chunk {
+            insert = insert
+                .bind(&event.id)
+                .bind(&batch[i].trigger_id)
+                .bind(&event.dedupe_key)
+                .bind(&event.event_type)
+                .bind(event.occurred_at_ms)
+                .bind(&event.payload)
+                .bind(&batch[i].plugin_version)
+                .bind(event.received_at_ms);
+        }
+        let ids: Vec<String> = insert.fetch_all(&mut *conn).await?;
         inserted.extend(ids);
     }
-    // Counters, summed per trigger: (received and accepted, duplicates, fuel).
-    let mut counters: HashMap<&str, (i64, i64, i64)> = HashMap::new();
+    // Counters, summed per trigger: (received and accepted, duplicates, fuel),
+    // updated in trigger order so that two nodes committing at once lock
+    // the rows in the same order and never deadlock on them.
+    let mut counters: BTreeMap<&str, (i64, i64, i64)> = BTreeMap::new();
     for &i in &plain {
         let delivery = &batch[i];
         let stored = delivery.events.iter().filter(|event| inserted.contains(&event.id)).count();
@@ -65,9 +68,9 @@ pub(super) async fn commit_all(
     }
     for (trigger_id, (delivered, duplicates, fuel)) in counters {
         let updated = sqlx::query(
-            "UPDATE trigger_stats SET received = received + ?1, accepted = accepted + ?1,
-                    duplicates = duplicates + ?2, fuel_used = fuel_used + ?3
-             WHERE trigger_id = ?4",
+            "UPDATE trigger_stats SET received = received + $1, accepted = accepted + $1,
+                    duplicates = duplicates + $2, fuel_used = fuel_used + $3
+             WHERE trigger_id = $4",
         )
         .bind(delivered)
         .bind(duplicates)

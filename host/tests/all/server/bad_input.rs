@@ -1,10 +1,8 @@
 //! Bad input gets a clear error and loses nothing.
 
-use std::str::FromStr as _;
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use sqlx::Connection as _;
 
 use crate::helpers::{WHSEC, component_bytes, signed_now};
 use crate::host::{spawn_host, spawn_host_with_config};
@@ -167,10 +165,8 @@ async fn a_busy_database_is_503_with_retry_after_and_loses_nothing() {
     let id = host.enabled_trigger("standard-webhooks", "message_received", Some(WHSEC)).await;
 
     // Another writer holds the database.
-    let url = format!("sqlite://{}", host.data_dir.join("triggerhost.db").display());
-    let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url).expect("url");
-    let mut locker = sqlx::SqliteConnection::connect_with(&options).await.expect("connect");
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut locker).await.expect("lock");
+    let mut locker = crate::database::connect(&host).await;
+    crate::database::hold_write_lock(&mut locker).await;
 
     let response = host.deliver(&id, &signed_now("msg_busy", b"{}"), b"{}").await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);

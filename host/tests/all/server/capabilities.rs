@@ -379,15 +379,13 @@ async fn hostile_outbound_and_kv_attempts_get_typed_errors_recorded_on_their_tri
     assert_eq!(kv(&host, &writer, true).await[0]["value"], "writer-only");
     // Entries go with their trigger.
     assert_eq!(host.api(Method::DELETE, &format!("/triggers/{writer}"), None).await.0, StatusCode::NO_CONTENT);
-    let url = format!("sqlite://{}", host.data_dir.join("triggerhost.db").display());
-    let pool = sqlx::SqlitePool::connect(&url).await.expect("open database");
-    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM kv_entries WHERE trigger_id = ?")
+    let mut database = crate::database::connect(&host).await;
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM kv_entries WHERE trigger_id = $1")
         .bind(&writer)
-        .fetch_one(&pool)
+        .fetch_one(&mut database)
         .await
         .expect("count");
     assert_eq!(left, 0, "a deleted trigger's kv entries are deleted");
-    pool.close().await;
 
     // The sandbox's other walls hold in the same run.
     let (status, _, id) = probe(&host, "escape", json!({ "port": port })).await;

@@ -449,6 +449,8 @@ async fn destinations_and_replays_from_the_command_line() {
     assert!(listed.contains(&id) && listed.contains("pending 1"), "{listed}");
     assert!(cli(&host, &["destination", "resume", &trigger, &id]).await.status.success());
     receiver.wait_for("the push", Duration::from_secs(30), |p| p.len() == 1 && p[0].verified).await;
+    // A replay skips events with a job still pending: wait for the record.
+    deliveries_until(&host, &format!("trigger={trigger}&status=delivered"), "the delivery recorded", |r| r.len() == 1).await;
 
     let replayed = cli(&host, &["events", "replay", &trigger, "--since-ms", "0"]).await;
     assert_eq!(stdout(&replayed).trim(), "queued 1", "{replayed:?}");

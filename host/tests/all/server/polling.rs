@@ -26,19 +26,17 @@ enum Mode {
     /// Never answers.
     Hang,
     /// Answers after 300 ms, counting the requests it holds at once in
-    /// [`SLOW_AT_ONCE`] (only one test uses it).
+    /// [`Feed::slow_at_once`].
     Slow,
 }
-
-/// Requests held by [`Mode::Slow`] now, and the most at any time.
-static SLOW_AT_ONCE: [std::sync::atomic::AtomicUsize; 2] =
-    [std::sync::atomic::AtomicUsize::new(0), std::sync::atomic::AtomicUsize::new(0)];
 
 #[derive(Clone)]
 struct Feed {
     items: Arc<Mutex<Vec<Value>>>,
     requests: Arc<std::sync::atomic::AtomicUsize>,
     mode: Arc<Mutex<Mode>>,
+    /// Requests held by [`Mode::Slow`] now, and the most at any time.
+    slow_at_once: Arc<[std::sync::atomic::AtomicUsize; 2]>,
     url: String,
     _server: Arc<tokio::task::JoinHandle<()>>,
 }
@@ -48,17 +46,18 @@ impl Feed {
         let items: Arc<Mutex<Vec<Value>>> = Arc::default();
         let mode = Arc::new(Mutex::new(Mode::Items));
         let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let slow_at_once: Arc<[std::sync::atomic::AtomicUsize; 2]> = Arc::default();
         let app = axum::Router::new()
             .route("/items", axum::routing::get(answer))
             .route("/rss", axum::routing::get(rss))
             .route("/paged", axum::routing::get(paged))
-            .with_state((Arc::clone(&items), Arc::clone(&mode), Arc::clone(&requests)));
+            .with_state((Arc::clone(&items), Arc::clone(&mode), Arc::clone(&requests), Arc::clone(&slow_at_once)));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind feed");
         let url = format!("http://127.0.0.1:{}", listener.local_addr().expect("address").port());
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Feed { items, requests, mode, url, _server: Arc::new(server) }
+        Feed { items, requests, mode, slow_at_once, url, _server: Arc::new(server) }
     }
 
     /// Adds an item `offset_ms` after [`T0`], newest first as feeds list them.
@@ -94,7 +93,7 @@ impl Feed {
 
 /// The same items as an RSS 2.0 feed: a guid, a CDATA title and a date for
 /// items with a time, only a link for the others.
-async fn rss(State((items, _, _)): State<FeedState>) -> Response {
+async fn rss(State((items, ..)): State<FeedState>) -> Response {
     let items = items.lock().expect("feed").clone();
     let mut xml = String::from(r#"<?xml version="1.0"?><rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/"><channel><title>Feed &amp; Co</title>"#);
     for item in items {
@@ -113,7 +112,7 @@ async fn rss(State((items, _, _)): State<FeedState>) -> Response {
 
 /// The items two per page, newest first, each page naming the next.
 async fn paged(
-    State((items, _, _)): State<FeedState>,
+    State((items, ..)): State<FeedState>,
     axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, usize>>,
 ) -> Response {
     let items = items.lock().expect("feed").clone();
@@ -123,19 +122,24 @@ async fn paged(
     axum::Json(json!({ "data": slice, "next": next })).into_response()
 }
 
-type FeedState = (Arc<Mutex<Vec<Value>>>, Arc<Mutex<Mode>>, Arc<std::sync::atomic::AtomicUsize>);
+type FeedState = (
+    Arc<Mutex<Vec<Value>>>,
+    Arc<Mutex<Mode>>,
+    Arc<std::sync::atomic::AtomicUsize>,
+    Arc<[std::sync::atomic::AtomicUsize; 2]>,
+);
 
-async fn answer(State((items, mode, requests)): State<FeedState>) -> Response {
+async fn answer(State((items, mode, requests, slow_at_once)): State<FeedState>) -> Response {
     requests.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let mode = *mode.lock().expect("feed");
     match mode {
         Mode::Hang => std::future::pending().await,
         Mode::Slow => {
             use std::sync::atomic::Ordering::SeqCst;
-            let now = SLOW_AT_ONCE[0].fetch_add(1, SeqCst) + 1;
-            SLOW_AT_ONCE[1].fetch_max(now, SeqCst);
+            let now = slow_at_once[0].fetch_add(1, SeqCst) + 1;
+            slow_at_once[1].fetch_max(now, SeqCst);
             tokio::time::sleep(Duration::from_millis(300)).await;
-            SLOW_AT_ONCE[0].fetch_sub(1, SeqCst);
+            slow_at_once[0].fetch_sub(1, SeqCst);
             axum::Json(json!({ "data": items.lock().expect("feed").clone() })).into_response()
         }
         Mode::Items => axum::Json(json!({ "data": items.lock().expect("feed").clone() })).into_response(),
@@ -357,15 +361,14 @@ async fn a_host_killed_between_a_poll_and_its_commit_emits_its_items_once_after_
     // The test holds the database's write lock: the next poll reads the
     // feed, its connector returns b and the new cursor, and its commit
     // waits for the lock when the host dies.
-    let database = format!("sqlite://{}", host.data_dir.join("triggerhost.db").display());
-    let mut lock = sqlx::SqliteConnection::connect(&database).await.expect("open the host's database");
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut lock).await.expect("take the write lock");
+    let mut lock = crate::database::connect(&host).await;
+    crate::database::hold_write_lock(&mut lock).await;
     feed.add("b", 100);
     feed.next_request().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     host.kill9().await;
     let (stored,): (i64,) =
-        sqlx::query_as("SELECT count(*) FROM events WHERE trigger_id = ?").bind(&id).fetch_one(&mut lock).await.expect("count");
+        sqlx::query_as("SELECT count(*) FROM events WHERE trigger_id = $1").bind(&id).fetch_one(&mut lock).await.expect("count");
     assert_eq!(stored, 0, "the poll's commit was still waiting when the host died");
     sqlx::query("ROLLBACK").execute(&mut lock).await.expect("release the lock");
     lock.close().await.expect("close");
@@ -467,7 +470,7 @@ async fn polls_of_one_trigger_never_overlap() {
     for poll in polls {
         assert_eq!(poll.await.expect("poll").ok(), Some(StatusCode::OK));
     }
-    assert_eq!(SLOW_AT_ONCE[1].load(std::sync::atomic::Ordering::SeqCst), 1, "polls overlapped at the feed");
+    assert_eq!(feed.slow_at_once[1].load(std::sync::atomic::Ordering::SeqCst), 1, "polls overlapped at the feed");
     assert_eq!(emitted(&host, &id).await, ["b"]);
 }
 
@@ -505,13 +508,13 @@ async fn sigterm_lets_a_poll_in_flight_commit_before_the_host_exits() {
     assert!(exit.success(), "SIGTERM: {exit}");
 
     // Its event was committed before the host exited.
-    let database = format!("sqlite://{}", host.data_dir.join("triggerhost.db").display());
-    let mut db = sqlx::SqliteConnection::connect(&database).await.expect("open the host's database");
-    let ids: Vec<(String,)> = sqlx::query_as("SELECT json_extract(payload, '$.id') FROM events WHERE trigger_id = ?")
+    let mut db = crate::database::connect(&host).await;
+    let payloads: Vec<String> = sqlx::query_scalar("SELECT payload FROM events WHERE trigger_id = $1")
         .bind(&id)
         .fetch_all(&mut db)
         .await
         .expect("events");
-    assert_eq!(ids, [("b".to_owned(),)]);
+    let ids: Vec<Value> = payloads.iter().map(|p| serde_json::from_str::<Value>(p).expect("json")["id"].clone()).collect();
+    assert_eq!(ids, ["b"]);
     db.close().await.expect("close");
 }

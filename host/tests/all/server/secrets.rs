@@ -94,8 +94,11 @@ async fn secrets_are_sealed_at_rest_redacted_and_opened_only_for_their_trigger()
     let copy = tempfile::tempdir().expect("temp dir");
     let copied = copy.path().join("data");
     copy_without_key(&host.data_dir, &copied);
+    // On PostgreSQL the database is not in the data dir: the thief reads
+    // the same one.
+    let schema = host.schema.clone();
     drop(host);
-    let thief = spawn_host_in(&copied).await;
+    let thief = spawn_host_in(&copied, schema).await;
     let (_, view) = thief.api(Method::GET, &format!("/triggers/{signed}"), None).await;
     assert_eq!(view["status"], "error");
     assert!(view["last_error"].as_str().is_some_and(|e| e.contains("cannot be decrypted")), "{view}");
@@ -115,16 +118,16 @@ async fn plaintext_secrets_of_an_earlier_version_are_sealed_at_start() {
     host.kill9().await;
 
     // What the previous release stored: the secret as it was given.
-    let url = format!("sqlite://{}", host.data_dir.join("triggerhost.db").display());
-    let pool = sqlx::SqlitePool::connect(&url).await.expect("open database");
-    sqlx::query("UPDATE triggers SET secret = ? WHERE id = ?").bind(WHSEC).bind(&id).execute(&pool).await.expect("plain");
-    pool.close().await;
+    let mut database = crate::database::connect(&host).await;
+    sqlx::query("UPDATE triggers SET secret = $1 WHERE id = $2").bind(WHSEC).bind(&id).execute(&mut database).await.expect("plain");
+    drop(database);
 
     let host = host.restart().await;
     let response = host.deliver(&id, &signed_now("msg_after_migration", b"{}"), b"{}").await;
     assert_eq!(response.status(), StatusCode::OK);
-    let pool = sqlx::SqlitePool::connect(&url).await.expect("open database");
-    let stored: String = sqlx::query_scalar("SELECT secret FROM triggers WHERE id = ?").bind(&id).fetch_one(&pool).await.expect("row");
+    let mut database = crate::database::connect(&host).await;
+    let stored: String =
+        sqlx::query_scalar("SELECT secret FROM triggers WHERE id = $1").bind(&id).fetch_one(&mut database).await.expect("row");
     assert!(stored.starts_with("sealed:v1:") && !stored.contains(WHSEC_KEY), "{stored}");
 }
 
