@@ -1,5 +1,6 @@
 //! The admin API under `/api/v1`: JSON, bearer-token authenticated.
 
+mod cluster;
 pub(crate) mod connections;
 mod deliveries;
 mod error;
@@ -66,7 +67,9 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/deliveries/{id}/retry", post(deliveries::retry))
         .route("/sources", get(triggers::sources))
         .route("/sources/{id}", get(triggers::source))
+        .route("/cluster", get(cluster::overview))
         .fallback(|| async { ApiError::not_found("no such API route") })
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), cluster::announce_changes))
         .layer(middleware::from_fn_with_state(state, require_admin))
 }
 

@@ -10,6 +10,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use triggerhost_sdk::signature::constant_time_eq;
 
+use crate::cluster::Cluster;
+use crate::cluster::changes::{ApplyChanges, Applying, Change};
 use crate::capabilities::Backends;
 use crate::capabilities::http::{Outbound, SystemResolver};
 use crate::config::{IngressSettings, Settings};
@@ -56,6 +58,8 @@ pub struct AppState {
     /// Bytes ingress may hold at once across all deliveries: request bodies
     /// being read or called, and connector output waiting for its commit.
     pub delivery_budget: Arc<Semaphore>,
+    /// This node, its leases, and the changes it announces to the others.
+    pub cluster: Arc<Cluster>,
 }
 
 impl AppState {
@@ -64,6 +68,9 @@ impl AppState {
         let store = Store::open(&settings.database_url, settings.busy_timeout)
             .await
             .with_context(|| format!("opening {}", settings.database_url))?;
+        let cluster = Cluster::join(store.clone(), &settings.database_url, public_url.clone(), settings.cluster)
+            .await
+            .context("joining the cluster")?;
         let resolver = SystemResolver::with_table(settings.outbound.resolve.clone());
         let outbound = Arc::new(Outbound::new(Arc::new(resolver)).context("outbound TLS settings")?);
         let backends = Backends { kv: Some(Arc::new(store.clone())), outbound: Some(Arc::clone(&outbound)) };
@@ -79,7 +86,7 @@ impl AppState {
         let runtime = Runtime::with_backends(config, backends)?;
         let registry = Arc::new(Registry::open(runtime, store.clone(), &settings.data_dir).await?);
         let secrets = data_dir::secret_box(&settings.secret_key_file)?;
-        let delivery = Delivery::start(store.clone(), secrets.clone(), outbound, settings.delivery)
+        let delivery = Delivery::start(store.clone(), secrets.clone(), outbound, settings.delivery, Arc::clone(&cluster))
             .await
             .context("starting push delivery")?;
         let connections =
@@ -102,7 +109,13 @@ impl AppState {
             Arc::new(Semaphore::new(settings.ingress.max_buffered_bytes.min(Semaphore::MAX_PERMITS)));
         let woken = Arc::clone(&delivery);
         let committer = Committer::start(store.clone(), Arc::new(move |trigger_id: &str| woken.events_committed(trigger_id)));
-        let pipeline = Pipeline::new(store.clone(), committer, Arc::clone(&triggers), Arc::clone(&delivery_budget));
+        let pipeline =
+            Pipeline::new(store.clone(), committer, Arc::clone(&triggers), Arc::clone(&delivery_budget), Arc::clone(&cluster));
+        cluster.follow(Arc::new(FollowOthers {
+            triggers: Arc::clone(&triggers),
+            registry: Arc::clone(&registry),
+            delivery: Arc::clone(&delivery),
+        }));
         let (next_polls, poll_drain) = poller::start(Arc::clone(&triggers), pipeline.clone(), store.clone(), settings.poller);
         let renewals = crate::renewal::start(Arc::clone(&triggers), store.clone(), settings.renewal);
         crate::sync::start(Arc::clone(&triggers), store.clone(), settings.sync);
@@ -122,6 +135,44 @@ impl AppState {
             admin_token: AdminToken::new(&admin_token),
             delivery_budget,
             ingress: settings.ingress.clone(),
+            cluster,
+        })
+    }
+}
+
+/// Applies other nodes' changes to this node's services.
+struct FollowOthers {
+    triggers: Arc<Triggers>,
+    registry: Arc<Registry>,
+    delivery: Arc<Delivery>,
+}
+
+impl ApplyChanges for FollowOthers {
+    fn apply(&self, change: Change) -> Applying<'_> {
+        Box::pin(async move {
+            let result = match &change {
+                Change::Trigger(id) => self.triggers.reload(id).await.map_err(anyhow::Error::from),
+                Change::Plugin(name) => self.registry.reload(name).await.map_err(anyhow::Error::from),
+                Change::Destinations(trigger) => self.delivery.reload(trigger).await.map_err(anyhow::Error::from),
+            };
+            if let Err(error) = result {
+                tracing::warn!(?change, %error, "cannot follow another node's change; the next reconcile tries again");
+            }
+        })
+    }
+
+    fn reconcile(&self) -> Applying<'_> {
+        Box::pin(async move {
+            // Plugins first: a trigger another node enabled may need a version.
+            if let Err(error) = self.registry.reconcile().await {
+                tracing::warn!(%error, "cannot reconcile plugins");
+            }
+            if let Err(error) = self.triggers.reconcile().await {
+                tracing::warn!(%error, "cannot reconcile triggers");
+            }
+            if let Err(error) = self.delivery.reconcile().await {
+                tracing::warn!(%error, "cannot reconcile destinations");
+            }
         })
     }
 }

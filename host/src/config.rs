@@ -104,6 +104,9 @@ pub struct FileConfig {
     /// Renewal of provider subscriptions that expire.
     #[serde(default)]
     pub renewal: RenewalConfig,
+    /// Several nodes on one PostgreSQL: leases and propagation.
+    #[serde(default)]
+    pub cluster: ClusterConfig,
     /// Checks of registrations at the provider.
     #[serde(default)]
     pub sync: SyncConfig,
@@ -178,6 +181,20 @@ pub struct RenewalConfig {
     pub min_backoff_s: Option<u64>,
     /// The longest wait between renewal attempts, seconds (default 900).
     pub max_backoff_s: Option<u64>,
+}
+
+/// `[cluster]`: several nodes on one PostgreSQL database.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// How long a node's lease on a job lasts unless renewed, milliseconds
+    /// (default 15000): the longest a dead node's polls and deliveries wait
+    /// for another node. Renewed every third of it.
+    pub lease_ms: Option<u64>,
+    /// How often each node compares what it serves with the database, in
+    /// case an announcement of a change was missed, milliseconds (default
+    /// 5000).
+    pub reconcile_ms: Option<u64>,
 }
 
 /// `[polling]`: the poll scheduler.
@@ -388,6 +405,8 @@ pub struct Settings {
     pub retention: crate::retention::RetentionSettings,
     /// Push delivery.
     pub delivery: crate::delivery::DeliverySettings,
+    /// Leases and propagation between nodes.
+    pub cluster: crate::cluster::ClusterSettings,
 }
 
 impl Settings {
@@ -551,6 +570,17 @@ impl Settings {
         };
         let retention = retention_settings(&file.retention)?;
         let delivery = delivery_settings(&file.delivery)?;
+        let cluster_defaults = crate::cluster::ClusterSettings::default();
+        let cluster = crate::cluster::ClusterSettings {
+            lease: file.cluster.lease_ms.map(Duration::from_millis).unwrap_or(cluster_defaults.lease),
+            reconcile: file.cluster.reconcile_ms.map(Duration::from_millis).unwrap_or(cluster_defaults.reconcile),
+        };
+        if cluster.lease < Duration::from_millis(300) || cluster.reconcile < Duration::from_millis(100) {
+            return Err(ConfigError::Invalid {
+                key: "cluster",
+                message: "lease_ms must be at least 300 and reconcile_ms at least 100".into(),
+            });
+        }
         for (key, zero) in [
             ("sync.interval_s", sync.interval.is_zero()),
             ("retention.max_age_s", retention.max_age.is_zero()),
@@ -592,6 +622,7 @@ impl Settings {
             sync,
             retention,
             delivery,
+            cluster,
         })
     }
 }

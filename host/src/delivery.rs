@@ -105,6 +105,9 @@ pub struct Delivery {
     settings: DeliverySettings,
     lanes: Arc<Lanes>,
     metrics: Arc<DeliveryMetrics>,
+    /// Each destination's `updated_at_ms` when its lane was last set up:
+    /// a reconcile sets up again only what changed since.
+    followed: std::sync::Mutex<HashMap<String, i64>>,
 }
 
 impl std::fmt::Debug for Delivery {
@@ -121,6 +124,7 @@ impl Delivery {
         secrets: SecretBox,
         outbound: Arc<Outbound>,
         settings: DeliverySettings,
+        cluster: Arc<crate::cluster::Cluster>,
     ) -> Result<Arc<Delivery>, DeliveryError> {
         let (stopped, mut stopped_lanes) = tokio::sync::mpsc::unbounded_channel();
         let disable_after_ms = i64::try_from(settings.disable_after.as_millis()).unwrap_or(i64::MAX);
@@ -133,8 +137,16 @@ impl Delivery {
             workers: Arc::new(Semaphore::new(settings.workers.max(1))),
             policy: Policy { retry_scale: settings.retry_scale },
             stopped,
+            cluster,
         });
-        let delivery = Arc::new(Delivery { store, secrets, settings, lanes: Arc::new(Lanes::new(shared)), metrics });
+        let delivery = Arc::new(Delivery {
+            store,
+            secrets,
+            settings,
+            lanes: Arc::new(Lanes::new(shared)),
+            metrics,
+            followed: std::sync::Mutex::default(),
+        });
         for row in delivery.store.all_destinations().await? {
             // A destination that cannot run (its address no longer allowed,
             // its secret sealed under another key) must not stop the host:
@@ -164,6 +176,48 @@ impl Delivery {
         self.lanes.stop_trigger(trigger_id);
     }
 
+    /// Another node changed `trigger_id`'s destinations: its lanes here
+    /// follow the database.
+    pub async fn reload(&self, trigger_id: &str) -> Result<(), StoreError> {
+        let rows = self.store.list_destinations(trigger_id).await?;
+        self.lanes.stop_trigger_except(trigger_id, &rows.iter().map(|row| row.id.as_str()).collect());
+        for row in &rows {
+            self.follow_or_disable(row).await?;
+        }
+        Ok(())
+    }
+
+    /// Sets up again every destination changed since it was last followed,
+    /// and stops the lanes of those gone (announcements missed).
+    pub async fn reconcile(&self) -> Result<(), StoreError> {
+        let rows = self.store.all_destinations().await?;
+        let present: std::collections::HashSet<&str> = rows.iter().map(|row| row.id.as_str()).collect();
+        let gone: Vec<String> = {
+            let mut followed = self.followed.lock().unwrap_or_else(|p| p.into_inner());
+            let gone = followed.keys().filter(|id| !present.contains(id.as_str())).cloned().collect();
+            followed.retain(|id, _| present.contains(id.as_str()));
+            gone
+        };
+        for id in gone {
+            self.lanes.stop(&id);
+        }
+        for row in &rows {
+            let seen = self.followed.lock().unwrap_or_else(|p| p.into_inner()).get(&row.id).copied();
+            if seen != Some(row.updated_at_ms) {
+                self.follow_or_disable(row).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn follow_or_disable(&self, row: &DestinationRow) -> Result<(), StoreError> {
+        if let Err(error) = self.follow(row) {
+            tracing::warn!(destination = %row.id, %error, "destination cannot run; disabled");
+            self.store.disable_destination(&row.id, &format!("cannot run: {error}")).await?;
+        }
+        Ok(())
+    }
+
     /// The counters, for `/metrics`.
     pub fn metrics(&self) -> &DeliveryMetrics {
         &self.metrics
@@ -171,6 +225,7 @@ impl Delivery {
 
     /// Runs, updates or stops the lane of `row` to match its status.
     fn follow(&self, row: &DestinationRow) -> Result<(), DeliveryError> {
+        self.followed.lock().unwrap_or_else(|p| p.into_inner()).insert(row.id.clone(), row.updated_at_ms);
         if row.status != destinations::status::ENABLED {
             self.lanes.stop(&row.id);
             return Ok(());

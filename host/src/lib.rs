@@ -5,11 +5,13 @@
 //! - [`runtime`]: the engine, per-call limits, loading and calling plugins.
 //! - [`capabilities`]: what a connector may import (log, kv, outbound HTTP).
 //! - [`secrets`]: secrets sealed at rest, and a type that never prints them.
+//! - [`cluster`]: several nodes on one PostgreSQL: leases and propagation.
 
 pub mod api;
 pub mod app;
 pub(crate) mod bindings;
 pub mod capabilities;
+pub mod cluster;
 pub mod cli;
 pub mod config;
 pub mod connections;

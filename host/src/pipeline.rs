@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use tokio::sync::Semaphore;
 
+use crate::cluster::Cluster;
 use crate::connections::said_unauthorized;
 use crate::contract::{
     ConnectorError, Credentials, Delivery, HttpResponse, PollTick, RunInput, RunOutput, TriggerContext, WebhookRequest,
@@ -50,6 +51,9 @@ pub enum Outcome {
     Unavailable(&'static str),
     /// The trigger was deleted meanwhile.
     Gone,
+    /// Another node holds the trigger's poll lease: it polls, this node
+    /// does not (nothing recorded).
+    Elsewhere,
 }
 
 /// The pipeline, shared by every delivery.
@@ -61,12 +65,14 @@ pub struct Pipeline {
     /// Bytes held at once by deliveries: bodies, and outputs waiting for
     /// their commit.
     budget: Arc<Semaphore>,
+    /// Whose turn it is to poll, when several nodes share the database.
+    cluster: Arc<Cluster>,
 }
 
 impl Pipeline {
     /// A pipeline committing through `committer`, holding outputs against `budget`.
-    pub fn new(store: Store, committer: Committer, triggers: Arc<Triggers>, budget: Arc<Semaphore>) -> Self {
-        Pipeline { store, committer, triggers, budget }
+    pub fn new(store: Store, committer: Committer, triggers: Arc<Triggers>, budget: Arc<Semaphore>, cluster: Arc<Cluster>) -> Self {
+        Pipeline { store, committer, triggers, budget, cluster }
     }
 
     /// Handles one webhook delivery: `verify`, then `run`, then the commit.
@@ -126,6 +132,12 @@ impl Pipeline {
     /// transaction too.
     pub async fn poll(&self, trigger: &LiveTrigger) -> Outcome {
         let _turn = trigger.poll_turn().await;
+        // One node polls a trigger at a time, and commits only while it
+        // still holds the lease (see `LeaseFence`).
+        let lease = format!("poll:{}", trigger.row.id);
+        if !self.cluster.claim(&lease).await {
+            return Outcome::Elsewhere;
+        }
         let (at_ms, started) = (now_ms(), Instant::now());
         let (loaded, tick) = match self.tick(trigger, at_ms).await {
             Ok(ready) => ready,
@@ -157,7 +169,8 @@ impl Pipeline {
                 return Outcome::ConnectorFailed(error);
             }
         };
-        let commit = commit_of(trigger, &loaded, output.fuel_used, output.kv_writes, Some(record(started)));
+        let mut commit = commit_of(trigger, &loaded, output.fuel_used, output.kv_writes, Some(record(started)));
+        commit.fence = self.cluster.fence(&lease);
         self.commit(trigger, commit, run).await
     }
 
@@ -221,6 +234,7 @@ impl Pipeline {
             }
             Err(StoreError::Busy) => Outcome::Unavailable("storage busy"),
             Err(StoreError::NotFound) => Outcome::Gone,
+            Err(StoreError::LeaseLost(_)) => Outcome::Elsewhere,
             // Recorded as what it was: a refused poll is a failed poll, not
             // a delivery received.
             Err(error @ StoreError::Quota(_)) => {
@@ -413,5 +427,6 @@ fn commit_of(
         fuel_used,
         kv_writes,
         poll,
+        fence: None,
     }
 }

@@ -244,7 +244,8 @@ impl Scheduler {
                     Ok(_slot) => {
                         // Late by the scheduler's own delay and the wait for a slot.
                         next.late(Instant::now().saturating_duration_since(at));
-                        matches!(pipeline.poll(&live).await, Outcome::Stored { .. })
+                        // Another node's poll is not this node's failure.
+                        matches!(pipeline.poll(&live).await, Outcome::Stored { .. } | Outcome::Elsewhere)
                     }
                     Err(_) => false,
                 };

@@ -208,9 +208,78 @@ impl Registry {
         Ok(registry)
     }
 
+    /// Loads a stored version from its blob here, or, on a shared
+    /// database, from the bytes the node that took the upload stored (kept
+    /// here for next time).
     async fn load_stored(&self, row: &PluginVersionRow) -> Result<LoadedPlugin, RegistryError> {
-        let bytes = self.blobs.get(&row.digest)?;
+        let bytes = match self.blobs.get(&row.digest) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                let bytes = self.store.shared_blob(&row.digest).await.map_err(|e| match e {
+                    StoreError::NotFound => RegistryError::Blob(error),
+                    other => other.into(),
+                })?;
+                let blobs = self.blobs.clone();
+                let (digest, owned) = (row.digest.clone(), bytes.clone());
+                // `put` checks the bytes against the digest.
+                tokio::task::spawn_blocking(move || blobs.put(&digest, &owned))
+                    .await
+                    .map_err(|e| RegistryError::Blob(std::io::Error::other(e)))??;
+                bytes
+            }
+            Err(error) => return Err(error.into()),
+        };
         LoadedPlugin::new(self.runtime.load(&bytes).await?)
+    }
+
+    /// Another node changed plugin `name` (a version uploaded, activated,
+    /// rolled back, or its grants): this node follows the database, and
+    /// loads the active version now rather than on its first call.
+    pub async fn reload(&self, name: &str) -> Result<(), RegistryError> {
+        let active = match self.store.get_plugin(name).await {
+            Ok(plugin) => plugin.active_version,
+            Err(StoreError::NotFound) => {
+                write(&self.active).remove(name);
+                write(&self.allowances).remove(name);
+                write(&self.loaded).retain(|key, _| key.0 != name);
+                return Ok(());
+            }
+            Err(error) => return Err(error.into()),
+        };
+        self.reload_allowances().await?;
+        // Loaded before it is made active: calls meanwhile keep the
+        // version they had, none finds the new one missing.
+        self.resolve_or_load(name, Some(&active)).await?;
+        write(&self.active).insert(name.to_owned(), active);
+        Ok(())
+    }
+
+    /// Follows every plugin whose active version differs from the one
+    /// here, and every grant (announcements missed).
+    pub async fn reconcile(&self) -> Result<(), RegistryError> {
+        self.reload_allowances().await?;
+        for plugin in self.store.list_plugins().await? {
+            if read(&self.active).get(&plugin.name) != Some(&plugin.active_version)
+                && let Err(error) = self.reload(&plugin.name).await
+            {
+                tracing::warn!(plugin = %plugin.name, %error, "cannot follow another node's change");
+            }
+        }
+        Ok(())
+    }
+
+    async fn reload_allowances(&self) -> Result<(), RegistryError> {
+        let mut allowances = HashMap::new();
+        for (name, json) in self.store.all_allowances().await? {
+            match serde_json::from_str::<Allowance>(&json) {
+                Ok(allowance) => {
+                    allowances.insert(name, allowance);
+                }
+                Err(error) => tracing::error!(plugin = %name, %error, "unreadable grant; the plugin is allowed nothing"),
+            }
+        }
+        *write(&self.allowances) = allowances;
+        Ok(())
     }
 
     /// Validates and registers an upload. The first version of a plugin
@@ -226,6 +295,8 @@ impl Registry {
         tokio::task::spawn_blocking(move || blobs.put(&blob_digest, &owned))
             .await
             .map_err(|e| RegistryError::Blob(std::io::Error::other(e)))??;
+        // Before the version row: another node that sees the row finds the bytes.
+        self.store.put_shared_blob(&digest, bytes).await?;
         let row = PluginVersionRow {
             name: manifest.name.clone(),
             version: manifest.version.clone(),
@@ -354,6 +425,9 @@ impl Registry {
         write(&self.loaded).remove(&(name.to_owned(), version.to_owned()));
         if digest_unused && let Err(error) = self.blobs.remove(&digest) {
             tracing::warn!(%plugin, %digest, %error, "cannot remove the blob of a deleted version");
+        }
+        if digest_unused && let Err(error) = self.store.remove_shared_blob(&digest).await {
+            tracing::warn!(%plugin, %digest, %error, "cannot remove the shared bytes of a deleted version");
         }
         Ok(())
     }

@@ -176,11 +176,14 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     // Tests and scripts read this line to find the port.
     println!("triggerhost listening on http://{address} (webhooks at {public_url}/hooks/<trigger-id>)");
     let poll_drain = state.poll_drain.clone();
+    let cluster = Arc::clone(&state.cluster);
     listener::serve(listener, app(state), settings.http.clone(), shutdown_signal()).await;
     // Requests in flight are done; polls in flight get as long again.
     if !poll_drain.drain(listener::SHUTDOWN_GRACE).await {
         tracing::warn!("polls still running after the shutdown grace period; their items come again next time");
     }
+    // The other nodes take this node's jobs over now, not when its leases expire.
+    cluster.leave().await;
     store.close().await;
     Ok(())
 }

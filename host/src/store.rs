@@ -5,6 +5,7 @@
 //! per backend by [`dialect`]. Multi-row changes run in transactions;
 //! migrations, one set per backend, are embedded and run at start.
 
+mod cluster;
 mod committer;
 mod connections;
 mod deliveries;
@@ -28,6 +29,7 @@ use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 use sqlx::sqlite::SqliteConnectOptions;
 
+pub use cluster::{LeaseFence, LeaseRow, NodeRow};
 pub use committer::{Committer, OnStored};
 pub use connections::{ConnectionRow, OAuthAppRow};
 pub use deliveries::{AttemptRecord, AttemptRow, DeliveryFilter, DeliveryRow, DueJob, JobOutcome, ReplayScope, job_status};
@@ -56,6 +58,10 @@ pub enum StoreError {
     /// The writes would take a trigger past its kv quota.
     #[error("kv quota: {0}")]
     Quota(String),
+    /// The commit was fenced by a lease this node no longer holds: another
+    /// node took the job over, and commits it.
+    #[error("lease {0} is held by another node now")]
+    LeaseLost(String),
     /// Anything else; the message is for logs, not for API responses.
     #[error("database error: {0}")]
     Database(String),

@@ -20,6 +20,7 @@ mod sealed;
 mod sharing;
 mod sources;
 mod registration;
+mod remote;
 
 pub use activation::Breakage;
 

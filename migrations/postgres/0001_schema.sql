@@ -230,3 +230,27 @@ CREATE TABLE delivery_attempts (
     response_excerpt TEXT
 );
 CREATE INDEX delivery_attempts_of ON delivery_attempts (delivery_id, seq);
+
+-- Nodes and leases: a job that must run on one node at a time (a trigger's
+-- polls, a destination's deliveries, a sweep) is run by the node holding
+-- its lease; a node that stops renewing loses its leases when they expire.
+CREATE TABLE nodes (
+    id              TEXT PRIMARY KEY NOT NULL,
+    address         TEXT NOT NULL,
+    started_at_ms   BIGINT NOT NULL,
+    heartbeat_at_ms BIGINT NOT NULL
+);
+
+CREATE TABLE leases (
+    name            TEXT PRIMARY KEY NOT NULL,
+    holder          TEXT NOT NULL,
+    expires_at_ms   BIGINT NOT NULL
+);
+CREATE INDEX leases_of ON leases (holder);
+
+-- Component bytes, by digest, so a node that did not take the upload can
+-- load the version; each node keeps its own copy under its data dir.
+CREATE TABLE plugin_blobs (
+    digest          TEXT PRIMARY KEY NOT NULL,
+    bytes           BYTEA NOT NULL
+);

@@ -76,6 +76,7 @@ impl From<StoreError> for ApiError {
             StoreError::Busy => Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "the database is busy; retry"),
             StoreError::NotFound => Self::not_found("not found"),
             StoreError::Quota(_) => Self::new(StatusCode::CONFLICT, "kv-quota", error.to_string()),
+            StoreError::LeaseLost(_) => Self::new(StatusCode::CONFLICT, "lease-lost", error.to_string()),
             StoreError::Database(_) => Self::internal(&error),
         }
     }

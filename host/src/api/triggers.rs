@@ -403,6 +403,9 @@ pub async fn poll(
         }
         Outcome::Unavailable(why) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", why)),
         Outcome::Gone => Err(ApiError::not_found(format!("no trigger {id}"))),
+        Outcome::Elsewhere => {
+            Err(ApiError::new(StatusCode::CONFLICT, "polled-elsewhere", "another node holds this trigger's polls; ask it"))
+        }
         other => {
             let state = app.store.poll_state(&id).await?;
             let code = match other {

@@ -21,6 +21,9 @@ use crate::token_bucket::TokenBucket;
 
 /// The longest a lane sleeps without being woken: a safety net only.
 const IDLE_RECHECK: Duration = Duration::from_secs(30);
+/// The same on a shared database, where events other nodes commit wake
+/// no lane here: how late such an event is pushed at most.
+const SHARED_IDLE_RECHECK: Duration = Duration::from_secs(1);
 /// The wait after the store failed a lane's read.
 const STORE_RETRY: Duration = Duration::from_secs(1);
 /// Due jobs one read takes at most.
@@ -69,6 +72,8 @@ pub(super) struct Shared {
     /// Lanes to stop (by destination and lane generation): their
     /// destination was disabled by an attempt, or found gone.
     pub stopped: tokio::sync::mpsc::UnboundedSender<(String, u64)>,
+    /// Whose lane runs, when several nodes share the database.
+    pub cluster: Arc<crate::cluster::Cluster>,
 }
 
 /// The lanes, by destination, and which destinations each trigger feeds.
@@ -166,6 +171,20 @@ impl Lanes {
         }
     }
 
+    /// Stops the lanes of `trigger_id`'s destinations other than `keep`.
+    pub fn stop_trigger_except(&self, trigger_id: &str, keep: &HashSet<&str>) {
+        let ids: Vec<String> = self
+            .by_trigger
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(trigger_id)
+            .map(|ids| ids.iter().filter(|id| !keep.contains(id.as_str())).cloned().collect())
+            .unwrap_or_default();
+        for id in ids {
+            self.stop(&id);
+        }
+    }
+
     /// Wakes the lanes of the destinations `trigger_id` feeds.
     pub fn wake_trigger(&self, trigger_id: &str) {
         let by_trigger = self.by_trigger.lock().unwrap_or_else(|p| p.into_inner());
@@ -203,6 +222,20 @@ struct LaneRun {
     generation: u64,
 }
 
+/// Whether this node holds the lane's lease, claimed again once a third of
+/// its period has passed (the node's heartbeat renews it in between).
+async fn holds_lease(cluster: &crate::cluster::Cluster, lease: &str, claimed_at: &mut Option<tokio::time::Instant>) -> bool {
+    if !cluster.is_shared() {
+        return true;
+    }
+    if claimed_at.is_some_and(|at| at.elapsed() < cluster.settings().lease / 3) {
+        return true;
+    }
+    let held = cluster.claim(lease).await;
+    *claimed_at = held.then(tokio::time::Instant::now);
+    held
+}
+
 async fn run_lane(lane_run: LaneRun, mut config: watch::Receiver<Arc<LaneConfig>>, wake: Arc<Notify>) {
     let LaneRun { shared, id, generation } = lane_run;
     // Jobs being sent, and jobs sent whose record is not written yet: both
@@ -219,11 +252,18 @@ async fn run_lane(lane_run: LaneRun, mut config: watch::Receiver<Arc<LaneConfig>
     let mut ready: VecDeque<DueJob> = VecDeque::new();
     let mut next_due: Option<i64> = None;
     let mut rate = TokenBucket::holding(1.0);
+    // One node delivers a destination's jobs at a time: the holder of its lease.
+    let lease = format!("deliver:{id}");
+    let mut lease_claimed_at: Option<tokio::time::Instant> = None;
+    let idle = if shared.cluster.is_shared() { SHARED_IDLE_RECHECK } else { IDLE_RECHECK };
     loop {
         let lane = Arc::clone(&config.borrow_and_update());
         let cap = if lane.ordered { 1 } else { lane.max_in_flight.max(1) };
-        let mut wait = IDLE_RECHECK;
-        if ready.is_empty() && in_flight.len() < cap {
+        let mut wait = idle;
+        if ready.is_empty() && in_flight.len() < cap && !holds_lease(&shared.cluster, &lease, &mut lease_claimed_at).await {
+            // Another node delivers; this lane looks again in a while.
+            wait = shared.cluster.settings().lease / 3;
+        } else if ready.is_empty() && in_flight.len() < cap {
             // Only what this read says is due later counts.
             next_due = None;
             let now = now_ms();
@@ -285,7 +325,7 @@ async fn run_lane(lane_run: LaneRun, mut config: watch::Receiver<Arc<LaneConfig>
             _ = tokio::time::sleep(wait) => {
                 // Idle for long: a destination deleted with its trigger
                 // (which the API or retention did) ends its lane.
-                if wait == IDLE_RECHECK
+                if wait == idle
                     && attempts.is_empty()
                     && records.is_empty()
                     && matches!(shared.store.get_destination(&id).await, Err(crate::store::StoreError::NotFound))
@@ -303,6 +343,7 @@ async fn run_lane(lane_run: LaneRun, mut config: watch::Receiver<Arc<LaneConfig>
         }
     }
     while records.join_next().await.is_some() {}
+    shared.cluster.release(&lease).await;
 }
 
 /// Due jobs not in flight, and when the next one not yet due falls due

@@ -37,6 +37,9 @@ pub struct DeliveryCommit {
     pub kv_writes: crate::capabilities::kv::KvWrites,
     /// For a poll, what to record of it; `None` for a webhook delivery.
     pub poll: Option<super::polls::PollRecord>,
+    /// The lease the commit is made under (a poll on a shared database):
+    /// nothing is stored unless this node still holds it.
+    pub fence: Option<super::LeaseFence>,
 }
 
 /// What committing one delivery stored.
@@ -144,6 +147,9 @@ async fn commit_one(
     delivery: &DeliveryCommit,
 ) -> Result<CommitOutcome, StoreError> {
     let mut outcome = CommitOutcome::default();
+    if let Some(fence) = &delivery.fence {
+        super::cluster::check_fence(&mut *conn, fence, super::now_ms()).await?;
+    }
     super::kv::apply(&mut *conn, &delivery.kv_writes).await?;
     for event in &delivery.events {
         // A key whose event retention removed is still a duplicate within

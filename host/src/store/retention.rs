@@ -160,6 +160,7 @@ mod tests {
             fuel_used: 0,
             kv_writes: KvWrites::default(),
             poll: None,
+            fence: None,
         }
     }
 

@@ -239,6 +239,7 @@ mod tests {
             fuel_used: 0,
             kv_writes: KvWrites::default(),
             poll: None,
+            fence: None,
         };
         store.commit_deliveries(&[commit]).await?.remove(0)?;
         let due = store.due_deliveries("dst_a", i64::MAX, &[], 10, 1 << 20).await?;

@@ -21,7 +21,7 @@ pub(super) async fn commit_all(
     let mut outcomes = vec![CommitOutcome::default(); batch.len()];
     // Deliveries with kv writes or a poll record keep their own path.
     let (plain, other): (Vec<usize>, Vec<usize>) =
-        (0..batch.len()).partition(|&i| batch[i].kv_writes.is_empty() && batch[i].poll.is_none());
+        (0..batch.len()).partition(|&i| batch[i].kv_writes.is_empty() && batch[i].poll.is_none() && batch[i].fence.is_none());
     for i in other {
         outcomes[i] = commit_one(&mut *conn, &batch[i]).await?;
     }
@@ -110,6 +110,7 @@ mod tests {
             fuel_used: 7,
             kv_writes: KvWrites::default(),
             poll: None,
+            fence: None,
         }
     }
 
