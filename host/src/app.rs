@@ -68,7 +68,8 @@ impl AppState {
         let store = Store::open(&settings.database_url, settings.busy_timeout)
             .await
             .with_context(|| format!("opening {}", settings.database_url))?;
-        let cluster = Cluster::join(store.clone(), &settings.database_url, public_url.clone(), settings.cluster)
+        let node_id = data_dir::node_id(&settings.data_dir)?;
+        let cluster = Cluster::join(store.clone(), &settings.database_url, node_id, public_url.clone(), settings.cluster)
             .await
             .context("joining the cluster")?;
         let resolver = SystemResolver::with_table(settings.outbound.resolve.clone());

@@ -55,15 +55,15 @@ fn log_claim_failure(lease: &str, error: &StoreError) {
 }
 
 impl Cluster {
-    /// Joins the cluster on `store` as a new node listening at `address`,
+    /// Joins the cluster on `store` as node `id` listening at `address`,
     /// and starts its heartbeat (on a shared database).
     pub async fn join(
         store: Store,
         database_url: &str,
+        id: String,
         address: String,
         settings: ClusterSettings,
     ) -> Result<Arc<Cluster>, StoreError> {
-        let id = crate::ids::new_id("node").map_err(|e| StoreError::Database(format!("no randomness for an id: {e}")))?;
         let now = now_ms();
         let node = NodeRow { id, address, started_at_ms: now, heartbeat_at_ms: now };
         let shared = store.dialect() == crate::store::Dialect::Postgres;

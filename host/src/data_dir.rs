@@ -86,6 +86,29 @@ pub fn admin_token(configured: Option<&str>, data_dir: &Path) -> anyhow::Result<
     Ok(token)
 }
 
+/// This node's id in a cluster: read from `<data-dir>/node_id`, else made
+/// and saved there. A node restarted on its data dir is the same node, and
+/// takes its leases back at once instead of waiting for them to expire.
+pub fn node_id(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join("node_id");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let id = text.trim();
+            let valid = id.strip_prefix("node_").is_some_and(|hex| !hex.is_empty() && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+            if !valid {
+                anyhow::bail!("{} does not hold a node id", path.display());
+            }
+            Ok(id.to_owned())
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let id = crate::ids::new_id("node")?;
+            write_private(&path, &id)?;
+            Ok(id)
+        }
+        Err(error) => Err(error).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
 #[cfg(all(test, unix))]
 mod tests {
     use std::os::unix::fs::PermissionsExt as _;

@@ -247,10 +247,27 @@ impl Registry {
             Err(error) => return Err(error.into()),
         };
         self.reload_allowances().await?;
-        // Loaded before it is made active: calls meanwhile keep the
-        // version they had, none finds the new one missing.
-        self.resolve_or_load(name, Some(&active)).await?;
+        // What the node that made the change holds loaded: the active
+        // version, those triggers pin, and the newest upload (the likely
+        // next activation, loaded now so that activation is a swap here
+        // too). Loaded before the switch: calls meanwhile keep the version
+        // they had, none finds the new one missing.
+        let mut wanted: std::collections::HashSet<String> = self
+            .store
+            .versions_in_use()
+            .await?
+            .into_iter()
+            .filter_map(|(plugin, version)| (plugin == name).then_some(version))
+            .collect();
+        wanted.insert(active.clone());
+        if let Some(newest) = self.store.list_versions(name).await?.into_iter().max_by_key(|row| row.created_at_ms) {
+            wanted.insert(newest.version);
+        }
+        for version in &wanted {
+            self.resolve_or_load(name, Some(version)).await?;
+        }
         write(&self.active).insert(name.to_owned(), active);
+        write(&self.loaded).retain(|key, _| key.0 != name || wanted.contains(&key.1));
         Ok(())
     }
 

@@ -23,7 +23,8 @@ commands:
   test           build-plugins, then run every test in the workspace, then the
                  integration tests that run hosts again on PostgreSQL (the server in
                  TRIGGERHOST_TEST_POSTGRES, else 127.0.0.1:5432, else one installed
-                 and started from the distribution's packages)
+                 and started from the distribution's packages) with the multi-node
+                 tests (three hosts on one database)
   lint           clippy on the whole workspace, warnings denied
   bench          build-plugins, then the benchmarks (release build): the per-call
                  cost, the host's cost per outbound request, the poll scheduler
@@ -47,14 +48,16 @@ fn main() -> Result<()> {
             build_plugins()?;
             // Not --all-targets: the benchmark is a harness-less binary that
             // would run in full, unoptimised, as a "test". Lint compiles it.
-            cargo(&["test", "--workspace", "--lib", "--bins", "--tests"])?;
+            // The cluster tests need PostgreSQL: they run in its leg.
+            cargo(&["test", "--workspace", "--lib", "--bins", "--tests", "--", "--skip", "cluster::"])?;
             cargo(&["test", "--workspace", "--doc"])?;
-            // The integration tests that run hosts, again on PostgreSQL.
+            // The integration tests that run hosts, again on PostgreSQL,
+            // and the multi-node tests.
             let postgres = postgres::ensure()?;
             postgres::drop_leftover_schemas(&postgres)?;
             eprintln!("xtask: the integration suite again, on PostgreSQL ({postgres})");
             run(Command::new(cargo_bin())
-                .args(["test", "-p", "triggerhost", "--test", "all", "server::"])
+                .args(["test", "-p", "triggerhost", "--test", "all", "--", "server::", "cluster::"])
                 .env(postgres::VAR, &postgres)
                 .current_dir(workspace_root()))
         }

@@ -32,6 +32,8 @@ pub async fn upload(
         ));
     }
     let registered = app.registry.register(&body).await?;
+    // The other nodes load it now, so that its activation is a swap there too.
+    app.cluster.announce(crate::cluster::changes::Change::Plugin(registered.name.clone())).await;
     let status = if registered.created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, axum::Json(registered)).into_response())
 }

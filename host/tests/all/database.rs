@@ -11,6 +11,9 @@ use sqlx::Connection;
 /// The variable naming the PostgreSQL server of the second run.
 pub const POSTGRES_VAR: &str = "TRIGGERHOST_TEST_POSTGRES";
 
+/// The machine's own server, for the cluster tests when the run names none.
+pub const MACHINE_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
+
 /// The PostgreSQL server this run uses, if any.
 pub fn postgres_base() -> Option<String> {
     std::env::var(POSTGRES_VAR).ok().filter(|url| !url.is_empty())

@@ -25,6 +25,8 @@ pub struct Host {
     /// The data dir (kept across restarts).
     pub data_dir: PathBuf,
     _temp: Option<tempfile::TempDir>,
+    /// A cluster's shared key file, kept by its first node.
+    _keys: Option<tempfile::TempDir>,
     config: Option<PathBuf>,
     /// The PostgreSQL schema, when this run uses PostgreSQL (kept across
     /// restarts, shared with the other hosts of a cluster).
@@ -39,6 +41,33 @@ pub async fn spawn_host() -> Host {
 
 /// Starts a server on a fresh data dir with `toml` as its config file.
 pub async fn spawn_host_with_config(toml: &str) -> Host {
+    let schema = match postgres_base() {
+        Some(base) => Some(Schema::create(&base).await),
+        None => None,
+    };
+    spawn_node(toml, schema).await
+}
+
+/// Starts `nodes` servers on one new PostgreSQL schema (the run's server,
+/// else the machine's), each with its own data dir, sharing one key file
+/// (as the nodes of a cluster must), `toml` the config of each.
+pub async fn spawn_cluster(nodes: usize, toml: &str) -> Vec<Host> {
+    let base = postgres_base().unwrap_or_else(|| crate::database::MACHINE_POSTGRES.to_owned());
+    let schema = Schema::create(&base).await;
+    let keys = tempfile::tempdir().expect("temp dir");
+    let config = format!("secret_key_file = {:?}\n{toml}", keys.path().join("secret.key").display().to_string());
+    let mut hosts = Vec::with_capacity(nodes);
+    // One after the other: the first creates the key file the others read.
+    for _ in 0..nodes {
+        hosts.push(spawn_node(&config, Some(Arc::clone(&schema))).await);
+    }
+    if let Some(first) = hosts.first_mut() {
+        first._keys = Some(keys);
+    }
+    hosts
+}
+
+async fn spawn_node(toml: &str, schema: Option<Arc<Schema>>) -> Host {
     let temp = tempfile::tempdir().expect("temp dir");
     let data_dir = temp.path().join("data");
     let config = (!toml.is_empty()).then(|| {
@@ -46,10 +75,6 @@ pub async fn spawn_host_with_config(toml: &str) -> Host {
         std::fs::write(&path, toml).expect("write config");
         path
     });
-    let schema = match postgres_base() {
-        Some(base) => Some(Schema::create(&base).await),
-        None => None,
-    };
     let mut host = start(&data_dir, config.as_deref(), schema).await;
     host._temp = Some(temp);
     host
@@ -110,6 +135,7 @@ async fn start(data_dir: &Path, config: Option<&Path>, schema: Option<Arc<Schema
         url,
         data_dir: data_dir.to_owned(),
         _temp: None,
+        _keys: None,
         config: config.map(Path::to_owned),
         schema,
         http: reqwest::Client::new(),
@@ -140,6 +166,7 @@ impl Host {
         self.kill9().await;
         let mut next = start(&self.data_dir, self.config.as_deref(), self.schema.clone()).await;
         next._temp = self._temp.take();
+        next._keys = self._keys.take();
         next
     }
 

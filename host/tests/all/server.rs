@@ -14,7 +14,7 @@ mod filters;
 mod grants;
 mod languages;
 mod lifecycle;
-mod polling;
+pub mod polling;
 mod providers;
 mod precompiled;
 mod renewal;

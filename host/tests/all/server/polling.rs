@@ -19,7 +19,7 @@ const T0: u64 = 1_700_000_000_000;
 
 /// How the feed answers.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Mode {
+pub(crate) enum Mode {
     Items,
     Error,
     Garbage,
@@ -31,18 +31,18 @@ enum Mode {
 }
 
 #[derive(Clone)]
-struct Feed {
+pub(crate) struct Feed {
     items: Arc<Mutex<Vec<Value>>>,
-    requests: Arc<std::sync::atomic::AtomicUsize>,
+    pub(crate) requests: Arc<std::sync::atomic::AtomicUsize>,
     mode: Arc<Mutex<Mode>>,
     /// Requests held by [`Mode::Slow`] now, and the most at any time.
-    slow_at_once: Arc<[std::sync::atomic::AtomicUsize; 2]>,
+    pub(crate) slow_at_once: Arc<[std::sync::atomic::AtomicUsize; 2]>,
     url: String,
     _server: Arc<tokio::task::JoinHandle<()>>,
 }
 
 impl Feed {
-    async fn start() -> Feed {
+    pub(crate) async fn start() -> Feed {
         let items: Arc<Mutex<Vec<Value>>> = Arc::default();
         let mode = Arc::new(Mutex::new(Mode::Items));
         let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -61,7 +61,7 @@ impl Feed {
     }
 
     /// Adds an item `offset_ms` after [`T0`], newest first as feeds list them.
-    fn add(&self, id: &str, offset_ms: i64) {
+    pub(crate) fn add(&self, id: &str, offset_ms: i64) {
         let t = T0.saturating_add_signed(offset_ms);
         self.items.lock().expect("feed").insert(0, json!({ "id": id, "t": t, "title": format!("item {id}") }));
     }
@@ -75,7 +75,7 @@ impl Feed {
     }
 
     /// Waits until the feed gets its next request.
-    async fn next_request(&self) {
+    pub(crate) async fn next_request(&self) {
         let asked = self.requests.load(std::sync::atomic::Ordering::SeqCst);
         for _ in 0..100 {
             if self.requests.load(std::sync::atomic::Ordering::SeqCst) > asked {
@@ -86,7 +86,7 @@ impl Feed {
         panic!("no poll reached the feed");
     }
 
-    fn set_mode(&self, mode: Mode) {
+    pub(crate) fn set_mode(&self, mode: Mode) {
         *self.mode.lock().expect("feed") = mode;
     }
 }
@@ -161,7 +161,7 @@ async fn polling_trigger(host: &Host, feed: &Feed, crate_name: &str, (plugin, tr
 }
 
 /// An http-json-poll trigger on the feed's items (10 s lateness).
-async fn setup(host: &Host, feed: &Feed, interval_s: u32) -> String {
+pub(crate) async fn setup(host: &Host, feed: &Feed, interval_s: u32) -> String {
     let config = json!({ "url": format!("{}/items", feed.url), "items_pointer": "/data", "time_field": "t", "lateness_ms": 10_000 });
     polling_trigger(host, feed, "http_json_poll", ("http-json-poll", "new_item"), config, interval_s).await
 }
@@ -185,14 +185,14 @@ async fn polling_every_second(config: &str) -> (Feed, Host, String) {
     enabled_feed_trigger(&format!("[polling]\nmin_interval_s = 1\n{config}"), 1).await
 }
 
-async fn health(host: &Host, id: &str) -> Value {
+pub(crate) async fn health(host: &Host, id: &str) -> Value {
     let (status, health) = host.api(Method::GET, &format!("/triggers/{id}/health"), None).await;
     assert_eq!(status, StatusCode::OK, "{health}");
     health
 }
 
 /// Waits until the trigger has polled `polls` times.
-async fn polled(host: &Host, id: &str, polls: i64) -> Value {
+pub(crate) async fn polled(host: &Host, id: &str, polls: i64) -> Value {
     for _ in 0..200 {
         let health = health(host, id).await;
         if health["polls"].as_i64() >= Some(polls) {
@@ -210,7 +210,7 @@ async fn poll_now(host: &Host, id: &str, body: Option<Value>) -> Value {
 }
 
 /// The ids of every event the trigger stored, oldest first.
-async fn emitted(host: &Host, id: &str) -> Vec<String> {
+pub(crate) async fn emitted(host: &Host, id: &str) -> Vec<String> {
     let mut ids: Vec<String> =
         host.all_events(id).await.iter().map(|e| e["payload"]["id"].as_str().unwrap_or_default().to_owned()).collect();
     ids.reverse();
