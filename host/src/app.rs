@@ -118,9 +118,9 @@ impl AppState {
             delivery: Arc::clone(&delivery),
         }));
         let (next_polls, poll_drain) = poller::start(Arc::clone(&triggers), pipeline.clone(), store.clone(), settings.poller);
-        let renewals = crate::renewal::start(Arc::clone(&triggers), store.clone(), settings.renewal);
-        crate::sync::start(Arc::clone(&triggers), store.clone(), settings.sync);
-        let retention = crate::retention::start(store.clone(), settings.retention);
+        let renewals = crate::renewal::start(Arc::clone(&triggers), store.clone(), settings.renewal, Arc::clone(&cluster));
+        crate::sync::start(Arc::clone(&triggers), store.clone(), settings.sync, Arc::clone(&cluster));
+        let retention = crate::retention::start(store.clone(), settings.retention, Arc::clone(&cluster));
         Ok(AppState {
             delivery,
             pipeline,

@@ -116,7 +116,12 @@ const MAX_CONCURRENT: usize = 8;
 const BATCH: i64 = 64;
 
 /// Starts the scheduler; it runs until the runtime stops.
-pub fn start(triggers: Arc<Triggers>, store: Store, settings: RenewalSettings) -> RenewalCounters {
+pub fn start(
+    triggers: Arc<Triggers>,
+    store: Store,
+    settings: RenewalSettings,
+    cluster: Arc<crate::cluster::Cluster>,
+) -> RenewalCounters {
     let counters = RenewalCounters::default();
     let running = counters.clone();
     tokio::spawn(async move {
@@ -126,6 +131,10 @@ pub fn start(triggers: Arc<Triggers>, store: Store, settings: RenewalSettings) -
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
+            // One node at a time does this: the holder of the `renewals` lease.
+            if !cluster.claim("renewals").await {
+                continue;
+            }
             let due = match store.due_renewals(now_ms(), settings.margin_ms(), BATCH).await {
                 Ok(due) => due,
                 Err(error) => {

@@ -68,7 +68,7 @@ impl RetentionCounters {
 }
 
 /// Starts the sweeper; it runs until the runtime stops.
-pub fn start(store: Store, settings: RetentionSettings) -> RetentionCounters {
+pub fn start(store: Store, settings: RetentionSettings, cluster: std::sync::Arc<crate::cluster::Cluster>) -> RetentionCounters {
     let counters = RetentionCounters::default();
     let running = counters.clone();
     tokio::spawn(async move {
@@ -76,6 +76,10 @@ pub fn start(store: Store, settings: RetentionSettings) -> RetentionCounters {
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
+            // One node at a time does this: the holder of the `retention` lease.
+            if !cluster.claim("retention").await {
+                continue;
+            }
             if let Err(error) = sweep(&store, &settings, &running).await {
                 tracing::warn!(%error, "retention sweep stopped early; the next one goes on");
             }

@@ -42,13 +42,17 @@ const CHECK_EVERY: Duration = Duration::from_millis(500);
 
 /// Starts the scheduler; it runs until the runtime stops. Checks run one
 /// at a time: they are rare, and each is a call to the provider.
-pub fn start(triggers: Arc<Triggers>, store: Store, settings: SyncSettings) {
+pub fn start(triggers: Arc<Triggers>, store: Store, settings: SyncSettings, cluster: Arc<crate::cluster::Cluster>) {
     tokio::spawn(async move {
         let mut due: HashMap<String, Instant> = HashMap::new();
         let mut ticks = tokio::time::interval(CHECK_EVERY);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
+            // One node at a time does this: the holder of the `sync` lease.
+            if !cluster.claim("sync").await {
+                continue;
+            }
             retry_failed_enables(&triggers, &store).await;
             let now = Instant::now();
             let registrations: Vec<String> = triggers
