@@ -156,5 +156,5 @@ async fn drain(received: &Received, count: u64) {
 /// returns how many were answered 200.
 async fn load(client: &reqwest::Client, url: &str, duration: Duration, sequence: &mut u64) -> u64 {
     let body = || format!(r#"{{"type":"invoice.paid","data":{{"sent_us":{}}}}}"#, micros());
-    load::signed(client, url, SECRET, CONNECTIONS, duration, sequence, body).await.0
+    load::signed(client, &[url.to_owned()], SECRET, CONNECTIONS, duration, sequence, body).await.0
 }

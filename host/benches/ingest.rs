@@ -103,7 +103,7 @@ fn main() {
 /// Signed deliveries to `url` for `duration`; returns the rate of 200
 /// answers.
 async fn load(client: &reqwest::Client, url: &str, duration: Duration, sequence: &mut u64) -> f64 {
-    let (ok, took) = load::signed(client, url, SECRET, CONNECTIONS, duration, sequence, || BODY.to_owned()).await;
+    let (ok, took) = load::signed(client, &[url.to_owned()], SECRET, CONNECTIONS, duration, sequence, || BODY.to_owned()).await;
     ok as f64 / took.as_secs_f64()
 }
 

@@ -91,7 +91,7 @@ impl AppState {
             .await
             .context("starting push delivery")?;
         let connections =
-            Arc::new(Connections::open(store.clone(), Arc::clone(&registry), secrets.clone(), public_url.clone()).await?);
+            Arc::new(Connections::open(store.clone(), Arc::clone(&registry), secrets.clone(), public_url.clone(), Arc::clone(&cluster)).await?);
         connections.start_refresher();
         let triggers = Arc::new(
             Triggers::open(
@@ -113,6 +113,7 @@ impl AppState {
         let pipeline =
             Pipeline::new(store.clone(), committer, Arc::clone(&triggers), Arc::clone(&delivery_budget), Arc::clone(&cluster));
         cluster.follow(Arc::new(FollowOthers {
+            connections: Arc::clone(&connections),
             triggers: Arc::clone(&triggers),
             registry: Arc::clone(&registry),
             delivery: Arc::clone(&delivery),
@@ -143,6 +144,7 @@ impl AppState {
 
 /// Applies other nodes' changes to this node's services.
 struct FollowOthers {
+    connections: Arc<Connections>,
     triggers: Arc<Triggers>,
     registry: Arc<Registry>,
     delivery: Arc<Delivery>,
@@ -155,6 +157,7 @@ impl ApplyChanges for FollowOthers {
                 Change::Trigger(id) => self.triggers.reload(id).await.map_err(anyhow::Error::from),
                 Change::Plugin(name) => self.registry.reload(name).await.map_err(anyhow::Error::from),
                 Change::Destinations(trigger) => self.delivery.reload(trigger).await.map_err(anyhow::Error::from),
+                Change::Connection(id) => self.connections.reload(id).await.map_err(anyhow::Error::from),
             };
             if let Err(error) = result {
                 tracing::warn!(?change, %error, "cannot follow another node's change; the next reconcile tries again");
@@ -167,6 +170,9 @@ impl ApplyChanges for FollowOthers {
             // Plugins first: a trigger another node enabled may need a version.
             if let Err(error) = self.registry.reconcile().await {
                 tracing::warn!(%error, "cannot reconcile plugins");
+            }
+            if let Err(error) = self.connections.reconcile().await {
+                tracing::warn!(%error, "cannot reconcile connections");
             }
             if let Err(error) = self.triggers.reconcile().await {
                 tracing::warn!(%error, "cannot reconcile triggers");

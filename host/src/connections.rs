@@ -134,6 +134,8 @@ pub struct Connections {
     flows: oauth::Flows,
     /// One lock per connection: one refresh at a time, the others wait for it.
     refreshing: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Whose turn it is to refresh, when several nodes share the database.
+    cluster: Arc<crate::cluster::Cluster>,
 }
 
 impl std::fmt::Debug for Connections {
@@ -156,9 +158,9 @@ impl Connections {
         registry: Arc<Registry>,
         secrets: SecretBox,
         public_url: String,
+        cluster: Arc<crate::cluster::Cluster>,
     ) -> Result<Self, ConnectionError> {
-        let connections =
-            Connections {
+        let connections = Connections {
             store,
             registry,
             secrets,
@@ -166,6 +168,7 @@ impl Connections {
             public_url,
             flows: oauth::Flows::default(),
             refreshing: std::sync::Mutex::default(),
+            cluster,
         };
         for row in connections.store.list_connections().await? {
             match connections.open_row(&row) {
@@ -179,6 +182,36 @@ impl Connections {
     fn open_row(&self, row: &ConnectionRow) -> Result<Credentials, ConnectionError> {
         let opened = self.secrets.open(&row.credentials, &field(&row.id))?;
         serde_json::from_str(opened.expose()).map_err(|e| ConnectionError::InvalidCredentials(e.to_string()))
+    }
+
+    /// Another node changed connection `id` (created, rotated, refreshed,
+    /// deleted): calls here see what the database holds now.
+    pub async fn reload(&self, id: &str) -> Result<(), ConnectionError> {
+        match self.store.get_connection(id).await {
+            Ok(row) => {
+                let credentials = self.open_row(&row)?;
+                self.remember(&row.id, credentials);
+            }
+            Err(crate::store::StoreError::NotFound) => {
+                self.opened.write().unwrap_or_else(|p| p.into_inner()).remove(id);
+            }
+            Err(error) => return Err(error.into()),
+        }
+        Ok(())
+    }
+
+    /// Reloads every connection (announcements missed).
+    pub async fn reconcile(&self) -> Result<(), ConnectionError> {
+        let rows = self.store.list_connections().await?;
+        let stored: std::collections::HashSet<&str> = rows.iter().map(|row| row.id.as_str()).collect();
+        self.opened.write().unwrap_or_else(|p| p.into_inner()).retain(|id, _| stored.contains(id.as_str()));
+        for row in &rows {
+            match self.open_row(row) {
+                Ok(credentials) => self.remember(&row.id, credentials),
+                Err(error) => tracing::warn!(connection = %row.id, %error, "cannot open the connection's credentials"),
+            }
+        }
+        Ok(())
     }
 
     fn remember(&self, id: &str, credentials: Credentials) {

@@ -70,7 +70,32 @@ async fn metrics(State(app): State<Arc<AppState>>) -> Result<impl IntoResponse, 
     connection_metrics(&app, &mut text).await?;
     let (pending, destinations) = app.delivery.queue_depths().await?;
     app.delivery.metrics().render(&mut text, &pending, &destinations);
+    // Several nodes share the database: each series says which node answered
+    // (the totals read from the database are the cluster's, the same on every node).
+    if app.cluster.is_shared() {
+        text = with_node_label(&text, app.cluster.node_id());
+    }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
+}
+
+/// `text` with `node="<node>"` first among the labels of every sample.
+fn with_node_label(text: &str, node: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 4);
+    for line in text.lines() {
+        if line.starts_with('#') || line.is_empty() {
+            out.push_str(line);
+        } else {
+            let name_end = line.find(['{', ' ']).unwrap_or(line.len());
+            let (name, rest) = line.split_at(name_end);
+            out.push_str(name);
+            match rest.strip_prefix('{') {
+                Some(labels) => out.push_str(&format!("{{node=\"{node}\",{labels}")),
+                None => out.push_str(&format!("{{node=\"{node}\"}}{rest}")),
+            }
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// One series without labels, with its help and type lines.
@@ -204,5 +229,19 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = interrupt => {}
         _ = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_node_label;
+
+    #[test]
+    fn every_sample_gets_the_node_label_first_and_comments_stay() {
+        let text = "# HELP a_total A\n# TYPE a_total counter\na_total 3\nb{trigger=\"t\"} 1\n";
+        assert_eq!(
+            with_node_label(text, "node_1"),
+            "# HELP a_total A\n# TYPE a_total counter\na_total{node=\"node_1\"} 3\nb{node=\"node_1\",trigger=\"t\"} 1\n"
+        );
     }
 }

@@ -31,8 +31,9 @@ commands:
                  with 2,000 triggers polling every second, webhook ingest against a
                  native axum handler with and without a durable insert, and the
                  heavy (Python, JavaScript) connectors' compile, cached restart and
-                 per-call cost, and push delivery (webhook in to signed POST out)
-                 against ingest alone
+                 per-call cost, push delivery (webhook in to signed POST out)
+                 against ingest alone, and ingest on 1, 2 and 3 nodes on one
+                 PostgreSQL against the SQLite single node
   fuzz [SECS]    build-plugins, then each fuzz target (manifest validation, config
                  schemas, the HTTP request path) for SECS seconds (default 60),
                  printing executions and failures per target
@@ -64,7 +65,13 @@ fn main() -> Result<()> {
         "lint" => cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
         "bench" => {
             build_plugins()?;
-            cargo(&["bench", "-p", "triggerhost", "--bench", "call", "--bench", "outbound", "--bench", "scheduler", "--bench", "ingest", "--bench", "heavy", "--bench", "delivery"])
+            cargo(&["bench", "-p", "triggerhost", "--bench", "call", "--bench", "outbound", "--bench", "scheduler", "--bench", "ingest", "--bench", "heavy", "--bench", "delivery"])?;
+            // Ingest on 1, 2 and 3 nodes on one PostgreSQL, against SQLite.
+            let postgres = postgres::ensure()?;
+            run(Command::new(cargo_bin())
+                .args(["bench", "-p", "triggerhost", "--bench", "cluster"])
+                .env(postgres::VAR, &postgres)
+                .current_dir(workspace_root()))
         }
         "fuzz" => {
             let secs = std::env::args().nth(2).unwrap_or_else(|| "60".into());

@@ -36,11 +36,11 @@ pub(crate) fn ensure() -> Result<String> {
     Ok(format!("postgres://postgres@127.0.0.1:{OWN_PORT}/test"))
 }
 
-/// Drops the schemas earlier runs left behind (a test killed before its
-/// cleanup ran).
+/// Drops the schemas earlier runs left behind (a test or a benchmark
+/// killed before its cleanup ran).
 pub(crate) fn drop_leftover_schemas(url: &str) -> Result<()> {
     let sql = "DO $$ DECLARE s text; BEGIN
-                 FOR s IN SELECT nspname FROM pg_namespace WHERE nspname LIKE 'th\\_test\\_%' LOOP
+                 FOR s IN SELECT nspname FROM pg_namespace WHERE nspname LIKE 'th\\_test\\_%' OR nspname LIKE 'th\\_bench\\_%' LOOP
                    EXECUTE format('DROP SCHEMA %I CASCADE', s);
                  END LOOP;
                END $$";

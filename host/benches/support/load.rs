@@ -9,13 +9,14 @@ use triggerhost_sdk::signature::now_secs;
 
 use super::scheme;
 
-/// Sends deliveries signed with `secret` to `url` from `connections` tasks
-/// for `duration`, each body made by `body`; returns how many were answered
-/// 200 and how long it took. Any other answer fails the benchmark.
-/// `sequence` keeps webhook ids unique across calls.
+/// Sends deliveries signed with `secret` to `urls` (connection `i` to
+/// `urls[i % urls.len()]`: one URL, or one per node of a cluster) from
+/// `connections` tasks for `duration`, each body made by `body`; returns
+/// how many were answered 200 and how long it took. Any other answer fails
+/// the benchmark. `sequence` keeps webhook ids unique across calls.
 pub async fn signed(
     client: &reqwest::Client,
-    url: &str,
+    urls: &[String],
     secret: &str,
     connections: usize,
     duration: Duration,
@@ -29,7 +30,8 @@ pub async fn signed(
     let started = Instant::now();
     let tasks: Vec<_> = (0..connections as u64)
         .map(|task| {
-            let (client, url, ok, stop, key) = (client.clone(), url.to_owned(), Arc::clone(&ok), Arc::clone(&stop), key.clone());
+            let url = urls[usize::try_from(task).unwrap_or(0) % urls.len()].clone();
+            let (client, ok, stop, key) = (client.clone(), Arc::clone(&ok), Arc::clone(&stop), key.clone());
             tokio::spawn(async move {
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {

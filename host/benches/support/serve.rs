@@ -18,12 +18,18 @@ pub struct Served {
 
 /// Starts a host on `data_dir` with `config` (a `triggerhost.toml` text).
 pub async fn start(data_dir: &Path, config: &str) -> Served {
+    start_on(data_dir, config, None).await
+}
+
+/// [`start`] on the database `database_url` (else SQLite in the data dir).
+pub async fn start_on(data_dir: &Path, config: &str, database_url: Option<String>) -> Served {
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("address").port();
     let file: triggerhost::config::FileConfig = toml::from_str(config).expect("config");
     let args = triggerhost::config::ServeArgs {
         listen: Some(format!("127.0.0.1:{port}").parse().expect("address")),
         data_dir: Some(data_dir.to_owned()),
         admin_token: Some(TOKEN.into()),
+        database_url,
         ..Default::default()
     };
     let settings = triggerhost::config::Settings::merge(file, &args).expect("settings");

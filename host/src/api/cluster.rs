@@ -49,6 +49,7 @@ fn change_of(method: &Method, path: &str) -> Option<Change> {
     let segments: Vec<&str> = path.trim_start_matches("/api/v1").trim_matches('/').split('/').collect();
     match segments.as_slice() {
         ["plugins", name, ..] => Some(Change::Plugin((*name).to_owned())),
+        ["connections", id] if *id != "oauth" => Some(Change::Connection((*id).to_owned())),
         ["triggers", id, "destinations", ..] => Some(Change::Destinations((*id).to_owned())),
         ["triggers", id] | ["triggers", id, "enable" | "disable"] => Some(Change::Trigger((*id).to_owned())),
         _ => None,
@@ -72,6 +73,7 @@ mod tests {
             change_of(&Method::POST, "/triggers/trg_1/destinations/dst_1/rotate-secret"),
             Some(Change::Destinations("trg_1".into()))
         );
+        assert_eq!(change_of(&Method::PATCH, "/connections/con_1"), Some(Change::Connection("con_1".into())));
         assert_eq!(change_of(&Method::GET, "/triggers/trg_1"), None);
         assert_eq!(change_of(&Method::POST, "/triggers/trg_1/poll"), None);
         assert_eq!(change_of(&Method::POST, "/triggers"), None, "a new trigger is disabled");

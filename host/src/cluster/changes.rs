@@ -1,5 +1,6 @@
 //! Propagation: a node that changes what the nodes serve (a trigger, a
-//! plugin's active version or grants, a trigger's destinations) announces
+//! plugin's active version or grants, a trigger's destinations, a
+//! connection's credentials) announces
 //! it with PostgreSQL's NOTIFY after its commit; every other node LISTENs
 //! and reloads that one thing from the database. Announcements can be
 //! missed (a listener reconnecting), so every node also reconciles
@@ -23,6 +24,8 @@ pub enum Change {
     Plugin(String),
     /// A trigger's destinations changed.
     Destinations(String),
+    /// A connection was created, changed, refreshed or deleted.
+    Connection(String),
 }
 
 impl Change {
@@ -31,6 +34,7 @@ impl Change {
             Change::Trigger(id) => format!("trigger {id}"),
             Change::Plugin(name) => format!("plugin {name}"),
             Change::Destinations(trigger) => format!("destinations {trigger}"),
+            Change::Connection(id) => format!("connection {id}"),
         }
     }
 
@@ -41,6 +45,7 @@ impl Change {
             "trigger" => Some(Change::Trigger(id)),
             "plugin" => Some(Change::Plugin(id)),
             "destinations" => Some(Change::Destinations(id)),
+            "connection" => Some(Change::Connection(id)),
             _ => None,
         }
     }
@@ -129,7 +134,7 @@ mod tests {
 
     #[test]
     fn changes_read_back_as_written_and_nothing_else_reads() {
-        for change in [Change::Trigger("trg_1".into()), Change::Plugin("p".into()), Change::Destinations("trg_2".into())] {
+        for change in [Change::Trigger("trg_1".into()), Change::Plugin("p".into()), Change::Destinations("trg_2".into()), Change::Connection("con_1".into())] {
             assert_eq!(Change::decode(&change.encode()), Some(change));
         }
         assert_eq!(Change::decode("drop everything"), None);

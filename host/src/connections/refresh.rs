@@ -44,6 +44,19 @@ impl Connections {
     pub async fn refresh(&self, id: &str, stale: Option<&str>) -> Result<(), ConnectionError> {
         let lock = self.refresh_lock(id);
         let _one_at_a_time = lock.lock().await;
+        if self.cluster.is_shared() && !self.refresh_turn(id, stale).await? {
+            return Ok(());
+        }
+        let refreshed = self.refresh_now(id, stale).await;
+        self.cluster.release(&format!("refresh:{id}")).await;
+        if refreshed.is_ok() || matches!(refreshed, Err(ConnectionError::Refused(_))) {
+            self.cluster.announce(crate::cluster::changes::Change::Connection(id.to_owned())).await;
+        }
+        refreshed
+    }
+
+    /// The refresh itself, this node's turn taken.
+    async fn refresh_now(&self, id: &str, stale: Option<&str>) -> Result<(), ConnectionError> {
         if let Some(stale) = stale
             && self.access_token(id).as_deref() != Some(stale)
         {
@@ -84,6 +97,27 @@ impl Connections {
         self.remember(id, credentials);
         tracing::info!(connection = %id, "access token refreshed");
         Ok(())
+    }
+
+    /// On a shared database: whether this node is to refresh connection
+    /// `id` now. Another node may have refreshed it (its token is in the
+    /// database: it is used here, nothing is sent) or be refreshing it (the
+    /// holder of `refresh:<id>`: this node waits for its token). Two nodes
+    /// sending one refresh token, which providers rotate, would cost the
+    /// connection its authorization.
+    async fn refresh_turn(&self, id: &str, stale: Option<&str>) -> Result<bool, ConnectionError> {
+        let lease = format!("refresh:{id}");
+        for _ in 0..50 {
+            self.reload(id).await?;
+            if stale.is_some() && self.access_token(id).as_deref() != stale {
+                return Ok(false);
+            }
+            if self.cluster.claim(&lease).await {
+                return Ok(true);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(ConnectionError::Refused("another node has been refreshing the token for 5 s".into()))
     }
 
     /// After a call said `unauthorized`: when it ran on OAuth2 connection
@@ -134,6 +168,10 @@ impl Connections {
                 // Only tokens with an expiry are ever due: with none in
                 // memory (most hosts), the store is not read.
                 if !connections.any_token_expires() {
+                    continue;
+                }
+                // One node refreshes ahead of expiry; the others follow it.
+                if !connections.cluster.claim("refresher").await {
                     continue;
                 }
                 let Ok(rows) = connections.store.list_connections().await else { continue };

@@ -207,4 +207,8 @@ async fn an_activation_on_one_node_is_used_by_the_others_within_a_second_under_l
     assert_eq!(events.iter().filter(|e| e["dedupe_key"].as_str().is_some_and(|k| k.starts_with("msg_act_"))).count(), log.len());
     let cluster: Value = hosts[1].api(Method::GET, "/cluster", None).await.1;
     assert_eq!(cluster["nodes"].as_array().map(Vec::len), Some(3), "{cluster}");
+    // Each node's /metrics says which node answered.
+    let node = cluster["node"].as_str().expect("node id");
+    let raw = hosts[1].raw_metrics().await;
+    assert!(raw.contains(&format!("\ntriggerhost_received_total{{node=\"{node}\"}} ")), "{raw}");
 }
