@@ -115,26 +115,34 @@ impl Cluster {
     /// Takes or renews `lease`; whether this node holds it now. Always true
     /// on a database no other node shares.
     pub async fn claim(&self, lease: &str) -> bool {
+        self.try_claim(lease).await.is_ok()
+    }
+
+    /// [`Cluster::claim`], saying when to try again when another node
+    /// holds the lease: `Err(Some(at))` when it expires (Unix ms) unless
+    /// renewed, `Err(None)` when the database did not answer.
+    pub async fn try_claim(&self, lease: &str) -> Result<(), Option<i64>> {
         if !self.shared {
-            return true;
+            return Ok(());
         }
         if self.leaving.load(std::sync::atomic::Ordering::SeqCst) {
-            return false;
+            return Err(None);
         }
-        let held = match self.store.claim_lease(lease, &self.node.id, now_ms(), self.until()).await {
-            Ok(held) => held,
+        let claimed = match self.store.claim_lease(lease, &self.node.id, now_ms(), self.until()).await {
+            Ok(None) => Ok(()),
+            Ok(Some(until)) => Err(Some(until)),
             Err(error) => {
                 log_claim_failure(lease, &error);
-                false
+                Err(None)
             }
         };
         let mut set = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        if held {
+        if claimed.is_ok() {
             set.insert(lease.to_owned());
         } else {
             set.remove(lease);
         }
-        held
+        claimed
     }
 
     /// What a commit made under `lease` must prove (on a shared database).

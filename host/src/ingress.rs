@@ -88,7 +88,7 @@ fn respond(outcome: Outcome) -> Response {
         Outcome::CallFailed(_) | Outcome::OutputRefused => status_json(StatusCode::BAD_GATEWAY, "connector failed"),
         Outcome::Unavailable(why) => retry_later(StatusCode::SERVICE_UNAVAILABLE, why),
         // Polls only; a webhook is taken by whichever node it reaches.
-        Outcome::Elsewhere => retry_later(StatusCode::SERVICE_UNAVAILABLE, "another node handles this"),
+        Outcome::Elsewhere { .. } => retry_later(StatusCode::SERVICE_UNAVAILABLE, "another node handles this"),
         Outcome::Gone => status_json(StatusCode::NOT_FOUND, "no enabled trigger at this URL"),
     }
 }

@@ -52,8 +52,12 @@ pub enum Outcome {
     /// The trigger was deleted meanwhile.
     Gone,
     /// Another node holds the trigger's poll lease: it polls, this node
-    /// does not (nothing recorded).
-    Elsewhere,
+    /// does not (nothing recorded). `until_ms`: when the lease expires
+    /// unless its holder renews it, if known.
+    Elsewhere {
+        /// Unix ms.
+        until_ms: Option<i64>,
+    },
 }
 
 /// The pipeline, shared by every delivery.
@@ -135,8 +139,8 @@ impl Pipeline {
         // One node polls a trigger at a time, and commits only while it
         // still holds the lease (see `LeaseFence`).
         let lease = format!("poll:{}", trigger.row.id);
-        if !self.cluster.claim(&lease).await {
-            return Outcome::Elsewhere;
+        if let Err(until_ms) = self.cluster.try_claim(&lease).await {
+            return Outcome::Elsewhere { until_ms };
         }
         let (at_ms, started) = (now_ms(), Instant::now());
         let (loaded, tick) = match self.tick(trigger, at_ms).await {
@@ -234,7 +238,7 @@ impl Pipeline {
             }
             Err(StoreError::Busy) => Outcome::Unavailable("storage busy"),
             Err(StoreError::NotFound) => Outcome::Gone,
-            Err(StoreError::LeaseLost(_)) => Outcome::Elsewhere,
+            Err(StoreError::LeaseLost(_)) => Outcome::Elsewhere { until_ms: None },
             // Recorded as what it was: a refused poll is a failed poll, not
             // a delivery received.
             Err(error @ StoreError::Quota(_)) => {

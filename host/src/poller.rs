@@ -41,6 +41,9 @@ impl Default for PollerSettings {
     }
 }
 
+/// How long after another node's lease ends this node claims it.
+const LEASE_END_MARGIN: Duration = Duration::from_millis(50);
+
 /// Lateness samples kept at most (the newest).
 const LATENESS_SAMPLES: usize = 100_000;
 
@@ -109,6 +112,10 @@ struct Done {
     id: String,
     generation: u64,
     ok: bool,
+    /// Another node held the trigger's lease until then (Unix ms): this node
+    /// tries again then if that is before its next tick, so a dead node's
+    /// trigger is taken over as its lease ends.
+    elsewhere_until_ms: Option<i64>,
 }
 
 /// Stops the scheduler at shutdown and waits for the polls in flight.
@@ -238,18 +245,22 @@ impl Scheduler {
             let (pipeline, slots, done, next) = (self.pipeline.clone(), Arc::clone(&self.slots), done.clone(), self.next.clone());
             let stopping = Arc::clone(&self.stopping);
             tokio::spawn(async move {
-                let ok = match slots.acquire_owned().await {
+                let (ok, elsewhere_until_ms) = match slots.acquire_owned().await {
                     // Waited for a slot past the start of shutdown: not started.
-                    Ok(_slot) if stopping.load(Ordering::SeqCst) => false,
+                    Ok(_slot) if stopping.load(Ordering::SeqCst) => (false, None),
                     Ok(_slot) => {
                         // Late by the scheduler's own delay and the wait for a slot.
                         next.late(Instant::now().saturating_duration_since(at));
-                        // Another node's poll is not this node's failure.
-                        matches!(pipeline.poll(&live).await, Outcome::Stored { .. } | Outcome::Elsewhere)
+                        match pipeline.poll(&live).await {
+                            Outcome::Stored { .. } => (true, None),
+                            // Another node's poll is not this node's failure.
+                            Outcome::Elsewhere { until_ms } => (true, until_ms),
+                            _ => (false, None),
+                        }
                     }
-                    Err(_) => false,
+                    Err(_) => (false, None),
                 };
-                let _ = done.send(Done { id, generation, ok });
+                let _ = done.send(Done { id, generation, ok, elsewhere_until_ms });
             });
         }
     }
@@ -263,7 +274,12 @@ impl Scheduler {
             entry.failures = if done.ok { 0 } else { entry.failures.saturating_add(1) };
         }
         let wait = if entry.failures == 0 {
-            jittered(entry.interval)
+            let lease_ends = done.elsewhere_until_ms.map(|until| {
+                // A little after the expiry, so the holder's renewal, if it
+                // lives, lands first.
+                Duration::from_millis(u64::try_from(until.saturating_sub(now_ms())).unwrap_or(0)) + LEASE_END_MARGIN
+            });
+            lease_ends.map_or(jittered(entry.interval), |ends| ends.min(jittered(entry.interval)))
         } else {
             let factor = 1u32 << entry.failures.min(16);
             entry.interval.saturating_mul(factor).min(self.settings.max_backoff.max(entry.interval))

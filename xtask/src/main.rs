@@ -21,7 +21,7 @@ commands:
                  app.py (Python) or app.js (JavaScript) are built with componentize-py
                  or componentize-js, installed into cargo's target directory on first use
   test           build-plugins, then run every test in the workspace, then the
-                 integration tests that run hosts again on PostgreSQL (the server in
+                 integration suite again on PostgreSQL (the server in
                  TRIGGERHOST_TEST_POSTGRES, else 127.0.0.1:5432, else one installed
                  and started from the distribution's packages) with the multi-node
                  tests (three hosts on one database)
@@ -52,13 +52,13 @@ fn main() -> Result<()> {
             // The cluster tests need PostgreSQL: they run in its leg.
             cargo(&["test", "--workspace", "--lib", "--bins", "--tests", "--", "--skip", "cluster::"])?;
             cargo(&["test", "--workspace", "--doc"])?;
-            // The integration tests that run hosts, again on PostgreSQL,
-            // and the multi-node tests.
+            // The whole integration suite again on PostgreSQL, with the
+            // multi-node tests.
             let postgres = postgres::ensure()?;
             postgres::drop_leftover_schemas(&postgres)?;
             eprintln!("xtask: the integration suite again, on PostgreSQL ({postgres})");
             run(Command::new(cargo_bin())
-                .args(["test", "-p", "triggerhost", "--test", "all", "--", "server::", "cluster::"])
+                .args(["test", "-p", "triggerhost", "--test", "all"])
                 .env(postgres::VAR, &postgres)
                 .current_dir(workspace_root()))
         }

@@ -403,7 +403,7 @@ pub async fn poll(
         }
         Outcome::Unavailable(why) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", why)),
         Outcome::Gone => Err(ApiError::not_found(format!("no trigger {id}"))),
-        Outcome::Elsewhere => {
+        Outcome::Elsewhere { .. } => {
             Err(ApiError::new(StatusCode::CONFLICT, "polled-elsewhere", "another node holds this trigger's polls; ask it"))
         }
         other => {

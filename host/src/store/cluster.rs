@@ -68,9 +68,9 @@ impl Store {
     }
 
     /// Takes or renews lease `name` for `holder` until `until_ms`, if it is
-    /// free, expired at `now_ms` or already `holder`'s. Returns whether
-    /// `holder` holds it now.
-    pub async fn claim_lease(&self, name: &str, holder: &str, now_ms: i64, until_ms: i64) -> Result<bool, StoreError> {
+    /// free, expired at `now_ms` or already `holder`'s. `Ok(None)`: `holder`
+    /// holds it now; `Ok(Some(at))`: another node holds it until `at`.
+    pub async fn claim_lease(&self, name: &str, holder: &str, now_ms: i64, until_ms: i64) -> Result<Option<i64>, StoreError> {
         let held: Option<String> = sqlx::query_scalar(
             "INSERT INTO leases (name, holder, expires_at_ms) VALUES ($1, $2, $4)
              ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at_ms = excluded.expires_at_ms
@@ -83,7 +83,13 @@ impl Store {
         .bind(until_ms)
         .fetch_optional(self.pool())
         .await?;
-        Ok(held.is_some())
+        if held.is_some() {
+            return Ok(None);
+        }
+        let until: Option<i64> =
+            sqlx::query_scalar("SELECT expires_at_ms FROM leases WHERE name = $1").bind(name).fetch_optional(self.pool()).await?;
+        // Gone meanwhile: free now.
+        Ok(Some(until.unwrap_or(now_ms)))
     }
 
     /// Renews every lease of `names` that `holder` still holds; returns

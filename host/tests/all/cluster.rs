@@ -12,7 +12,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::{WHSEC, signed_now};
-use crate::host::{Host, spawn_cluster};
+use crate::database::{Schema, postgres_base};
+use crate::host::{Host, spawn_cluster, spawn_node};
 use crate::server::polling::{Feed, Mode, emitted, setup};
 
 /// Short leases and reconciles, so takeovers fit in a test; no per-trigger
@@ -133,6 +134,9 @@ async fn each_poll_runs_on_one_node_at_a_time_and_moves_when_its_node_is_killed(
     }
     let took = killed_at.elapsed();
     assert_ne!(holder(survivor, &lease).await.as_deref(), Some(holding.as_str()));
+    // Taken over as the lease ends (2 s at most after the last renewal),
+    // plus one poll at the slow feed; the slack is for a loaded machine.
+    assert!(took < Duration::from_millis(2000 + 2000), "taken over {} ms after the kill; the lease is 2000 ms", took.as_millis());
     // Two more ticks: still once each.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(emitted(survivor, &id).await, ["b", "c"]);
@@ -211,4 +215,88 @@ async fn an_activation_on_one_node_is_used_by_the_others_within_a_second_under_l
     let node = cluster["node"].as_str().expect("node id");
     let raw = hosts[1].raw_metrics().await;
     assert!(raw.contains(&format!("\ntriggerhost_received_total{{node=\"{node}\"}} ")), "{raw}");
+}
+
+#[tokio::test]
+async fn a_poll_whose_lease_changed_hands_meanwhile_commits_nothing() {
+    let hosts = spawn_cluster(1, CLUSTER).await;
+    let host = &hosts[0];
+    let feed = Feed::start().await;
+    feed.add("a", 0);
+    let id = setup(host, &feed, 1).await;
+    assert_eq!(host.api(Method::POST, &format!("/triggers/{id}/enable"), None).await.0, StatusCode::OK);
+    crate::server::polling::polled(host, &id, 1).await;
+
+    // While a poll is at the feed (300 ms), another node takes the lease
+    // over for two seconds, as if this node had stalled past its expiry.
+    feed.set_mode(Mode::Slow);
+    feed.add("b", 100);
+    feed.next_request().await;
+    let mut database = crate::database::connect(host).await;
+    let until = i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis())
+        .expect("ms")
+        + 2000;
+    let taken = sqlx::query("UPDATE leases SET holder = 'node_elsewhere', expires_at_ms = $1 WHERE name = $2")
+        .bind(until)
+        .bind(format!("poll:{id}"))
+        .execute(&mut database)
+        .await
+        .expect("take the lease over");
+    assert_eq!(taken.rows_affected(), 1);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(emitted(host, &id).await.is_empty(), "a poll committed under a lease its node no longer held");
+
+    // The lease expires, this node takes it again, and b comes once.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while emitted(host, &id).await.is_empty() {
+        assert!(Instant::now() < deadline, "b never came after the lease came back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(emitted(host, &id).await, ["b"]);
+}
+
+#[tokio::test]
+async fn a_node_stopped_with_sigterm_hands_its_leases_over_at_once() {
+    let mut hosts = spawn_cluster(2, CLUSTER).await;
+    let feed = Feed::start().await;
+    feed.add("a", 0);
+    let id = setup(&hosts[0], &feed, 1).await;
+    assert_eq!(hosts[0].api(Method::POST, &format!("/triggers/{id}/enable"), None).await.0, StatusCode::OK);
+    let lease = format!("poll:{id}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let holding = loop {
+        if let Some(holding) = holder(&hosts[0], &lease).await {
+            break holding;
+        }
+        assert!(Instant::now() < deadline, "no node took the poll lease");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let stopping = if node_id(&hosts[0]).await == holding { 0 } else { 1 };
+    let exit = hosts[stopping].terminate().await;
+    assert!(exit.success(), "SIGTERM: {exit}");
+    // Given back as it stopped, not left to expire.
+    let (_, cluster) = hosts[1 - stopping].api(Method::GET, "/cluster", None).await;
+    let held_by_stopped = cluster["leases"].as_array().map_or(0, |leases| leases.iter().filter(|l| l["holder"] == holding.as_str()).count());
+    assert_eq!(held_by_stopped, 0, "{cluster}");
+    assert!(cluster["nodes"].as_array().is_some_and(|nodes| nodes.iter().all(|n| n["id"] != holding.as_str())), "{cluster}");
+}
+
+#[tokio::test]
+async fn three_nodes_starting_at_once_on_an_empty_database_migrate_it_once() {
+    let base = postgres_base().unwrap_or_else(|| crate::database::MACHINE_POSTGRES.to_owned());
+    let schema = Schema::create(&base).await;
+    let node = || spawn_node(CLUSTER, Some(Arc::clone(&schema)));
+    let (first, second, third) = tokio::join!(node(), node(), node());
+    let hosts = [first, second, third];
+    let mut database = crate::database::connect(&hosts[0]).await;
+    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+        .fetch_all(&mut database)
+        .await
+        .expect("migrations");
+    assert_eq!(applied, [1], "each migration once");
+    for host in &hosts {
+        let (status, cluster) = host.api(Method::GET, "/cluster", None).await;
+        assert_eq!((status, cluster["nodes"].as_array().map(Vec::len)), (StatusCode::OK, Some(3)), "{cluster}");
+    }
 }

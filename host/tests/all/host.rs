@@ -67,7 +67,9 @@ pub async fn spawn_cluster(nodes: usize, toml: &str) -> Vec<Host> {
     hosts
 }
 
-async fn spawn_node(toml: &str, schema: Option<Arc<Schema>>) -> Host {
+/// Starts a server on a fresh data dir (with its own key file) and the
+/// PostgreSQL `schema`.
+pub async fn spawn_node(toml: &str, schema: Option<Arc<Schema>>) -> Host {
     let temp = tempfile::tempdir().expect("temp dir");
     let data_dir = temp.path().join("data");
     let config = (!toml.is_empty()).then(|| {

@@ -136,10 +136,18 @@ async fn answer(State((items, mode, requests, slow_at_once)): State<FeedState>) 
         Mode::Hang => std::future::pending().await,
         Mode::Slow => {
             use std::sync::atomic::Ordering::SeqCst;
+            /// Counts the request out however it ends: answered, or
+            /// dropped with its connection (a killed host's poll).
+            struct Held(Arc<[std::sync::atomic::AtomicUsize; 2]>);
+            impl Drop for Held {
+                fn drop(&mut self) {
+                    self.0[0].fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
             let now = slow_at_once[0].fetch_add(1, SeqCst) + 1;
+            let _held = Held(Arc::clone(&slow_at_once));
             slow_at_once[1].fetch_max(now, SeqCst);
             tokio::time::sleep(Duration::from_millis(300)).await;
-            slow_at_once[0].fetch_sub(1, SeqCst);
             axum::Json(json!({ "data": items.lock().expect("feed").clone() })).into_response()
         }
         Mode::Items => axum::Json(json!({ "data": items.lock().expect("feed").clone() })).into_response(),
