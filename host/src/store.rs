@@ -186,14 +186,13 @@ async fn open_sqlite(url: &str, busy_timeout: Duration, acquire_timeout: Duratio
     // the next insert near it.
     let pragmas = |synchronous: &'static str| {
         let busy_ms = busy_timeout.as_millis();
-        let pragmas = [
+        run_on_connect(vec![
             "PRAGMA journal_mode = WAL".to_owned(),
             format!("PRAGMA synchronous = {synchronous}"),
             "PRAGMA foreign_keys = ON".to_owned(),
             "PRAGMA cache_size = -16384".to_owned(),
             format!("PRAGMA busy_timeout = {busy_ms}"),
-        ];
-        run_on_connect(pragmas.to_vec())
+        ])
     };
     let url = with_create_mode(url);
     let pool = AnyPoolOptions::new()
