@@ -218,7 +218,15 @@ async fn the_sync_scheduler_recreates_a_hook_deleted_at_the_provider() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(hook_events(&provider), ["push"], "recreated by the scheduler");
-    let (_, sources) = host.api(Method::GET, "/sources", None).await;
+    // The check is recorded just after the provider has the new hook.
+    let mut sources = Value::Null;
+    while tokio::time::Instant::now() < deadline {
+        sources = host.api(Method::GET, "/sources", None).await.1;
+        if sources["sources"][0]["synced_at_ms"].is_i64() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     assert!(sources["sources"][0]["synced_at_ms"].is_i64(), "{sources}");
 }
 
