@@ -102,18 +102,18 @@ impl Store {
                 before = super::deliveries::last_event_seq(&mut tx).await?;
             }
         }
-        let mut outcomes = Vec::with_capacity(batch.len());
-        for delivery in batch {
+        let mut outcomes: Vec<Result<CommitOutcome, StoreError>> = vec![Ok(CommitOutcome::default()); batch.len()];
+        for i in lock_order(batch, 0..batch.len()) {
             let mut savepoint = sqlx::Acquire::begin(&mut *tx).await?;
-            match commit_one(&mut savepoint, delivery).await {
+            match commit_one(&mut savepoint, &batch[i]).await {
                 Ok(outcome) => {
                     savepoint.commit().await?;
-                    outcomes.push(Ok(outcome));
+                    outcomes[i] = Ok(outcome);
                 }
                 Err(StoreError::Busy) => return Err(StoreError::Busy),
                 Err(error) => {
                     savepoint.rollback().await?;
-                    outcomes.push(Err(error));
+                    outcomes[i] = Err(error);
                 }
             }
         }
@@ -140,6 +140,20 @@ impl Store {
         };
         self.page(query, trigger_id, limit, before_seq, max_bytes).await
     }
+}
+
+/// The deliveries `indices` of `batch` in the order their rows are locked:
+/// by trigger and first dedupe key. Two nodes committing redeliveries of
+/// the same events at once then take the events' unique-index entries in
+/// the same order, one waiting for the other, instead of each holding what
+/// the other needs (a deadlock PostgreSQL ends by failing one commit).
+/// Deliveries of one group commit arrived at once, so their order among
+/// themselves is free; a delivery's own events keep theirs.
+fn lock_order(batch: &[DeliveryCommit], indices: impl Iterator<Item = usize>) -> Vec<usize> {
+    let mut ordered: Vec<usize> = indices.collect();
+    let key = |i: usize| (&batch[i].trigger_id, batch[i].events.first().and_then(|event| event.dedupe_key.as_deref()));
+    ordered.sort_by(|&a, &b| key(a).cmp(&key(b)));
+    ordered
 }
 
 async fn commit_one(

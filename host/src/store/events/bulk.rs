@@ -20,8 +20,9 @@ pub(super) async fn commit_all(
 ) -> Result<Vec<CommitOutcome>, StoreError> {
     let mut outcomes = vec![CommitOutcome::default(); batch.len()];
     // Deliveries with kv writes or a poll record keep their own path.
-    let (plain, other): (Vec<usize>, Vec<usize>) =
-        (0..batch.len()).partition(|&i| batch[i].kv_writes.is_empty() && batch[i].poll.is_none() && batch[i].fence.is_none());
+    let (plain, other): (Vec<usize>, Vec<usize>) = super::lock_order(batch, 0..batch.len())
+        .into_iter()
+        .partition(|&i| batch[i].kv_writes.is_empty() && batch[i].poll.is_none() && batch[i].fence.is_none());
     for i in other {
         outcomes[i] = commit_one(&mut *conn, &batch[i]).await?;
     }
@@ -35,11 +36,14 @@ pub(super) async fn commit_all(
                                  received_at_ms)
              SELECT column1, column2, column3, column4, column5, column6, column7, column8 FROM ({}) AS v
              WHERE NOT EXISTS (SELECT 1 FROM dedupe_keys_retired r WHERE r.trigger_id = column2 AND r.dedupe_key = column3)
+             ORDER BY column9
              ON CONFLICT (trigger_id, dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING RETURNING id",
-            crate::store::values_list(chunk.len(), 8)
+            crate::store::values_list(chunk.len(), 9)
         );
+        // Rows go in in the order given (column9), whatever plan the
+        // database picks: the events' order, and the lock order.
         let mut insert = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
-        for &(i, event) in chunk {
+        for (position, &(i, event)) in chunk.iter().enumerate() {
             insert = insert
                 .bind(&event.id)
                 .bind(&batch[i].trigger_id)
@@ -48,7 +52,8 @@ pub(super) async fn commit_all(
                 .bind(event.occurred_at_ms)
                 .bind(&event.payload)
                 .bind(&batch[i].plugin_version)
-                .bind(event.received_at_ms);
+                .bind(event.received_at_ms)
+                .bind(i64::try_from(position).unwrap_or(i64::MAX));
         }
         let ids: Vec<String> = insert.fetch_all(&mut *conn).await?;
         inserted.extend(ids);
