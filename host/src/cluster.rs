@@ -10,9 +10,11 @@
 
 pub mod changes;
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::store::{LeaseFence, LeaseRow, NodeRow, Store, StoreError, now_ms};
 
@@ -41,8 +43,11 @@ pub struct Cluster {
     settings: ClusterSettings,
     /// Whether other nodes may share the database (PostgreSQL).
     shared: bool,
-    /// The leases this node holds, renewed by its heartbeat.
-    held: Mutex<HashSet<String>>,
+    /// The leases this node holds, renewed by its heartbeat, each with the
+    /// time until which its last claim or renewal vouches for it: half a
+    /// lease after that write, so always before the database lets another
+    /// node take it.
+    held: Mutex<HashMap<String, Instant>>,
     /// Set while the node stops: it claims nothing more.
     leaving: std::sync::atomic::AtomicBool,
     /// The database URL, for the listener's own connection.
@@ -120,7 +125,9 @@ impl Cluster {
 
     /// [`Cluster::claim`], saying when to try again when another node
     /// holds the lease: `Err(Some(at))` when it expires (Unix ms) unless
-    /// renewed, `Err(None)` when the database did not answer.
+    /// renewed, `Err(None)` when the database did not answer. A lease this
+    /// node claimed or renewed recently is held without asking the
+    /// database again.
     pub async fn try_claim(&self, lease: &str) -> Result<(), Option<i64>> {
         if !self.shared {
             return Ok(());
@@ -128,6 +135,10 @@ impl Cluster {
         if self.leaving.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(None);
         }
+        if self.held.lock().unwrap_or_else(|p| p.into_inner()).get(lease).is_some_and(|until| Instant::now() < *until) {
+            return Ok(());
+        }
+        let written = Instant::now();
         let claimed = match self.store.claim_lease(lease, &self.node.id, now_ms(), self.until()).await {
             Ok(None) => Ok(()),
             Ok(Some(until)) => Err(Some(until)),
@@ -136,11 +147,11 @@ impl Cluster {
                 Err(None)
             }
         };
-        let mut set = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
         if claimed.is_ok() {
-            set.insert(lease.to_owned());
+            held.insert(lease.to_owned(), written + self.settings.lease / 2);
         } else {
-            set.remove(lease);
+            held.remove(lease);
         }
         claimed
     }
@@ -152,7 +163,7 @@ impl Cluster {
 
     /// Gives `lease` back (the job is gone from this node).
     pub async fn release(&self, lease: &str) {
-        if !self.shared || !self.held.lock().unwrap_or_else(|p| p.into_inner()).remove(lease) {
+        if !self.shared || self.held.lock().unwrap_or_else(|p| p.into_inner()).remove(lease).is_none() {
             return;
         }
         if let Err(error) = self.store.release_leases(&self.node.id, Some(&[lease.to_owned()])).await {
@@ -167,13 +178,19 @@ impl Cluster {
         if let Err(error) = self.store.node_heartbeat(&beat).await {
             tracing::warn!(%error, "cannot record the node's heartbeat");
         }
-        let held: Vec<String> = self.held.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
-        match self.store.renew_leases(&held, &self.node.id, self.until()).await {
+        let names: Vec<String> = self.held.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
+        let written = Instant::now();
+        match self.store.renew_leases(&names, &self.node.id, self.until()).await {
             Ok(lost) => {
-                let mut set = self.held.lock().unwrap_or_else(|p| p.into_inner());
-                for lease in lost {
+                let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+                for lease in &lost {
                     tracing::warn!(%lease, "a lease expired before it was renewed; another node may hold it");
-                    set.remove(&lease);
+                    held.remove(lease);
+                }
+                for name in &names {
+                    if let Some(until) = held.get_mut(name) {
+                        *until = written + self.settings.lease / 2;
+                    }
                 }
             }
             Err(error) => tracing::warn!(%error, "cannot renew the node's leases"),
@@ -202,12 +219,5 @@ impl Cluster {
         let lease_ms = i64::try_from(self.settings.lease.as_millis()).unwrap_or(i64::MAX);
         let nodes = self.store.live_nodes(now_ms().saturating_sub(lease_ms.saturating_mul(3))).await?;
         Ok((nodes, self.store.all_leases().await?))
-    }
-
-    /// The leases this node holds now.
-    pub fn held(&self) -> Vec<String> {
-        let mut held: Vec<String> = self.held.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
-        held.sort();
-        held
     }
 }

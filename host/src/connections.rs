@@ -170,12 +170,7 @@ impl Connections {
             refreshing: std::sync::Mutex::default(),
             cluster,
         };
-        for row in connections.store.list_connections().await? {
-            match connections.open_row(&row) {
-                Ok(credentials) => connections.remember(&row.id, credentials),
-                Err(error) => tracing::error!(connection = %row.id, %error, "cannot open the connection's credentials"),
-            }
-        }
+        connections.reconcile().await?;
         Ok(connections)
     }
 
@@ -200,7 +195,10 @@ impl Connections {
         Ok(())
     }
 
-    /// Reloads every connection (announcements missed).
+    /// Opens every stored connection's credentials, and forgets those gone
+    /// (at start, and when another node's announcement may have been
+    /// missed). One that cannot be opened (a database copied without its key
+    /// file) is left out: its triggers' calls see no credentials.
     pub async fn reconcile(&self) -> Result<(), ConnectionError> {
         let rows = self.store.list_connections().await?;
         let stored: std::collections::HashSet<&str> = rows.iter().map(|row| row.id.as_str()).collect();
@@ -208,7 +206,7 @@ impl Connections {
         for row in &rows {
             match self.open_row(row) {
                 Ok(credentials) => self.remember(&row.id, credentials),
-                Err(error) => tracing::warn!(connection = %row.id, %error, "cannot open the connection's credentials"),
+                Err(error) => tracing::error!(connection = %row.id, %error, "cannot open the connection's credentials"),
             }
         }
         Ok(())

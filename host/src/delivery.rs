@@ -148,13 +148,7 @@ impl Delivery {
             followed: std::sync::Mutex::default(),
         });
         for row in delivery.store.all_destinations().await? {
-            // A destination that cannot run (its address no longer allowed,
-            // its secret sealed under another key) must not stop the host:
-            // it is disabled, saying why, its jobs kept as dead letters.
-            if let Err(error) = delivery.follow(&row) {
-                tracing::warn!(destination = %row.id, %error, "destination disabled at start");
-                delivery.store.disable_destination(&row.id, &format!("cannot run: {error}")).await?;
-            }
+            delivery.follow_or_disable(&row).await?;
         }
         let lanes = Arc::clone(&delivery.lanes);
         tokio::spawn(async move {
@@ -210,6 +204,9 @@ impl Delivery {
         Ok(())
     }
 
+    /// Follows `row`. A destination that cannot run (its address no longer
+    /// allowed, its secret sealed under another key) must not stop the host:
+    /// it is disabled, saying why, its jobs kept as dead letters.
     async fn follow_or_disable(&self, row: &DestinationRow) -> Result<(), StoreError> {
         if let Err(error) = self.follow(row) {
             tracing::warn!(destination = %row.id, %error, "destination cannot run; disabled");

@@ -279,7 +279,8 @@ impl Scheduler {
                 // lives, lands first.
                 Duration::from_millis(u64::try_from(until.saturating_sub(now_ms())).unwrap_or(0)) + LEASE_END_MARGIN
             });
-            lease_ends.map_or(jittered(entry.interval), |ends| ends.min(jittered(entry.interval)))
+            let tick = jittered(entry.interval);
+            lease_ends.map_or(tick, |ends| ends.min(tick))
         } else {
             let factor = 1u32 << entry.failures.min(16);
             entry.interval.saturating_mul(factor).min(self.settings.max_backoff.max(entry.interval))

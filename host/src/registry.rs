@@ -196,15 +196,7 @@ impl Registry {
         for plugin in registry.store.list_plugins().await? {
             write(&registry.active).insert(plugin.name, plugin.active_version);
         }
-        for (name, json) in registry.store.all_allowances().await? {
-            match serde_json::from_str::<Allowance>(&json) {
-                Ok(allowance) => {
-                    write(&registry.allowances).insert(name, allowance);
-                }
-                // Allowing nothing is the safe reading of a row that cannot be read.
-                Err(error) => tracing::error!(plugin = %name, %error, "unreadable grant; the plugin is allowed nothing"),
-            }
-        }
+        registry.reload_allowances().await?;
         Ok(registry)
     }
 
@@ -219,17 +211,23 @@ impl Registry {
                     StoreError::NotFound => RegistryError::Blob(error),
                     other => other.into(),
                 })?;
-                let blobs = self.blobs.clone();
-                let (digest, owned) = (row.digest.clone(), bytes.clone());
-                // `put` checks the bytes against the digest.
-                tokio::task::spawn_blocking(move || blobs.put(&digest, &owned))
-                    .await
-                    .map_err(|e| RegistryError::Blob(std::io::Error::other(e)))??;
+                // Checked against the digest as it is kept.
+                self.keep_blob(&row.digest, bytes.clone()).await?;
                 bytes
             }
             Err(error) => return Err(error.into()),
         };
         LoadedPlugin::new(self.runtime.load(&bytes).await?)
+    }
+
+    /// Stores `bytes` under `digest` in this node's blob folder (which
+    /// checks them against it), on a blocking thread: it syncs to disk.
+    async fn keep_blob(&self, digest: &str, bytes: Vec<u8>) -> Result<(), RegistryError> {
+        let (blobs, digest) = (self.blobs.clone(), digest.to_owned());
+        tokio::task::spawn_blocking(move || blobs.put(&digest, &bytes))
+            .await
+            .map_err(|e| RegistryError::Blob(std::io::Error::other(e)))??;
+        Ok(())
     }
 
     /// Another node changed plugin `name` (a version uploaded, activated,
@@ -247,6 +245,12 @@ impl Registry {
             Err(error) => return Err(error.into()),
         };
         self.reload_allowances().await?;
+        self.follow_versions(name, active).await
+    }
+
+    /// Loads what the node that changed plugin `name` holds loaded, then
+    /// makes `active` the active version here.
+    async fn follow_versions(&self, name: &str, active: String) -> Result<(), RegistryError> {
         // What the node that made the change holds loaded: the active
         // version, those triggers pin, and the newest upload (the likely
         // next activation, loaded now so that activation is a swap here
@@ -277,7 +281,7 @@ impl Registry {
         self.reload_allowances().await?;
         for plugin in self.store.list_plugins().await? {
             if read(&self.active).get(&plugin.name) != Some(&plugin.active_version)
-                && let Err(error) = self.reload(&plugin.name).await
+                && let Err(error) = self.follow_versions(&plugin.name, plugin.active_version.clone()).await
             {
                 tracing::warn!(plugin = %plugin.name, %error, "cannot follow another node's change");
             }
@@ -285,6 +289,7 @@ impl Registry {
         Ok(())
     }
 
+    /// Every plugin's grant as stored.
     async fn reload_allowances(&self) -> Result<(), RegistryError> {
         let mut allowances = HashMap::new();
         for (name, json) in self.store.all_allowances().await? {
@@ -292,6 +297,7 @@ impl Registry {
                 Ok(allowance) => {
                     allowances.insert(name, allowance);
                 }
+                // Allowing nothing is the safe reading of a row that cannot be read.
                 Err(error) => tracing::error!(plugin = %name, %error, "unreadable grant; the plugin is allowed nothing"),
             }
         }
@@ -307,11 +313,7 @@ impl Registry {
         let digest = loaded.plugin.digest().to_owned();
         let contract = loaded.plugin.contract();
         let _one_upload = self.uploads.lock().await;
-        let blobs = self.blobs.clone();
-        let (blob_digest, owned) = (digest.clone(), bytes.to_vec());
-        tokio::task::spawn_blocking(move || blobs.put(&blob_digest, &owned))
-            .await
-            .map_err(|e| RegistryError::Blob(std::io::Error::other(e)))??;
+        self.keep_blob(&digest, bytes.to_vec()).await?;
         // Before the version row: another node that sees the row finds the bytes.
         self.store.put_shared_blob(&digest, bytes).await?;
         let row = PluginVersionRow {

@@ -174,8 +174,7 @@ impl Store {
 }
 
 /// The SQLite pools: eight connections that sync on commit, and the one
-/// relaxed connection. The settings are per connection, so they are made
-/// on each one as it opens.
+/// relaxed connection.
 async fn open_sqlite(url: &str, busy_timeout: Duration, acquire_timeout: Duration) -> Result<(AnyPool, AnyPool), StoreError> {
     let native = SqliteConnectOptions::from_str(url)?;
     create_private(native.get_filename())?;
@@ -184,52 +183,47 @@ async fn open_sqlite(url: &str, busy_timeout: Duration, acquire_timeout: Duratio
     // cache per connection (the default is 2 MiB): the events indexes
     // outgrow 2 MiB quickly, and every page that falls out is read again on
     // the next insert near it.
-    let pragmas = |synchronous: &'static str| {
-        let busy_ms = busy_timeout.as_millis();
-        run_on_connect(vec![
+    let busy_ms = busy_timeout.as_millis();
+    let pragmas = |relaxed: bool| {
+        vec![
             "PRAGMA journal_mode = WAL".to_owned(),
-            format!("PRAGMA synchronous = {synchronous}"),
+            format!("PRAGMA synchronous = {}", if relaxed { "NORMAL" } else { "FULL" }),
             "PRAGMA foreign_keys = ON".to_owned(),
             "PRAGMA cache_size = -16384".to_owned(),
             format!("PRAGMA busy_timeout = {busy_ms}"),
-        ])
+        ]
     };
-    let url = with_create_mode(url);
-    let pool = AnyPoolOptions::new()
-        .max_connections(8)
-        .acquire_timeout(acquire_timeout)
-        .after_connect(pragmas("FULL"))
-        .connect(&url)
-        .await?;
-    let relaxed = AnyPoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(acquire_timeout)
-        .after_connect(pragmas("NORMAL"))
-        .connect(&url)
-        .await?;
-    Ok((pool, relaxed))
+    open_pools(&with_create_mode(url), (8, 1), acquire_timeout, pragmas).await
 }
 
 /// The PostgreSQL pools. A statement waits for a lock at most the busy
 /// timeout, as SQLite's busy handler does, and then fails as `Busy`.
 async fn open_postgres(url: &str, busy_timeout: Duration, acquire_timeout: Duration) -> Result<(AnyPool, AnyPool), StoreError> {
     let lock_ms = busy_timeout.as_millis();
-    let settings = |synchronous_commit: &'static str| {
-        run_on_connect(vec![format!("SET lock_timeout = {lock_ms}"), format!("SET synchronous_commit = {synchronous_commit}")])
+    let settings = |relaxed: bool| {
+        let synchronous_commit = if relaxed { "off" } else { "on" };
+        vec![format!("SET lock_timeout = {lock_ms}"), format!("SET synchronous_commit = {synchronous_commit}")]
     };
-    let pool = AnyPoolOptions::new()
-        .max_connections(16)
-        .acquire_timeout(acquire_timeout)
-        .after_connect(settings("on"))
-        .connect(url)
-        .await?;
-    let relaxed = AnyPoolOptions::new()
-        .max_connections(2)
-        .acquire_timeout(acquire_timeout)
-        .after_connect(settings("off"))
-        .connect(url)
-        .await?;
-    Ok((pool, relaxed))
+    open_pools(url, (16, 2), acquire_timeout, settings).await
+}
+
+/// The main pool and the relaxed one, of `sizes` connections, each
+/// connection set up with `settings(relaxed)` as it opens (the settings
+/// are per connection).
+async fn open_pools(
+    url: &str,
+    sizes: (u32, u32),
+    acquire_timeout: Duration,
+    settings: impl Fn(bool) -> Vec<String>,
+) -> Result<(AnyPool, AnyPool), StoreError> {
+    let pool = |size: u32, relaxed: bool| {
+        AnyPoolOptions::new()
+            .max_connections(size)
+            .acquire_timeout(acquire_timeout)
+            .after_connect(run_on_connect(settings(relaxed)))
+            .connect(url)
+    };
+    Ok((pool(sizes.0, false).await?, pool(sizes.1, true).await?))
 }
 
 /// What a pool runs on each connection it opens, before handing it out.

@@ -49,8 +49,8 @@ fn main() -> Result<()> {
             build_plugins()?;
             // Not --all-targets: the benchmark is a harness-less binary that
             // would run in full, unoptimised, as a "test". Lint compiles it.
-            // The cluster tests need PostgreSQL: they run in its leg.
-            cargo(&["test", "--workspace", "--lib", "--bins", "--tests", "--", "--skip", "cluster::"])?;
+            // The multi-node tests need PostgreSQL: they run in its leg.
+            cargo(&["test", "--workspace", "--lib", "--bins", "--tests", "--", "--skip", "multinode::"])?;
             cargo(&["test", "--workspace", "--doc"])?;
             // The whole integration suite again on PostgreSQL, with the
             // multi-node tests.

@@ -44,8 +44,7 @@ pub(crate) fn drop_leftover_schemas(url: &str) -> Result<()> {
                    EXECUTE format('DROP SCHEMA %I CASCADE', s);
                  END LOOP;
                END $$";
-    let psql = bin_dir().map(|dir| dir.join("psql")).filter(|p| p.exists()).unwrap_or_else(|| "psql".into());
-    crate::run(Command::new(psql).args(["-q", "-X", "-v", "ON_ERROR_STOP=1", url, "-c", sql]))
+    crate::run(Command::new(psql()).args(["-q", "-X", "-v", "ON_ERROR_STOP=1", url, "-c", sql]))
 }
 
 fn accepts(port: u16) -> bool {
@@ -76,6 +75,11 @@ fn bin_dir() -> Option<PathBuf> {
     versions.into_iter().rev().map(|v| v.join("bin")).find(|bin| bin.join("initdb").exists())
 }
 
+/// The distribution's `psql` beside `initdb`, else the one on the PATH.
+fn psql() -> PathBuf {
+    bin_dir().map(|dir| dir.join("psql")).filter(|path| path.exists()).unwrap_or_else(|| "psql".into())
+}
+
 /// Installs the server package if missing, then initialises and starts a
 /// cluster of its own (trust auth, loopback only) under the target dir.
 fn start_own() -> Result<()> {
@@ -85,6 +89,7 @@ fn start_own() -> Result<()> {
     }
     let bin = bin_dir().context("PostgreSQL is installed but initdb was not found under /usr/lib/postgresql")?;
     let data = crate::target_dir().join("postgres-test");
+    let path = data.to_string_lossy().into_owned();
     // initdb and the server refuse to run as root: they run as `postgres`.
     let as_postgres = |program: &Path, args: &[&str]| {
         let mut command = Command::new("runuser");
@@ -94,10 +99,8 @@ fn start_own() -> Result<()> {
     if !data.join("PG_VERSION").exists() {
         std::fs::create_dir_all(&data)?;
         crate::run(Command::new("chown").args(["postgres:postgres"]).arg(&data))?;
-        let path = data.to_string_lossy().into_owned();
         crate::run(&mut as_postgres(&bin.join("initdb"), &["-D", &path, "-U", "postgres", "--auth=trust"]))?;
     }
-    let path = data.to_string_lossy().into_owned();
     let options = format!("-p {OWN_PORT} -c listen_addresses=127.0.0.1 -k {path}");
     let log = format!("{path}/server.log");
     crate::run(&mut as_postgres(&bin.join("pg_ctl"), &["-D", &path, "-o", &options, "-l", &log, "-w", "start"]))?;
@@ -109,14 +112,13 @@ fn start_own() -> Result<()> {
 
 /// Creates the database if the server lacks it.
 fn ensure_database(port: u16, name: &str) -> Result<()> {
-    let psql = bin_dir().map(|dir| dir.join("psql")).filter(|p| p.exists()).unwrap_or_else(|| "psql".into());
     let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
-    let exists = Command::new(&psql)
+    let exists = Command::new(psql())
         .args(["-tAX", &url, "-c", &format!("SELECT 1 FROM pg_database WHERE datname = '{name}'")])
         .output()
         .context("running psql")?;
     if String::from_utf8_lossy(&exists.stdout).trim() != "1" {
-        crate::run(Command::new(&psql).args(["-qX", &url, "-c", &format!("CREATE DATABASE {name}")]))?;
+        crate::run(Command::new(psql()).args(["-qX", &url, "-c", &format!("CREATE DATABASE {name}")]))?;
     }
     Ok(())
 }

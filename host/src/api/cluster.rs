@@ -40,8 +40,7 @@ pub async fn announce_changes(State(app): State<Arc<AppState>>, request: Request
 }
 
 /// What a successful request changes that other nodes serve. An upload
-/// names its plugin only in its body: the other nodes find the new
-/// version when a trigger or an activation needs it.
+/// names its plugin only in its body: its handler announces it.
 fn change_of(method: &Method, path: &str) -> Option<Change> {
     if method == Method::GET || method == Method::HEAD {
         return None;

@@ -279,13 +279,14 @@ impl Delivery {
             Some(other) => return Err(DeliveryError::Invalid(format!("status: enabled or paused, not {other}"))),
         }
         let resumed = was == status::DISABLED && row.status == status::ENABLED;
-        self.save(&row, &was, resumed).await?;
+        self.save(&mut row, &was, resumed).await?;
         self.get(trigger_id, id).await
     }
 
-    /// Writes a changed destination if its status is still `was`, and
-    /// makes its lane follow.
-    async fn save(&self, row: &DestinationRow, was: &str, resumed: bool) -> Result<(), DeliveryError> {
+    /// Writes a changed destination, stamped now, if its status is still
+    /// `was`, and makes its lane follow.
+    async fn save(&self, row: &mut DestinationRow, was: &str, resumed: bool) -> Result<(), DeliveryError> {
+        row.updated_at_ms = now_ms();
         if !self.store.update_destination(row, was, resumed).await? {
             return Err(DeliveryError::Conflict(format!(
                 "destination {} changed meanwhile (an attempt may have disabled it); read it and try again",
@@ -318,7 +319,7 @@ impl Delivery {
         row.previous_secret = Some(std::mem::replace(&mut row.secret, self.secrets.seal(secret.expose(), &secret_field(id))?));
         row.previous_secret_until_ms = Some(now_ms().saturating_add(grace));
         let was = row.status.clone();
-        self.save(&row, &was, false).await?;
+        self.save(&mut row, &was, false).await?;
         Ok(view(&row, self.store.destination_counts(id).await?, Some(secret)))
     }
 }

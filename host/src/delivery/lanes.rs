@@ -222,20 +222,6 @@ struct LaneRun {
     generation: u64,
 }
 
-/// Whether this node holds the lane's lease, claimed again once a third of
-/// its period has passed (the node's heartbeat renews it in between).
-async fn holds_lease(cluster: &crate::cluster::Cluster, lease: &str, claimed_at: &mut Option<tokio::time::Instant>) -> bool {
-    if !cluster.is_shared() {
-        return true;
-    }
-    if claimed_at.is_some_and(|at| at.elapsed() < cluster.settings().lease / 3) {
-        return true;
-    }
-    let held = cluster.claim(lease).await;
-    *claimed_at = held.then(tokio::time::Instant::now);
-    held
-}
-
 async fn run_lane(lane_run: LaneRun, mut config: watch::Receiver<Arc<LaneConfig>>, wake: Arc<Notify>) {
     let LaneRun { shared, id, generation } = lane_run;
     // Jobs being sent, and jobs sent whose record is not written yet: both
@@ -254,13 +240,12 @@ async fn run_lane(lane_run: LaneRun, mut config: watch::Receiver<Arc<LaneConfig>
     let mut rate = TokenBucket::holding(1.0);
     // One node delivers a destination's jobs at a time: the holder of its lease.
     let lease = format!("deliver:{id}");
-    let mut lease_claimed_at: Option<tokio::time::Instant> = None;
     let idle = if shared.cluster.is_shared() { SHARED_IDLE_RECHECK } else { IDLE_RECHECK };
     loop {
         let lane = Arc::clone(&config.borrow_and_update());
         let cap = if lane.ordered { 1 } else { lane.max_in_flight.max(1) };
         let mut wait = idle;
-        if ready.is_empty() && in_flight.len() < cap && !holds_lease(&shared.cluster, &lease, &mut lease_claimed_at).await {
+        if ready.is_empty() && in_flight.len() < cap && !shared.cluster.claim(&lease).await {
             // Another node delivers; this lane looks again in a while.
             wait = shared.cluster.settings().lease / 3;
         } else if ready.is_empty() && in_flight.len() < cap {

@@ -1,7 +1,7 @@
 //! Nodes, their heartbeats and their leases, and component bytes shared
 //! between nodes (PostgreSQL only: on SQLite one node has them on disk).
 
-use super::dialect::{Dialect, Portable};
+use super::dialect::{Dialect, Portable, json_array};
 use super::{Store, StoreError};
 
 /// A node as the others see it.
@@ -101,13 +101,18 @@ impl Store {
         static RENEW: Portable = Portable::new(
             "UPDATE leases SET expires_at_ms = $1 WHERE holder = $2 AND name IN (SELECT value FROM {json:$3}) RETURNING name",
         );
-        let list = serde_json::to_string(names).map_err(|e| StoreError::Database(e.to_string()))?;
-        let renewed: Vec<String> =
-            sqlx::query_scalar(RENEW.sql(self.dialect)).bind(until_ms).bind(holder).bind(list).fetch_all(self.pool()).await?;
-        Ok(names.iter().filter(|name| !renewed.contains(name)).cloned().collect())
+        let renewed: Vec<String> = sqlx::query_scalar(RENEW.sql(self.dialect))
+            .bind(until_ms)
+            .bind(holder)
+            .bind(json_array(names)?)
+            .fetch_all(self.pool())
+            .await?;
+        let renewed: std::collections::HashSet<String> = renewed.into_iter().collect();
+        Ok(names.iter().filter(|name| !renewed.contains(*name)).cloned().collect())
     }
 
-    /// Gives leases back: `names`, or every lease of `holder` when `None`.
+    /// Gives leases back: `names`; or, with `None`, every lease of `holder`
+    /// and its node row (the node is leaving).
     pub async fn release_leases(&self, holder: &str, names: Option<&[String]>) -> Result<(), StoreError> {
         match names {
             None => {
@@ -117,8 +122,7 @@ impl Store {
             Some(names) => {
                 static RELEASE: Portable =
                     Portable::new("DELETE FROM leases WHERE holder = $1 AND name IN (SELECT value FROM {json:$2})");
-                let list = serde_json::to_string(names).map_err(|e| StoreError::Database(e.to_string()))?;
-                sqlx::query(RELEASE.sql(self.dialect)).bind(holder).bind(list).execute(self.pool()).await?;
+                sqlx::query(RELEASE.sql(self.dialect)).bind(holder).bind(json_array(names)?).execute(self.pool()).await?;
             }
         }
         Ok(())

@@ -1,7 +1,7 @@
 //! Destinations: where a trigger's events are pushed.
 
 use super::dialect::Portable;
-use super::{Store, StoreError, now_ms};
+use super::{Store, StoreError};
 
 /// A destination as stored (its secrets sealed).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -107,7 +107,7 @@ impl Store {
         .bind(row.max_in_flight)
         .bind(row.rate_per_s)
         .bind(resumed)
-        .bind(now_ms())
+        .bind(row.updated_at_ms)
         .bind(&row.id)
         .bind(expected_status)
         .execute(self.pool())

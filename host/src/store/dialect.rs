@@ -77,6 +77,11 @@ impl Dialect {
     }
 }
 
+/// `items` as the JSON array text a `{json:$N}` parameter binds.
+pub(super) fn json_array<T: serde::Serialize>(items: &[T]) -> Result<String, super::StoreError> {
+    serde_json::to_string(items).map_err(|e| super::StoreError::Database(e.to_string()))
+}
+
 /// A statement whose text depends on the backend: its template, expanded
 /// for each backend the first time it runs there.
 pub(super) struct Portable {

@@ -75,7 +75,7 @@ impl Store {
         if seqs.is_empty() {
             return Ok(0);
         }
-        let list = serde_json::to_string(seqs).map_err(|e| StoreError::Database(e.to_string()))?;
+        let list = super::dialect::json_array(seqs)?;
         let _turn = self.write_turn().await;
         let mut tx = self.begin_write(self.pool()).await?;
         static RETIRE_KEYS: Portable = Portable::new(

@@ -4,7 +4,7 @@
 //! The components under test are built from source by
 //! `cargo xtask build-plugins` (which `cargo xtask test` runs first).
 
-mod cluster;
+mod multinode;
 mod containment;
 mod database;
 mod fuzz;

@@ -38,6 +38,17 @@ async fn served_everywhere(hosts: &[Host], id: &str) {
     }
 }
 
+/// `nodes` nodes, a feed holding item `a`, and a trigger polling it every
+/// second, created and enabled on the first node.
+async fn polling_cluster(nodes: usize) -> (Vec<Host>, Feed, String) {
+    let hosts = spawn_cluster(nodes, CLUSTER).await;
+    let feed = Feed::start().await;
+    feed.add("a", 0);
+    let id = setup(&hosts[0], &feed, 1).await;
+    assert_eq!(hosts[0].api(Method::POST, &format!("/triggers/{id}/enable"), None).await.0, StatusCode::OK);
+    (hosts, feed, id)
+}
+
 /// The id of the node that answers `/cluster` at `host`.
 async fn node_id(host: &Host) -> String {
     let (status, cluster) = host.api(Method::GET, "/cluster", None).await;
@@ -94,11 +105,7 @@ async fn webhooks_sent_round_robin_to_three_nodes_are_stored_exactly_once() {
 
 #[tokio::test]
 async fn each_poll_runs_on_one_node_at_a_time_and_moves_when_its_node_is_killed() {
-    let mut hosts = spawn_cluster(3, CLUSTER).await;
-    let feed = Feed::start().await;
-    feed.add("a", 0);
-    let id = setup(&hosts[0], &feed, 1).await;
-    assert_eq!(hosts[0].api(Method::POST, &format!("/triggers/{id}/enable"), None).await.0, StatusCode::OK);
+    let (mut hosts, feed, id) = polling_cluster(3).await;
 
     // Every poll holds the feed 300 ms; over many one-second ticks on three
     // nodes, the feed never sees two at once.
@@ -222,12 +229,8 @@ async fn an_activation_on_one_node_is_used_by_the_others_within_a_second_under_l
 
 #[tokio::test]
 async fn a_poll_whose_lease_changed_hands_meanwhile_commits_nothing() {
-    let hosts = spawn_cluster(1, CLUSTER).await;
+    let (hosts, feed, id) = polling_cluster(1).await;
     let host = &hosts[0];
-    let feed = Feed::start().await;
-    feed.add("a", 0);
-    let id = setup(host, &feed, 1).await;
-    assert_eq!(host.api(Method::POST, &format!("/triggers/{id}/enable"), None).await.0, StatusCode::OK);
     crate::server::polling::polled(host, &id, 1).await;
 
     // While a poll is at the feed (300 ms), another node takes the lease
@@ -261,11 +264,7 @@ async fn a_poll_whose_lease_changed_hands_meanwhile_commits_nothing() {
 
 #[tokio::test]
 async fn a_node_stopped_with_sigterm_hands_its_leases_over_at_once() {
-    let mut hosts = spawn_cluster(2, CLUSTER).await;
-    let feed = Feed::start().await;
-    feed.add("a", 0);
-    let id = setup(&hosts[0], &feed, 1).await;
-    assert_eq!(hosts[0].api(Method::POST, &format!("/triggers/{id}/enable"), None).await.0, StatusCode::OK);
+    let (mut hosts, _feed, id) = polling_cluster(2).await;
     let lease = format!("poll:{id}");
     let deadline = Instant::now() + Duration::from_secs(10);
     let holding = loop {
