@@ -302,3 +302,34 @@ async fn three_nodes_starting_at_once_on_an_empty_database_migrate_it_once() {
         assert_eq!((status, cluster["nodes"].as_array().map(Vec::len)), (StatusCode::OK, Some(3)), "{cluster}");
     }
 }
+
+#[tokio::test]
+async fn a_destination_is_pushed_to_by_one_node_each_event_once() {
+    let hosts = spawn_cluster(3, &format!("{CLUSTER}[delivery]\nallow_private = true\nretry_scale = 0.0001\n")).await;
+    let receiver = crate::receiver::Receiver::start().await;
+    // Each push is held a while: lanes on several nodes would overlap.
+    receiver.delay(Duration::from_millis(50));
+    hosts[0].upload_plugin("standard_webhooks").await;
+    let id = hosts[0].enabled_trigger("standard-webhooks", "message_received", Some(WHSEC)).await;
+    let body = json!({ "url": receiver.url, "secret": "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3" });
+    let (status, created) = hosts[0].api(Method::POST, &format!("/triggers/{id}/destinations"), Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    served_everywhere(&hosts, &id).await;
+
+    // Thirty events, taken by the three nodes in turn.
+    for n in 0..30 {
+        let (delivery, body) = (format!("msg_push_{n}"), format!(r#"{{"n":{n}}}"#));
+        let response = hosts[n % 3].deliver(&id, &signed_now(&delivery, body.as_bytes()), body.as_bytes()).await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    // The three probes of `served_everywhere` are events too.
+    receiver.wait_for("every event pushed", Duration::from_secs(30), |p| p.len() >= 33).await;
+    // Lanes on other nodes would push again within their second's re-check.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let pushes = receiver.pushes();
+    let mut ids: Vec<&str> = pushes.iter().map(|p| p.id.as_str()).collect();
+    ids.sort_unstable();
+    let all = ids.len();
+    ids.dedup();
+    assert_eq!((ids.len(), all), (33, 33), "each event pushed once by one node");
+}
