@@ -4,6 +4,7 @@ mod cluster;
 pub(crate) mod connections;
 mod deliveries;
 mod error;
+pub(crate) mod openapi;
 mod plugins;
 mod triggers;
 
@@ -17,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 
 pub use error::{ApiError, ApiJson};
+pub use openapi::ErrorBody;
 
 use crate::app::AppState;
 
@@ -68,9 +70,14 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/sources", get(triggers::sources))
         .route("/sources/{id}", get(triggers::source))
         .route("/cluster", get(cluster::overview))
-        .fallback(|| async { ApiError::not_found("no such API route") })
+        .fallback(no_such_route)
         .layer(middleware::from_fn_with_state(Arc::clone(&state), cluster::announce_changes))
         .layer(middleware::from_fn_with_state(state, require_admin))
+}
+
+/// 404 for a path no route serves (an unknown API route, with the token).
+pub(crate) async fn no_such_route() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no-such-route", "no such route")
 }
 
 /// Rejects requests without `Authorization: Bearer <admin token>`.

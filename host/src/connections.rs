@@ -70,7 +70,7 @@ pub enum ConnectionError {
 }
 
 /// `POST /api/v1/connections`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewConnection {
     /// The plugin whose auth it satisfies.
@@ -84,7 +84,7 @@ pub struct NewConnection {
 }
 
 /// A connection as the API shows it: never its credentials.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ConnectionView {
     /// `con_<hex>`.
     pub id: String,

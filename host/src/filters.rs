@@ -21,7 +21,7 @@ const REGEX_SIZE_LIMIT: usize = 256 * 1024;
 /// One rule, as the API takes and shows it: `type_in`, or a JSON `pointer`
 /// into the payload with exactly one of `equals`, `contains`, `matches`,
 /// `exists`; `not` inverts it.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
     /// The event's type is one of these, or a subtype of one (`issues`

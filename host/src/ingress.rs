@@ -28,6 +28,19 @@ use crate::runtime::CallErrorKind;
 const RETRY_AFTER_SECS: &str = "1";
 
 /// Handles one delivery.
+#[utoipa::path(method(get, post), path = "/hooks/{id}", tag = "webhooks", security(()),
+    params(("id" = String, Path, description = "Trigger id")),
+    request_body(content = Vec<u8>, description = "The provider's delivery, passed to the connector's `verify` and `run` as is", content_type = "*/*"),
+    responses(
+        (status = 200, description = "Verified and durably committed (or a known redelivery), or the connector's own handshake answer"),
+        (status = 401, description = "The connector's `verify` rejected the delivery"),
+        (status = 404, description = "No such trigger, or it is disabled"),
+        (status = 405, description = "A method other than GET or POST"),
+        (status = 413, description = "Body over the cap"),
+        (status = 429, description = "Over the trigger's rate limit"),
+        (status = 502, description = "The connector failed (recorded, never shown to the sender)"),
+        (status = 503, description = "Retryable: overloaded or busy; see `Retry-After`"),
+    ))]
 pub async fn hook(State(app): State<Arc<AppState>>, Path(id): Path<String>, request: Request<Body>) -> Response {
     // A polling trigger takes no deliveries: its URL is not a webhook.
     let Some(trigger) = app.triggers.receiver(&id).filter(|t| !t.is_polling()) else {

@@ -23,17 +23,31 @@ pub fn app(state: Arc<AppState>) -> Router {
     // Ingress reads bodies itself under its own cap; uploads have their own
     // limit on their route.
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/hooks/{id}", get(ingress::hook).post(ingress::hook))
         .route(crate::connections::CALLBACK_PATH, get(api::connections::oauth_callback))
+        .route("/api/v1/openapi.json", get(api::openapi::document))
         .nest("/api/v1", api::routes(Arc::clone(&state)))
+        .fallback(api::no_such_route)
         .layer(DefaultBodyLimit::max(api::JSON_LIMIT))
         .with_state(state)
 }
 
+/// Liveness: answers while the process serves requests.
+#[utoipa::path(get, path = "/healthz", tag = "meta", security(()),
+    responses((status = 200, description = "`ok`", content_type = "text/plain", body = String)))]
+pub(crate) async fn healthz() -> &'static str {
+    "ok"
+}
+
 /// Prometheus text format: totals over all triggers.
-async fn metrics(State(app): State<Arc<AppState>>) -> Result<impl IntoResponse, api::ApiError> {
+#[utoipa::path(get, path = "/metrics", tag = "meta", security(()),
+    responses(
+        (status = 200, description = "Prometheus text exposition format", content_type = "text/plain; version=0.0.4", body = String),
+        (status = 503, description = "The database is busy", body = crate::api::ErrorBody),
+    ))]
+pub(crate) async fn metrics(State(app): State<Arc<AppState>>) -> Result<impl IntoResponse, api::ApiError> {
     let totals = app.store.stats_totals().await?;
     let mut text = String::new();
     for (name, help, value) in [

@@ -120,7 +120,7 @@ impl From<StoreError> for TriggerError {
 }
 
 /// `POST /api/v1/triggers`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTrigger {
     /// Plugin name.
@@ -154,7 +154,7 @@ pub struct CreateTrigger {
 }
 
 /// A trigger as the API shows it: never the secret itself.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TriggerView {
     /// Id.
     pub id: String,

@@ -15,6 +15,11 @@ use crate::cluster::changes::Change;
 
 /// `GET /api/v1/cluster`: the nodes alive, their heartbeats, and the
 /// leases (what each node runs).
+#[utoipa::path(get, path = "/api/v1/cluster", tag = "cluster",
+    responses(
+        (status = 200, description = "`{node, shared, lease_ms, nodes, leases}`: the nodes alive and what each runs", body = Object),
+        (status = 503, description = "The database is busy; retry after `Retry-After`", body = crate::api::ErrorBody),
+    ))]
 pub async fn overview(State(app): State<Arc<AppState>>) -> Result<axum::Json<serde_json::Value>, ApiError> {
     let (nodes, leases) = app.cluster.overview().await?;
     Ok(axum::Json(json!({

@@ -17,6 +17,17 @@ use crate::store::{PluginRow, PluginVersionRow};
 use crate::triggers::TriggerError;
 
 /// `POST /api/v1/plugins` with the component as the body.
+#[utoipa::path(post, path = "/api/v1/plugins", tag = "plugins",
+    request_body(content = Vec<u8>, description = "The compiled component", content_type = "application/wasm"),
+    responses(
+        (status = 201, description = "Registered: `{name, version, digest, triggers, requested, created}`", body = Object),
+        (status = 200, description = "The same bytes were registered before", body = Object),
+        (status = 400, description = "Not a valid component or manifest (`invalid-component`, `invalid-manifest` with the problems)", body = crate::api::ErrorBody),
+        (status = 409, description = "The same name and version with other bytes", body = crate::api::ErrorBody),
+        (status = 413, description = "Larger than the component cap", body = crate::api::ErrorBody),
+        (status = 415, description = "Not `application/wasm`", body = crate::api::ErrorBody),
+        (status = 503, description = "The database is busy; retry after `Retry-After`", body = crate::api::ErrorBody),
+    ))]
 pub async fn upload(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -108,6 +119,11 @@ async fn plugin_view(app: &AppState, plugin: PluginRow) -> Result<serde_json::Va
 }
 
 /// `GET /api/v1/plugins`.
+#[utoipa::path(get, path = "/api/v1/plugins", tag = "plugins",
+    responses(
+        (status = 200, description = "`{plugins: [...]}`: versions, digests, the active version, requested vs granted capabilities", body = Object),
+        (status = 503, description = "The database is busy; retry after `Retry-After`", body = crate::api::ErrorBody),
+    ))]
 pub async fn list(State(app): State<Arc<AppState>>) -> Result<axum::Json<serde_json::Value>, ApiError> {
     let mut plugins = Vec::new();
     for plugin in app.store.list_plugins().await? {
@@ -117,13 +133,20 @@ pub async fn list(State(app): State<Arc<AppState>>) -> Result<axum::Json<serde_j
 }
 
 /// `GET /api/v1/plugins/{name}`.
+#[utoipa::path(get, path = "/api/v1/plugins/{name}", tag = "plugins",
+    params(("name" = String, Path, description = "Plugin name")),
+    responses(
+        (status = 200, description = "The plugin with its versions and grants", body = Object),
+        (status = 404, description = "No such plugin", body = crate::api::ErrorBody),
+        (status = 503, description = "The database is busy; retry after `Retry-After`", body = crate::api::ErrorBody),
+    ))]
 pub async fn get(State(app): State<Arc<AppState>>, Path(name): Path<String>) -> Result<axum::Json<serde_json::Value>, ApiError> {
     let plugin = app.store.get_plugin(&name).await.map_err(|_| ApiError::not_found(format!("no plugin {name}")))?;
     Ok(axum::Json(plugin_view(&app, plugin).await?))
 }
 
 /// `POST /api/v1/plugins/{name}/activate` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Activate {
     version: String,
@@ -136,6 +159,15 @@ pub struct Activate {
 /// (409, with the list) when it would break triggers following the active
 /// version, unless forced; answers with the plugin and the triggers a
 /// forced activation disabled.
+#[utoipa::path(post, path = "/api/v1/plugins/{name}/activate", tag = "plugins",
+    params(("name" = String, Path, description = "Plugin name")),
+    request_body = Activate,
+    responses(
+        (status = 200, description = "Activated; `disabled_triggers` lists what a forced activation disabled", body = Object),
+        (status = 404, description = "No such plugin or version", body = crate::api::ErrorBody),
+        (status = 409, description = "Would break triggers (`would-break-triggers`, with the list) or needs what is not granted (`not-granted`, with what is missing)", body = crate::api::ErrorBody),
+        (status = 503, description = "The database is busy; retry after `Retry-After`", body = crate::api::ErrorBody),
+    ))]
 pub async fn activate(
     State(app): State<Arc<AppState>>,
     Path(name): Path<String>,
@@ -154,6 +186,14 @@ pub async fn activate(
 
 /// `DELETE /api/v1/plugins/{name}/versions/{version}`: removes a version
 /// that is neither active nor pinned by a trigger (409 otherwise).
+#[utoipa::path(delete, path = "/api/v1/plugins/{name}/versions/{version}", tag = "plugins",
+    params(("name" = String, Path, description = "Plugin name"), ("version" = String, Path, description = "Plugin version")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, description = "No such plugin or version", body = crate::api::ErrorBody),
+        (status = 409, description = "Active or pinned by a trigger (`in-use`)", body = crate::api::ErrorBody),
+        (status = 503, description = "The database is busy; retry after `Retry-After`", body = crate::api::ErrorBody),
+    ))]
 pub async fn delete_version(
     State(app): State<Arc<AppState>>,
     Path((name, version)): Path<(String, String)>,
@@ -163,7 +203,7 @@ pub async fn delete_version(
 }
 
 /// `PUT /api/v1/plugins/{name}/grants` body: what the operator allows.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Grants {
     /// Origins: `https://host[:port]`, `https://*.suffix[:port]`, `http://host:port`.
@@ -174,14 +214,25 @@ pub struct Grants {
     key_value: bool,
     /// Per-plugin limits, within the host's maxima.
     #[serde(default)]
+    #[schema(value_type = Object)]
     limits: LimitOverrides,
     /// Instance reuse: `{"max_calls": N, "max_age_s": T}`.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     reuse: Option<Reuse>,
 }
 
 /// `PUT /api/v1/plugins/{name}/grants`: replaces what the plugin is
 /// allowed; answers with the allowance and the active version's grant.
+#[utoipa::path(put, path = "/api/v1/plugins/{name}/grants", tag = "plugins",
+    params(("name" = String, Path, description = "Plugin name")),
+    request_body = Grants,
+    responses(
+        (status = 200, description = "The allowance and the active version's effective grant (`granted.missing` lists what it asks for beyond it)", body = Object),
+        (status = 400, description = "An origin or limit that does not parse", body = crate::api::ErrorBody),
+        (status = 404, description = "No such plugin", body = crate::api::ErrorBody),
+        (status = 503, description = "The database is busy; retry after `Retry-After`", body = crate::api::ErrorBody),
+    ))]
 pub async fn put_grants(
     State(app): State<Arc<AppState>>,
     Path(name): Path<String>,

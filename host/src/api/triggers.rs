@@ -34,12 +34,26 @@ async fn to_completion<T: Send + 'static>(
 }
 
 /// `POST /api/v1/triggers`.
+#[utoipa::path(post, path = "/api/v1/triggers", tag = "triggers",
+    request_body = crate::triggers::CreateTrigger,
+    responses(
+        (status = 201, description = "The trigger, with its webhook URL", body = crate::triggers::TriggerView),
+        (status = 400, description = "Unknown plugin or trigger, or a config the schema refuses (`invalid-config`, naming the field)", body = crate::api::ErrorBody),
+        (status = 409, description = "The version needs what is not granted", body = crate::api::ErrorBody),
+        (status = 502, description = "The connector's `on-enable` failed", body = crate::api::ErrorBody),
+        (status = 503, description = "The database is busy; retry after `Retry-After`", body = crate::api::ErrorBody),
+    ))]
 pub async fn create(State(app): State<Arc<AppState>>, ApiJson(body): ApiJson<CreateTrigger>) -> Result<Response, ApiError> {
     let row = app.triggers.create(body).await?;
     Ok((StatusCode::CREATED, axum::Json(app.triggers.view(&row))).into_response())
 }
 
 /// `GET /api/v1/triggers`.
+#[utoipa::path(get, path = "/api/v1/triggers", tag = "triggers",
+    responses(
+        (status = 200, description = "`{triggers: [...]}` with each one's health", body = Object),
+        (status = 503, description = "The database is busy; retry after `Retry-After`", body = crate::api::ErrorBody),
+    ))]
 pub async fn list(State(app): State<Arc<AppState>>) -> JsonResult {
     let states = app.store.all_poll_states().await?;
     let renewals = app.store.all_renewal_states().await?;
@@ -60,6 +74,13 @@ pub async fn list(State(app): State<Arc<AppState>>) -> JsonResult {
 }
 
 /// `GET /api/v1/triggers/{id}`.
+#[utoipa::path(get, path = "/api/v1/triggers/{id}", tag = "triggers",
+    params(("id" = String, Path, description = "Trigger id")),
+    responses(
+        (status = 200, description = "The trigger with its health", body = Object),
+        (status = 404, description = "No such trigger", body = crate::api::ErrorBody),
+        (status = 503, description = "The database is busy; retry after `Retry-After`", body = crate::api::ErrorBody),
+    ))]
 pub async fn get(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> JsonResult {
     let row = app.triggers.get(&id).await?;
     let state = app.store.poll_state(&id).await?;
@@ -140,7 +161,7 @@ fn poll_health(app: &AppState, row: &crate::store::TriggerRow, state: &crate::st
 }
 
 /// `PATCH /api/v1/triggers/{id}` body; `null` clears a nullable field.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Patch {
     #[serde(default)]
@@ -167,6 +188,16 @@ pub struct Patch {
 }
 
 /// `PATCH /api/v1/triggers/{id}`.
+#[utoipa::path(patch, path = "/api/v1/triggers/{id}", tag = "triggers",
+    params(("id" = String, Path, description = "Trigger id")),
+    request_body = Patch,
+    responses(
+        (status = 200, description = "The trigger", body = crate::triggers::TriggerView),
+        (status = 400, description = "A field or config the schema refuses", body = crate::api::ErrorBody),
+        (status = 404, description = "No such trigger", body = crate::api::ErrorBody),
+        (status = 409, description = "The pinned version needs what is not granted", body = crate::api::ErrorBody),
+        (status = 503, description = "The database is busy; retry after `Retry-After`", body = crate::api::ErrorBody),
+    ))]
 pub async fn patch(State(app): State<Arc<AppState>>, Path(id): Path<String>, ApiJson(body): ApiJson<Patch>) -> JsonResult {
     let patch = TriggerPatch {
         config: body.config.map(|c| c.to_string()),
@@ -187,13 +218,21 @@ pub async fn patch(State(app): State<Arc<AppState>>, Path(id): Path<String>, Api
 }
 
 /// `?keep_events=true`: keep the events for the retention period.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteQuery {
     keep_events: Option<bool>,
 }
 
 /// `DELETE /api/v1/triggers/{id}`.
+#[utoipa::path(delete, path = "/api/v1/triggers/{id}", tag = "triggers",
+    params(("id" = String, Path, description = "Trigger id"), DeleteQuery),
+    responses(
+        (status = 204, description = "Deleted (its provider registration removed)"),
+        (status = 404, description = "No such trigger", body = crate::api::ErrorBody),
+        (status = 503, description = "The database is busy; retry after `Retry-After`", body = crate::api::ErrorBody),
+    ))]
 pub async fn delete(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -210,6 +249,15 @@ pub async fn delete(
 }
 
 /// `POST /api/v1/triggers/{id}/enable`.
+#[utoipa::path(post, path = "/api/v1/triggers/{id}/enable", tag = "triggers",
+    params(("id" = String, Path, description = "Trigger id")),
+    responses(
+        (status = 200, description = "The trigger, enabled", body = crate::triggers::TriggerView),
+        (status = 404, description = "No such trigger", body = crate::api::ErrorBody),
+        (status = 409, description = "Its version needs what is not granted", body = crate::api::ErrorBody),
+        (status = 502, description = "The connector's `on-enable` failed", body = crate::api::ErrorBody),
+        (status = 503, description = "The database is busy; retry after `Retry-After`", body = crate::api::ErrorBody),
+    ))]
 pub async fn enable(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> JsonResult {
     let triggers = Arc::clone(&app.triggers);
     let row = to_completion(async move { triggers.enable(&id).await }).await??;
@@ -217,6 +265,13 @@ pub async fn enable(State(app): State<Arc<AppState>>, Path(id): Path<String>) ->
 }
 
 /// `POST /api/v1/triggers/{id}/disable`.
+#[utoipa::path(post, path = "/api/v1/triggers/{id}/disable", tag = "triggers",
+    params(("id" = String, Path, description = "Trigger id")),
+    responses(
+        (status = 200, description = "The trigger, disabled", body = crate::triggers::TriggerView),
+        (status = 404, description = "No such trigger", body = crate::api::ErrorBody),
+        (status = 503, description = "The database is busy; retry after `Retry-After`", body = crate::api::ErrorBody),
+    ))]
 pub async fn disable(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> JsonResult {
     let triggers = Arc::clone(&app.triggers);
     let row = to_completion(async move { triggers.disable(&id).await }).await??;
@@ -226,6 +281,14 @@ pub async fn disable(State(app): State<Arc<AppState>>, Path(id): Path<String>) -
 /// `POST /api/v1/triggers/{id}/sync`: checks the trigger's registration
 /// (its source's, when it shares one) at the provider now, registering it
 /// again if the provider lost it.
+#[utoipa::path(post, path = "/api/v1/triggers/{id}/sync", tag = "triggers",
+    params(("id" = String, Path, description = "Trigger id")),
+    responses(
+        (status = 200, description = "What the check found and did", body = Object),
+        (status = 404, description = "No such trigger", body = crate::api::ErrorBody),
+        (status = 409, description = "The trigger is not enabled", body = crate::api::ErrorBody),
+        (status = 503, description = "The database is busy; retry after `Retry-After`", body = crate::api::ErrorBody),
+    ))]
 pub async fn sync(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> JsonResult {
     let triggers = Arc::clone(&app.triggers);
     let outcome = to_completion(async move { triggers.sync(&id).await }).await??;
@@ -233,17 +296,30 @@ pub async fn sync(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> J
 }
 
 /// `GET /api/v1/sources`: the registrations triggers share.
+#[utoipa::path(get, path = "/api/v1/sources", tag = "triggers",
+    responses(
+        (status = 200, description = "`{sources: [...]}`: registrations triggers share", body = Object),
+        (status = 503, description = "The database is busy; retry after `Retry-After`", body = crate::api::ErrorBody),
+    ))]
 pub async fn sources(State(app): State<Arc<AppState>>) -> JsonResult {
     Ok(axum::Json(json!({ "sources": app.triggers.sources().await? })))
 }
 
 /// `GET /api/v1/sources/{id}`.
+#[utoipa::path(get, path = "/api/v1/sources/{id}", tag = "triggers",
+    params(("id" = String, Path, description = "Source id")),
+    responses(
+        (status = 200, description = "The source and its triggers", body = Object),
+        (status = 404, description = "No such source", body = crate::api::ErrorBody),
+        (status = 503, description = "The database is busy; retry after `Retry-After`", body = crate::api::ErrorBody),
+    ))]
 pub async fn source(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> JsonResult {
     Ok(axum::Json(json!(app.triggers.source(&id).await?)))
 }
 
 /// `?limit=&cursor=`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Page {
     pub(super) limit: Option<i64>,
@@ -252,6 +328,14 @@ pub struct Page {
 
 /// `GET /api/v1/triggers/{id}/events`: newest first; `next_cursor` fetches
 /// the next older page.
+#[utoipa::path(get, path = "/api/v1/triggers/{id}/events", tag = "events",
+    params(("id" = String, Path, description = "Trigger id"), Page),
+    responses(
+        (status = 200, description = "A page of events, newest first", body = EventPage),
+        (status = 400, description = "A bad limit or cursor", body = crate::api::ErrorBody),
+        (status = 404, description = "No such trigger", body = crate::api::ErrorBody),
+        (status = 503, description = "The database is busy; retry after `Retry-After`", body = crate::api::ErrorBody),
+    ))]
 pub async fn events(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -282,16 +366,16 @@ impl Page {
 }
 
 /// One page of events.
-#[derive(Debug, Serialize)]
-struct EventPage {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EventPage {
     events: Vec<EventView>,
     next_cursor: Option<String>,
 }
 
 /// An event as the API shows it: the payload is the stored JSON text,
 /// embedded as is (no re-serialization, no key reordering).
-#[derive(Debug, Serialize)]
-struct EventView {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EventView {
     id: String,
     #[serde(rename = "type")]
     event_type: String,
@@ -299,6 +383,8 @@ struct EventView {
     occurred_at_ms: Option<i64>,
     received_at_ms: i64,
     plugin_version: String,
+    /// The connector's JSON, as stored.
+    #[schema(value_type = Object)]
     payload: Box<RawValue>,
 }
 
@@ -318,6 +404,13 @@ impl From<EventRow> for EventView {
 }
 
 /// `GET /api/v1/triggers/{id}/stats`.
+#[utoipa::path(get, path = "/api/v1/triggers/{id}/stats", tag = "events",
+    params(("id" = String, Path, description = "Trigger id")),
+    responses(
+        (status = 200, description = "Counters: received, accepted, rejected, duplicates, errors, fuel", body = Object),
+        (status = 404, description = "No such trigger", body = crate::api::ErrorBody),
+        (status = 503, description = "The database is busy; retry after `Retry-After`", body = crate::api::ErrorBody),
+    ))]
 pub async fn stats(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> JsonResult {
     app.triggers.get(&id).await?;
     Ok(axum::Json(json!(app.store.get_stats(&id).await?)))
@@ -325,6 +418,14 @@ pub async fn stats(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> 
 
 /// `GET /api/v1/triggers/{id}/failures?limit=&cursor=`: failed calls,
 /// newest first, paged like events.
+#[utoipa::path(get, path = "/api/v1/triggers/{id}/failures", tag = "events",
+    params(("id" = String, Path, description = "Trigger id"), Page),
+    responses(
+        (status = 200, description = "`{failures: [...], next_cursor}`: failed calls with their typed error and the guest's log, newest first", body = Object),
+        (status = 400, description = "A bad limit or cursor", body = crate::api::ErrorBody),
+        (status = 404, description = "No such trigger", body = crate::api::ErrorBody),
+        (status = 503, description = "The database is busy; retry after `Retry-After`", body = crate::api::ErrorBody),
+    ))]
 pub async fn failures(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -339,7 +440,8 @@ pub async fn failures(
 }
 
 /// `?values=true` on the kv view.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct KvQuery {
     #[serde(default)]
@@ -348,6 +450,14 @@ pub struct KvQuery {
 
 /// `GET /api/v1/triggers/{id}/kv`: the trigger's keys and sizes; values only
 /// with `?values=true`, since a connector may keep tokens there.
+#[utoipa::path(get, path = "/api/v1/triggers/{id}/kv", tag = "triggers",
+    params(("id" = String, Path, description = "Trigger id"), KvQuery),
+    responses(
+        (status = 200, description = "`{entries: [...]}`: keys and sizes, values only when asked", body = Object),
+        (status = 400, description = "Malformed or invalid request", body = crate::api::ErrorBody),
+        (status = 404, description = "No such trigger", body = crate::api::ErrorBody),
+        (status = 503, description = "The database is busy; retry after `Retry-After`", body = crate::api::ErrorBody),
+    ))]
 pub async fn kv(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -360,7 +470,7 @@ pub async fn kv(
 }
 
 /// `POST /api/v1/triggers/{id}/poll` body.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PollNow {
     /// Forget the cursor first: the poll starts from a new baseline.
@@ -370,6 +480,16 @@ pub struct PollNow {
 
 /// `POST /api/v1/triggers/{id}/poll`: polls an enabled polling trigger now
 /// (after the poll in flight, if any) and answers with what it stored.
+#[utoipa::path(post, path = "/api/v1/triggers/{id}/poll", tag = "triggers",
+    params(("id" = String, Path, description = "Trigger id")),
+    request_body(content = Option<PollNow>, description = "Optional: `{reset: true}` forgets the cursor first"),
+    responses(
+        (status = 200, description = "`{outcome: stored, stored, duplicates, filtered, events}` or `{outcome: failed, code, error}`", body = Object),
+        (status = 400, description = "Malformed or invalid request", body = crate::api::ErrorBody),
+        (status = 404, description = "No such trigger", body = crate::api::ErrorBody),
+        (status = 409, description = "Not a polling trigger, not enabled, or polled by another node", body = crate::api::ErrorBody),
+        (status = 503, description = "The connector is unavailable, or the database is busy", body = crate::api::ErrorBody),
+    ))]
 pub async fn poll(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -419,6 +539,13 @@ pub async fn poll(
 }
 
 /// `GET /api/v1/triggers/{id}/health`: how polling goes.
+#[utoipa::path(get, path = "/api/v1/triggers/{id}/health", tag = "triggers",
+    params(("id" = String, Path, description = "Trigger id")),
+    responses(
+        (status = 200, description = "Last poll, success and error, consecutive failures, next poll, renewal due, connection and sync state", body = Object),
+        (status = 404, description = "No such trigger", body = crate::api::ErrorBody),
+        (status = 503, description = "The database is busy; retry after `Retry-After`", body = crate::api::ErrorBody),
+    ))]
 pub async fn health(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> JsonResult {
     let row = app.triggers.get(&id).await?;
     let state = app.store.poll_state(&id).await?;
@@ -457,6 +584,14 @@ const TEST_EVENTS: usize = 5;
 /// `POST /api/v1/triggers/{id}/test`: for a polling trigger, what a poll
 /// would emit now (up to 5 events: nothing stored, no cursor advanced);
 /// for any trigger, the manifest's sample event.
+#[utoipa::path(post, path = "/api/v1/triggers/{id}/test", tag = "triggers",
+    params(("id" = String, Path, description = "Trigger id")),
+    responses(
+        (status = 200, description = "Up to 5 events a poll would emit now (nothing stored) and the manifest's sample event", body = Object),
+        (status = 404, description = "No such trigger", body = crate::api::ErrorBody),
+        (status = 409, description = "Not enabled", body = crate::api::ErrorBody),
+        (status = 503, description = "The connector is unavailable", body = crate::api::ErrorBody),
+    ))]
 pub async fn test(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> JsonResult {
     let row = app.triggers.get(&id).await?;
     let loaded = app.registry.resolve(&row.plugin, row.plugin_version.as_deref())?;

@@ -27,7 +27,7 @@ const MAX_FLOWS: usize = 1024;
 pub const CALLBACK_PATH: &str = "/oauth/callback";
 
 /// `PUT /api/v1/plugins/{name}/oauth-app`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OAuthAppRequest {
     /// The client id the provider issued.

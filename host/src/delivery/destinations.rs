@@ -31,7 +31,7 @@ const MAX_IN_FLIGHT: i64 = 256;
 const MAX_RATE: i64 = 10_000;
 
 /// `POST /api/v1/triggers/{id}/destinations`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewDestination {
     /// Where to POST.
@@ -58,7 +58,7 @@ pub struct NewDestination {
 
 /// `PATCH .../destinations/{id}`: fields left out stay; `null` clears the
 /// filter and the caps.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DestinationPatch {
     /// A new URL.

@@ -14,6 +14,7 @@ mod filters;
 mod grants;
 mod languages;
 mod lifecycle;
+mod openapi;
 pub mod polling;
 mod providers;
 mod precompiled;
