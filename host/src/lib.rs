@@ -37,6 +37,7 @@ pub mod sync;
 pub mod timestamp;
 pub mod token_bucket;
 pub mod triggers;
+pub mod ui;
 
 pub use runtime::{
     CallError, CallErrorKind, CallOutput, ComponentCaps, ComponentShape, Limits, LoadError, Plugin, Runtime, RuntimeConfig,

@@ -143,6 +143,22 @@ pub struct Registered {
     pub created: bool,
 }
 
+/// What an upload would register, checked and not stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct Inspected {
+    /// `sha256:<hex>`.
+    pub digest: String,
+    /// Bytes.
+    pub size_bytes: usize,
+    /// The WIT contract version the component implements.
+    pub contract: crate::contract::ContractVersion,
+    /// The whole manifest: triggers with their config schemas, capabilities.
+    pub manifest: crate::contract::Manifest,
+    /// `new`, `same` (these bytes are registered under this version) or
+    /// `conflict` (this version is registered with other bytes).
+    pub registered: &'static str,
+}
+
 /// The registry.
 pub struct Registry {
     runtime: Runtime,
@@ -355,6 +371,21 @@ impl Registry {
             active,
             created,
         })
+    }
+
+    /// Checks an upload as [`Registry::register`] does and says what it
+    /// would register, storing nothing: the operator confirms the manifest
+    /// before uploading.
+    pub async fn inspect(&self, bytes: &[u8]) -> Result<Inspected, RegistryError> {
+        let plugin = self.runtime.load(bytes).await?;
+        let manifest = plugin.manifest().clone();
+        let existing = self.store.list_versions(&manifest.name).await?.into_iter().find(|row| row.version == manifest.version);
+        let registered = match existing {
+            None => "new",
+            Some(row) if row.digest == plugin.digest() => "same",
+            Some(_) => "conflict",
+        };
+        Ok(Inspected { digest: plugin.digest().to_owned(), size_bytes: bytes.len(), contract: plugin.contract(), manifest, registered })
     }
 
     /// The runtime the versions are loaded into.

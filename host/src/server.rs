@@ -28,6 +28,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/hooks/{id}", get(ingress::hook).post(ingress::hook))
         .route(crate::connections::CALLBACK_PATH, get(api::connections::oauth_callback))
         .route("/api/v1/openapi.json", get(api::openapi::document))
+        .merge(crate::ui::routes())
         .nest("/api/v1", api::routes(Arc::clone(&state)))
         .fallback(api::no_such_route)
         .layer(DefaultBodyLimit::max(api::JSON_LIMIT))

@@ -41,6 +41,8 @@ pub struct ErrorDetail {
     security(("admin_token" = [])),
     paths(
         document,
+        crate::ui::index,
+        crate::ui::asset,
         crate::server::healthz,
         crate::server::metrics,
         crate::ingress::hook,

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -16,12 +16,24 @@ use crate::contract::Manifest;
 use crate::store::{PluginRow, PluginVersionRow};
 use crate::triggers::TriggerError;
 
+/// `POST /api/v1/plugins?dry_run=true`: check and describe, store nothing.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct UploadQuery {
+    /// Answer 200 with `{digest, size_bytes, contract, manifest, registered}`
+    /// (`registered`: `new`, `same` or `conflict`) and register nothing.
+    #[serde(default)]
+    dry_run: bool,
+}
+
 /// `POST /api/v1/plugins` with the component as the body.
 #[utoipa::path(post, path = "/api/v1/plugins", tag = "plugins",
+    params(UploadQuery),
     request_body(content = Vec<u8>, description = "The compiled component", content_type = "application/wasm"),
     responses(
         (status = 201, description = "Registered: `{name, version, digest, triggers, requested, created}`", body = Object),
-        (status = 200, description = "The same bytes were registered before", body = Object),
+        (status = 200, description = "The same bytes were registered before; with `dry_run`, what would be registered", body = Object),
         (status = 400, description = "Not a valid component or manifest (`invalid-component`, `invalid-manifest` with the problems)", body = crate::api::ErrorBody),
         (status = 409, description = "The same name and version with other bytes", body = crate::api::ErrorBody),
         (status = 413, description = "Larger than the component cap", body = crate::api::ErrorBody),
@@ -30,9 +42,11 @@ use crate::triggers::TriggerError;
     ))]
 pub async fn upload(
     State(app): State<Arc<AppState>>,
+    query: Result<Query<UploadQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let body = body.map_err(|e| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", e.body_text()))?;
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     if !content_type.is_empty() && content_type != "application/wasm" && content_type != "application/octet-stream" {
@@ -41,6 +55,9 @@ pub async fn upload(
             "unsupported-media-type",
             "send the component as application/wasm",
         ));
+    }
+    if query.dry_run {
+        return Ok(axum::Json(app.registry.inspect(&body).await?).into_response());
     }
     let registered = app.registry.register(&body).await?;
     // The other nodes load it now, so that its activation is a swap there too.

@@ -403,17 +403,22 @@ impl From<EventRow> for EventView {
     }
 }
 
+/// Minutes of events per minute in a trigger's stats.
+const SPARKLINE_MINUTES: usize = 60;
+
 /// `GET /api/v1/triggers/{id}/stats`.
 #[utoipa::path(get, path = "/api/v1/triggers/{id}/stats", tag = "events",
     params(("id" = String, Path, description = "Trigger id")),
     responses(
-        (status = 200, description = "Counters: received, accepted, rejected, duplicates, errors, fuel", body = Object),
+        (status = 200, description = "Counters (received, accepted, rejected, duplicates, errors, fuel) and `events_per_minute` over the last hour, oldest first", body = Object),
         (status = 404, description = "No such trigger", body = crate::api::ErrorBody),
         (status = 503, description = "The database is busy; retry after `Retry-After`", body = crate::api::ErrorBody),
     ))]
 pub async fn stats(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> JsonResult {
     app.triggers.get(&id).await?;
-    Ok(axum::Json(json!(app.store.get_stats(&id).await?)))
+    let mut stats = json!(app.store.get_stats(&id).await?);
+    stats["events_per_minute"] = json!(app.store.events_per_minute(&id, SPARKLINE_MINUTES).await?);
+    Ok(axum::Json(stats))
 }
 
 /// `GET /api/v1/triggers/{id}/failures?limit=&cursor=`: failed calls,
@@ -542,7 +547,7 @@ pub async fn poll(
 #[utoipa::path(get, path = "/api/v1/triggers/{id}/health", tag = "triggers",
     params(("id" = String, Path, description = "Trigger id")),
     responses(
-        (status = 200, description = "Last poll, success and error, consecutive failures, next poll, renewal due, connection and sync state", body = Object),
+        (status = 200, description = "Healthy or not, with why: last poll, success and error, consecutive failures, next poll (polling); newest event and newest failure (every trigger); renewal due, connection and sync state", body = Object),
         (status = 404, description = "No such trigger", body = crate::api::ErrorBody),
         (status = 503, description = "The database is busy; retry after `Retry-After`", body = crate::api::ErrorBody),
     ))]
@@ -568,7 +573,18 @@ pub async fn health(State(app): State<Arc<AppState>>, Path(id): Path<String>) ->
         Some(source) => app.store.get_source(source).await?.sync_error,
         None => row.sync_error.clone(),
     };
-    health["healthy"] = json!(polls_healthy && renewal_healthy && connection_healthy && sync_error.is_none());
+    // Whatever it is fed by, the last word of its calls: its newest event
+    // and its newest failure (a webhook trigger is unhealthy while its
+    // latest recorded outcome is a failure).
+    let (events, _) = app.store.list_events(&id, 1, None, MAX_PAGE_BYTES).await?;
+    let (failures, _) = app.store.list_failures(&id, 1, None, MAX_PAGE_BYTES).await?;
+    let last_event_at_ms = events.first().map(|event| event.received_at_ms);
+    let last_failure = failures.first();
+    let calls_healthy = polling || last_failure.is_none_or(|f| last_event_at_ms.is_some_and(|at| at >= f.at_ms));
+    health["last_event_at_ms"] = json!(last_event_at_ms);
+    health["last_failure"] = json!(last_failure.map(|f| json!({ "at_ms": f.at_ms, "export": f.export, "code": f.code, "message": f.message })));
+    health["healthy"] =
+        json!(polls_healthy && calls_healthy && renewal_healthy && connection_healthy && sync_error.is_none());
     health["sync_error"] = json!(sync_error);
     health["connection"] = json!(connection.map(|c| json!({ "id": c.id, "status": c.status, "last_error": c.last_error })));
     health["status"] = json!(row.status);

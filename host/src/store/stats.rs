@@ -145,6 +145,33 @@ impl Store {
         .await?)
     }
 
+    /// Events received per minute over the last `minutes` minutes, oldest
+    /// first, for a sparkline: counted from the newest `RECENT_EVENTS`
+    /// events at most, so the cost is bounded however busy the trigger is.
+    pub async fn events_per_minute(&self, trigger_id: &str, minutes: usize) -> Result<Vec<i64>, StoreError> {
+        const RECENT_EVENTS: i64 = 10_000;
+        let this_minute = now_ms() / 60_000;
+        let first = this_minute - i64::try_from(minutes).unwrap_or(i64::MAX) + 1;
+        let counts: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT minute, CAST(COUNT(*) AS BIGINT) FROM (
+                 SELECT CAST(received_at_ms / 60000 AS BIGINT) AS minute FROM events
+                 WHERE trigger_id = $1 ORDER BY seq DESC LIMIT $2
+             ) recent WHERE minute >= $3 GROUP BY minute",
+        )
+        .bind(trigger_id)
+        .bind(RECENT_EVENTS)
+        .bind(first)
+        .fetch_all(self.pool())
+        .await?;
+        let mut buckets = vec![0; minutes];
+        for (minute, count) in counts {
+            if let Some(bucket) = usize::try_from(minute - first).ok().and_then(|i| buckets.get_mut(i)) {
+                *bucket = count;
+            }
+        }
+        Ok(buckets)
+    }
+
     /// Counters summed over every trigger.
     pub async fn stats_totals(&self) -> Result<StatsRow, StoreError> {
         Ok(sqlx::query_as(

@@ -5,6 +5,7 @@
 //! `cargo xtask build-plugins` (which `cargo xtask test` runs first).
 
 mod multinode;
+mod browser;
 mod containment;
 mod database;
 mod fuzz;

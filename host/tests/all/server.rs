@@ -8,6 +8,7 @@ pub mod connections;
 pub mod cli;
 mod containment;
 mod crash;
+mod dashboard;
 mod delivery;
 mod failures;
 mod filters;

@@ -10,8 +10,9 @@ use serde_json::Value;
 use crate::host::{TOKEN, spawn_host};
 
 /// The router's sources: every `.route(` in them is a route the host serves.
-const ROUTER_SOURCES: [(&str, &str); 2] = [
+const ROUTER_SOURCES: [(&str, &str); 3] = [
     ("", include_str!("../../../src/server.rs")),
+    ("", include_str!("../../../src/ui.rs")),
     ("/api/v1", include_str!("../../../src/api.rs")),
 ];
 const OAUTH_SOURCE: &str = include_str!("../../../src/connections/oauth.rs");
