@@ -6,6 +6,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
+mod browser;
 mod demo;
 mod languages;
 mod postgres;
@@ -20,8 +21,9 @@ commands:
                  target/wasm32-wasip2/release/<crate_name>.wasm; directories with an
                  app.py (Python) or app.js (JavaScript) are built with componentize-py
                  or componentize-js, installed into cargo's target directory on first use
-  test           build-plugins, then run every test in the workspace, then the
-                 integration suite again on PostgreSQL (the server in
+  test           build-plugins, install chromium and chromium-driver if missing
+                 (the dashboard test drives a headless browser), then run every
+                 test in the workspace, then the integration suite again on PostgreSQL (the server in
                  TRIGGERHOST_TEST_POSTGRES, else 127.0.0.1:5432, else one installed
                  and started from the distribution's packages) with the multi-node
                  tests (three hosts on one database)
@@ -50,7 +52,11 @@ fn main() -> Result<()> {
             // Not --all-targets: the benchmark is a harness-less binary that
             // would run in full, unoptimised, as a "test". Lint compiles it.
             // The multi-node tests need PostgreSQL: they run in its leg.
-            cargo(&["test", "--workspace", "--lib", "--bins", "--tests", "--", "--skip", "multinode::"])?;
+            let browser = browser::ensure()?;
+            run(Command::new(cargo_bin())
+                .args(["test", "--workspace", "--lib", "--bins", "--tests", "--", "--skip", "multinode::"])
+                .envs(browser.clone())
+                .current_dir(workspace_root()))?;
             cargo(&["test", "--workspace", "--doc"])?;
             // The whole integration suite again on PostgreSQL, with the
             // multi-node tests.
@@ -60,6 +66,7 @@ fn main() -> Result<()> {
             run(Command::new(cargo_bin())
                 .args(["test", "-p", "triggerhost", "--test", "all"])
                 .env(postgres::VAR, &postgres)
+                .envs(browser)
                 .current_dir(workspace_root()))
         }
         "lint" => cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
