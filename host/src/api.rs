@@ -4,6 +4,7 @@ mod cluster;
 pub(crate) mod connections;
 mod deliveries;
 mod error;
+mod logs;
 pub(crate) mod openapi;
 mod plugins;
 mod triggers;
@@ -52,6 +53,7 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/triggers/{id}/stats", get(triggers::stats))
         .route("/triggers/{id}/failures", get(triggers::failures))
         .route("/triggers/{id}/kv", get(triggers::kv))
+        .route("/triggers/{id}/logs", get(logs::list))
         .route("/triggers/{id}/poll", post(triggers::poll))
         .route("/triggers/{id}/sync", post(triggers::sync))
         .route("/triggers/{id}/health", get(triggers::health))

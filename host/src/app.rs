@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use triggerhost_sdk::signature::constant_time_eq;
 
+use crate::call_logs::CallLogs;
 use crate::cluster::Cluster;
 use crate::cluster::changes::{ApplyChanges, Applying, Change};
 use crate::capabilities::Backends;
@@ -60,6 +61,8 @@ pub struct AppState {
     pub delivery_budget: Arc<Semaphore>,
     /// This node, its leases, and the changes it announces to the others.
     pub cluster: Arc<Cluster>,
+    /// What connectors wrote on their calls.
+    pub call_logs: Arc<CallLogs>,
 }
 
 impl AppState {
@@ -110,8 +113,15 @@ impl AppState {
             Arc::new(Semaphore::new(settings.ingress.max_buffered_bytes.min(Semaphore::MAX_PERMITS)));
         let woken = Arc::clone(&delivery);
         let committer = Committer::start(store.clone(), Arc::new(move |trigger_id: &str| woken.events_committed(trigger_id)));
-        let pipeline =
-            Pipeline::new(store.clone(), committer, Arc::clone(&triggers), Arc::clone(&delivery_budget), Arc::clone(&cluster));
+        let call_logs = Arc::new(CallLogs::start(store.clone(), settings.logs.clone(), cluster.node_id().to_owned()));
+        let pipeline = Pipeline::new(
+            store.clone(),
+            committer,
+            Arc::clone(&triggers),
+            Arc::clone(&delivery_budget),
+            Arc::clone(&cluster),
+            Arc::clone(&call_logs),
+        );
         cluster.follow(Arc::new(FollowOthers {
             connections: Arc::clone(&connections),
             triggers: Arc::clone(&triggers),
@@ -138,6 +148,7 @@ impl AppState {
             delivery_budget,
             ingress: settings.ingress.clone(),
             cluster,
+            call_logs,
         })
     }
 }

@@ -4,6 +4,7 @@
 mod client;
 mod connections;
 mod destinations;
+mod logs;
 
 use std::path::PathBuf;
 
@@ -252,6 +253,17 @@ enum TriggerCommand {
         /// Trigger id.
         id: String,
     },
+    /// Show what the connector wrote on its newest calls (`log`, stdout, stderr).
+    Logs {
+        /// Trigger id.
+        id: String,
+        /// How many of the newest calls to show first.
+        #[arg(long, short = 'n', default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=500))]
+        lines: u32,
+        /// Keep printing new calls' logs as they come, until interrupted.
+        #[arg(long, short = 'f')]
+        follow: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -466,6 +478,7 @@ async fn trigger(command: TriggerCommand, client: &Client) -> anyhow::Result<()>
             let v = client.send(Method::GET, &format!("/triggers/{id}/health"), None).await?;
             println!("{}", serde_json::to_string_pretty(&v)?);
         }
+        TriggerCommand::Logs { id, lines, follow } => logs::show(client, &id, lines, follow).await?,
     }
     Ok(())
 }

@@ -116,6 +116,21 @@ pub struct FileConfig {
     /// Push delivery to destinations.
     #[serde(default)]
     pub delivery: DeliveryConfig,
+    /// What connectors write on their calls.
+    #[serde(default)]
+    pub logs: LogsConfig,
+}
+
+/// `[logs]`: what is kept of what connectors write (the `log` import,
+/// stdout and stderr) on their calls.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogsConfig {
+    /// Each trigger's newest calls' logs kept (default 200).
+    pub keep_per_trigger: Option<u32>,
+    /// Calls' logs kept per trigger a second at most, in bursts of twice
+    /// that (default 10); the calls skipped are counted on the next kept.
+    pub per_trigger_per_s: Option<u32>,
 }
 
 /// `[delivery]`: push delivery to destinations.
@@ -407,6 +422,8 @@ pub struct Settings {
     pub delivery: crate::delivery::DeliverySettings,
     /// Leases and propagation between nodes.
     pub cluster: crate::cluster::ClusterSettings,
+    /// `[logs]`.
+    pub logs: crate::call_logs::LogSettings,
 }
 
 impl Settings {
@@ -581,7 +598,14 @@ impl Settings {
                 message: "lease_ms must be at least 300 and reconcile_ms at least 100".into(),
             });
         }
+        let log_defaults = crate::call_logs::LogSettings::default();
+        let logs = crate::call_logs::LogSettings {
+            keep_per_trigger: file.logs.keep_per_trigger.unwrap_or(log_defaults.keep_per_trigger),
+            per_trigger_per_s: file.logs.per_trigger_per_s.unwrap_or(log_defaults.per_trigger_per_s),
+        };
         for (key, zero) in [
+            ("logs.keep_per_trigger", logs.keep_per_trigger == 0),
+            ("logs.per_trigger_per_s", logs.per_trigger_per_s == 0),
             ("sync.interval_s", sync.interval.is_zero()),
             ("retention.max_age_s", retention.max_age.is_zero()),
             ("retention.max_events", retention.max_events == Some(0)),
@@ -623,6 +647,7 @@ impl Settings {
             retention,
             delivery,
             cluster,
+            logs,
         })
     }
 }

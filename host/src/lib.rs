@@ -10,6 +10,7 @@
 pub mod api;
 pub mod app;
 pub(crate) mod bindings;
+pub mod call_logs;
 pub mod capabilities;
 pub mod cluster;
 pub mod cli;

@@ -10,6 +10,8 @@ use std::time::Instant;
 
 use tokio::sync::Semaphore;
 
+use crate::call_logs::{CallLogs, CallRecord};
+use crate::capabilities::log::LogOutput;
 use crate::cluster::Cluster;
 use crate::connections::said_unauthorized;
 use crate::contract::{
@@ -71,12 +73,27 @@ pub struct Pipeline {
     budget: Arc<Semaphore>,
     /// Whose turn it is to poll, when several nodes share the database.
     cluster: Arc<Cluster>,
+    /// Where what each call wrote is kept.
+    logs: Arc<CallLogs>,
 }
 
 impl Pipeline {
     /// A pipeline committing through `committer`, holding outputs against `budget`.
-    pub fn new(store: Store, committer: Committer, triggers: Arc<Triggers>, budget: Arc<Semaphore>, cluster: Arc<Cluster>) -> Self {
-        Pipeline { store, committer, triggers, budget, cluster }
+    pub fn new(
+        store: Store,
+        committer: Committer,
+        triggers: Arc<Triggers>,
+        budget: Arc<Semaphore>,
+        cluster: Arc<Cluster>,
+        logs: Arc<CallLogs>,
+    ) -> Self {
+        Pipeline { store, committer, triggers, budget, cluster, logs }
+    }
+
+    /// Keeps what a call wrote, whatever became of it.
+    fn keep_log(&self, trigger: &LiveTrigger, loaded: &LoadedPlugin, export: &'static str, outcome: &str, log: &LogOutput) {
+        let plugin_version = &loaded.plugin.manifest().version;
+        self.logs.keep(CallRecord { trigger_id: &trigger.row.id, plugin_version, export, outcome, log });
     }
 
     /// Handles one webhook delivery: `verify`, then `run`, then the commit.
@@ -101,10 +118,18 @@ impl Pipeline {
             Ok(output) => output,
             Err(error) => {
                 tracing::warn!(trigger = %trigger.row.id, %error, "delivery failed in the connector");
+                self.keep_log(trigger, &loaded, "deliver", error.kind.code(), &error.log);
                 self.record(trigger, call_failure(&error), error.fuel_used).await;
                 return Outcome::CallFailed(error.kind);
             }
         };
+        let outcome = match &output.value {
+            Ok(Delivery::Accepted(_)) => "accepted",
+            Ok(Delivery::Rejected(_)) => "rejected",
+            Ok(Delivery::Responded(_)) => "responded",
+            Err(error) => error.code.as_str(),
+        };
+        self.keep_log(trigger, &loaded, "deliver", outcome, &output.log);
         match output.value {
             Ok(Delivery::Accepted(run)) => {
                 let commit = commit_of(trigger, &loaded, output.fuel_used, output.kv_writes, None);
@@ -161,10 +186,13 @@ impl Pipeline {
         let output = match result {
             Ok(output) => output,
             Err(error) => {
+                self.keep_log(trigger, &loaded, "poll", error.kind.code(), &error.log);
                 self.record_poll_failure(trigger, call_failure(&error), error.fuel_used, record(started)).await;
                 return Outcome::CallFailed(error.kind);
             }
         };
+        let outcome = output.value.as_ref().map_or_else(|error| error.code.as_str(), |_| "polled");
+        self.keep_log(trigger, &loaded, "poll", outcome, &output.log);
         let run = match output.value {
             Ok(run) => run,
             Err(error) => {

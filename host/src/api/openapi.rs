@@ -9,7 +9,7 @@ use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{cluster, connections, deliveries, plugins, triggers};
+use super::{cluster, connections, deliveries, logs, plugins, triggers};
 
 /// The error envelope every failing API route answers with.
 #[derive(Debug, Serialize, ToSchema)]
@@ -75,6 +75,7 @@ pub struct ErrorDetail {
         triggers::sync,
         triggers::health,
         triggers::test,
+        logs::list,
         deliveries::replay,
         deliveries::create,
         deliveries::list,

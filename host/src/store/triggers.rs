@@ -241,7 +241,7 @@ impl Store {
         if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
     }
 
-    /// Deletes a trigger with its events, stats, failures and kv entries.
+    /// Deletes a trigger with its events, stats, failures, logs and kv entries.
     pub async fn delete_trigger(&self, id: &str) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
         let mut tx = self.begin_write(self.pool()).await?;
@@ -253,6 +253,7 @@ impl Store {
         }
         sqlx::query("DELETE FROM kv_entries WHERE trigger_id = $1").bind(id).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM dedupe_keys_retired WHERE trigger_id = $1").bind(id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM call_logs WHERE trigger_id = $1").bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -15,6 +15,7 @@ mod filters;
 mod grants;
 mod languages;
 mod lifecycle;
+mod logs;
 mod openapi;
 pub mod polling;
 mod providers;
