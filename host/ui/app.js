@@ -335,7 +335,7 @@ function createTriggerForm(plugins) {
   return form;
 }
 
-const TABS = ['events', 'failures', 'kv', 'destinations'];
+const TABS = ['events', 'failures', 'logs', 'kv', 'destinations'];
 
 async function triggerPage(id, tab) {
   tab = TABS.includes(tab) ? tab : 'events';
@@ -350,7 +350,7 @@ async function triggerPage(id, tab) {
     h('div', { class: 'row' }, toggle, h('span', { class: 'muted' }, 'Webhook URL: '), h('code', { id: 'webhook-url' }, trigger.webhook_url)),
     trigger.last_error && h('p', { class: 'error-text' }, trigger.last_error),
     await triggerSummary(id), tabs, body);
-  const refreshTab = await { events: eventsTab, failures: failuresTab, kv: kvTab, destinations: destinationsTab }[tab](id, body);
+  const refreshTab = await { events: eventsTab, failures: failuresTab, logs: logsTab, kv: kvTab, destinations: destinationsTab }[tab](id, body);
   // Health, stats and new events follow what happens, without a reload.
   refreshTimer = setInterval(() => attempt(async () => {
     const summary = await triggerSummary(id);
@@ -436,6 +436,29 @@ async function failuresTab(id, body) {
         h('td', {}, when(f.at_ms)), h('td', { class: 'mono' }, f.export), h('td', {}, badge(f.code, 'bad')),
         h('td', {}, f.message), h('td', {}, f.log ? h('pre', {}, f.log) : '—'))))
     : h('p', { class: 'muted' }, 'No failures recorded.'));
+}
+
+/** What the connector wrote on its newest calls, newest first; new calls appear on top. */
+async function logsTab(id, body) {
+  const list = h('div', { id: 'logs' });
+  const entry = (log) => h('div', { class: 'log', 'data-seq': log.seq },
+    h('div', { class: 'row muted' }, when(log.at_ms), h('span', { class: 'mono' }, log.export), badge(log.outcome, /^(accepted|polled|responded|rejected)$/.test(log.outcome) ? '' : 'bad'),
+      h('span', { class: 'mono' }, log.plugin_version),
+      log.skipped_calls > 0 && `${log.skipped_calls} calls before not kept (over the rate)`,
+      log.dropped_bytes > 0 && `${log.dropped_bytes} bytes past the cap dropped`),
+    h('pre', {}, log.text));
+  const { logs } = await api('GET', `/triggers/${id}/logs?limit=50`);
+  let newest = logs.length ? logs[0].seq : 0;
+  append(list, logs.map(entry));
+  body.replaceChildren(logs.length ? list : h('p', { class: 'muted', id: 'no-logs' }, 'Nothing logged yet.'), logs.length ? null : list);
+  return async () => {
+    const fresh = await api('GET', `/triggers/${id}/logs?after=${newest}&limit=50`);
+    if (!fresh.logs.length) return;
+    const empty = document.getElementById('no-logs');
+    if (empty) empty.remove();
+    newest = fresh.logs[fresh.logs.length - 1].seq;
+    list.prepend(...fresh.logs.reverse().map(entry));
+  };
 }
 
 async function kvTab(id, body) {

@@ -85,6 +85,13 @@ async fn dashboard_shows_an_operators_whole_day() {
     assert!(failures.contains("deliver"), "{failures}");
     browser.screenshot("failures").await;
 
+    // What a connector writes on a successful call, on its logs tab.
+    let chatty = host.enabled_trigger("hostile", "log_flood", None).await;
+    assert_eq!(host.deliver(&chatty, &[], b"{}").await.status(), StatusCode::OK);
+    browser.goto(&format!("{}/#/triggers/{chatty}/logs", host.url)).await;
+    let logs = browser.wait_for_text("#logs", "flood flood").await;
+    assert!(logs.contains("accepted") && logs.contains("bytes past the cap dropped"), "{}", &logs[..logs.len().min(300)]);
+
     // The triggers page: status, health and the events sparkline.
     browser.click("a[href='#/triggers']").await;
     browser.wait_for_text("#triggers", &id).await;
