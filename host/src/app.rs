@@ -11,6 +11,7 @@ use tokio::sync::Semaphore;
 use triggerhost_sdk::signature::constant_time_eq;
 
 use crate::call_logs::CallLogs;
+use crate::metrics::CallMetrics;
 use crate::cluster::Cluster;
 use crate::cluster::changes::{ApplyChanges, Applying, Change};
 use crate::capabilities::Backends;
@@ -63,6 +64,8 @@ pub struct AppState {
     pub cluster: Arc<Cluster>,
     /// What connectors wrote on their calls.
     pub call_logs: Arc<CallLogs>,
+    /// This node's call series for `/metrics`.
+    pub call_metrics: Arc<CallMetrics>,
 }
 
 impl AppState {
@@ -114,6 +117,7 @@ impl AppState {
         let woken = Arc::clone(&delivery);
         let committer = Committer::start(store.clone(), Arc::new(move |trigger_id: &str| woken.events_committed(trigger_id)));
         let call_logs = Arc::new(CallLogs::start(store.clone(), settings.logs.clone(), cluster.node_id().to_owned()));
+        let call_metrics = Arc::new(CallMetrics::new(settings.metrics));
         let pipeline = Pipeline::new(
             store.clone(),
             committer,
@@ -121,6 +125,7 @@ impl AppState {
             Arc::clone(&delivery_budget),
             Arc::clone(&cluster),
             Arc::clone(&call_logs),
+            Arc::clone(&call_metrics),
         );
         cluster.follow(Arc::new(FollowOthers {
             connections: Arc::clone(&connections),
@@ -149,6 +154,7 @@ impl AppState {
             ingress: settings.ingress.clone(),
             cluster,
             call_logs,
+            call_metrics,
         })
     }
 }

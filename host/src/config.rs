@@ -119,6 +119,18 @@ pub struct FileConfig {
     /// What connectors write on their calls.
     #[serde(default)]
     pub logs: LogsConfig,
+    /// `/metrics`.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`: what `/metrics` labels.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Label call series and health gauges with each trigger (default
+    /// true); false keeps one series set per plugin, for very large installs.
+    pub per_trigger: Option<bool>,
 }
 
 /// `[logs]`: what is kept of what connectors write (the `log` import,
@@ -424,6 +436,8 @@ pub struct Settings {
     pub cluster: crate::cluster::ClusterSettings,
     /// `[logs]`.
     pub logs: crate::call_logs::LogSettings,
+    /// `[metrics]`.
+    pub metrics: crate::metrics::MetricsSettings,
 }
 
 impl Settings {
@@ -648,6 +662,9 @@ impl Settings {
             delivery,
             cluster,
             logs,
+            metrics: crate::metrics::MetricsSettings {
+                per_trigger: file.metrics.per_trigger.unwrap_or(crate::metrics::MetricsSettings::default().per_trigger),
+            },
         })
     }
 }

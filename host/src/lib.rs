@@ -24,6 +24,7 @@ pub mod filters;
 pub mod ids;
 pub mod ingress;
 pub mod json;
+pub mod metrics;
 pub mod pipeline;
 pub mod poller;
 pub(crate) mod private_file;

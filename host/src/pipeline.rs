@@ -11,6 +11,7 @@ use std::time::Instant;
 use tokio::sync::Semaphore;
 
 use crate::call_logs::{CallLogs, CallRecord};
+use crate::metrics::{CallMetrics, CallSample};
 use crate::capabilities::log::LogOutput;
 use crate::cluster::Cluster;
 use crate::connections::said_unauthorized;
@@ -75,6 +76,18 @@ pub struct Pipeline {
     cluster: Arc<Cluster>,
     /// Where what each call wrote is kept.
     logs: Arc<CallLogs>,
+    /// This node's call series.
+    metrics: Arc<CallMetrics>,
+}
+
+/// How a call ended, for its log and its metrics.
+struct Ended<'a> {
+    export: &'static str,
+    started: Instant,
+    outcome: &'a str,
+    log: &'a LogOutput,
+    fuel: u64,
+    limit_trip: Option<&'static str>,
 }
 
 impl Pipeline {
@@ -86,14 +99,37 @@ impl Pipeline {
         budget: Arc<Semaphore>,
         cluster: Arc<Cluster>,
         logs: Arc<CallLogs>,
+        metrics: Arc<CallMetrics>,
     ) -> Self {
-        Pipeline { store, committer, triggers, budget, cluster, logs }
+        Pipeline { store, committer, triggers, budget, cluster, logs, metrics }
     }
 
-    /// Keeps what a call wrote, whatever became of it.
-    fn keep_log(&self, trigger: &LiveTrigger, loaded: &LoadedPlugin, export: &'static str, outcome: &str, log: &LogOutput) {
-        let plugin_version = &loaded.plugin.manifest().version;
-        self.logs.keep(CallRecord { trigger_id: &trigger.row.id, plugin_version, export, outcome, log });
+    /// Counts a call and keeps what it wrote, whatever became of it.
+    fn observe(&self, trigger: &LiveTrigger, loaded: &LoadedPlugin, ended: Ended<'_>) {
+        let manifest = loaded.plugin.manifest();
+        let (trigger_id, Ended { export, started, outcome, log, fuel, limit_trip }) = (trigger.row.id.as_str(), ended);
+        self.metrics.call(&CallSample {
+            plugin: &manifest.name,
+            trigger: trigger_id,
+            export,
+            outcome,
+            duration: started.elapsed(),
+            fuel,
+            limit_trip,
+        });
+        self.logs.keep(CallRecord { trigger_id, plugin_version: &manifest.version, export, outcome, log });
+    }
+
+    /// Counts a poll of `plugin` that started `by` after it was due.
+    pub fn poll_started_late(&self, plugin: &str, by: std::time::Duration) {
+        self.metrics.poll_late(plugin, by);
+    }
+
+    /// Counts what a call's commit stored.
+    fn count_stored(&self, trigger: &LiveTrigger, loaded: &LoadedPlugin, outcome: &Outcome) {
+        if let Outcome::Stored { stored, duplicates, .. } = outcome {
+            self.metrics.stored(&loaded.plugin.manifest().name, &trigger.row.id, *stored, *duplicates);
+        }
     }
 
     /// Handles one webhook delivery: `verify`, then `run`, then the commit.
@@ -106,6 +142,7 @@ impl Pipeline {
         // say `unauthorized` and be tried again with a refreshed token.
         let retry = matches!(context.credentials, Some(Credentials::OAuth2(_))).then(|| request.clone());
         let scope = self.triggers.scope(&trigger.row.id, &loaded);
+        let started = Instant::now();
         let mut result = loaded.plugin.deliver(context.clone(), request, scope).await;
         if let Some(request) = retry
             && said_unauthorized(&result)
@@ -118,7 +155,9 @@ impl Pipeline {
             Ok(output) => output,
             Err(error) => {
                 tracing::warn!(trigger = %trigger.row.id, %error, "delivery failed in the connector");
-                self.keep_log(trigger, &loaded, "deliver", error.kind.code(), &error.log);
+                let limit_trip = error.kind.is_limit().then(|| error.kind.code());
+                let ended = Ended { export: "deliver", started, outcome: error.kind.code(), log: &error.log, fuel: error.fuel_used, limit_trip };
+                self.observe(trigger, &loaded, ended);
                 self.record(trigger, call_failure(&error), error.fuel_used).await;
                 return Outcome::CallFailed(error.kind);
             }
@@ -129,11 +168,14 @@ impl Pipeline {
             Ok(Delivery::Responded(_)) => "responded",
             Err(error) => error.code.as_str(),
         };
-        self.keep_log(trigger, &loaded, "deliver", outcome, &output.log);
+        let ended = Ended { export: "deliver", started, outcome, log: &output.log, fuel: output.fuel_used, limit_trip: None };
+        self.observe(trigger, &loaded, ended);
         match output.value {
             Ok(Delivery::Accepted(run)) => {
                 let commit = commit_of(trigger, &loaded, output.fuel_used, output.kv_writes, None);
-                self.commit(trigger, commit, run).await
+                let outcome = self.commit(trigger, commit, run).await;
+                self.count_stored(trigger, &loaded, &outcome);
+                outcome
             }
             Ok(Delivery::Rejected(reason)) => {
                 tracing::info!(trigger = %trigger.row.id, %reason, "delivery rejected");
@@ -186,13 +228,16 @@ impl Pipeline {
         let output = match result {
             Ok(output) => output,
             Err(error) => {
-                self.keep_log(trigger, &loaded, "poll", error.kind.code(), &error.log);
+                let limit_trip = error.kind.is_limit().then(|| error.kind.code());
+                let ended = Ended { export: "poll", started, outcome: error.kind.code(), log: &error.log, fuel: error.fuel_used, limit_trip };
+                self.observe(trigger, &loaded, ended);
                 self.record_poll_failure(trigger, call_failure(&error), error.fuel_used, record(started)).await;
                 return Outcome::CallFailed(error.kind);
             }
         };
         let outcome = output.value.as_ref().map_or_else(|error| error.code.as_str(), |_| "polled");
-        self.keep_log(trigger, &loaded, "poll", outcome, &output.log);
+        let ended = Ended { export: "poll", started, outcome, log: &output.log, fuel: output.fuel_used, limit_trip: None };
+        self.observe(trigger, &loaded, ended);
         let run = match output.value {
             Ok(run) => run,
             Err(error) => {
@@ -203,7 +248,9 @@ impl Pipeline {
         };
         let mut commit = commit_of(trigger, &loaded, output.fuel_used, output.kv_writes, Some(record(started)));
         commit.fence = self.cluster.fence(&lease);
-        self.commit(trigger, commit, run).await
+        let outcome = self.commit(trigger, commit, run).await;
+        self.count_stored(trigger, &loaded, &outcome);
+        outcome
     }
 
     /// What a poll would emit now, without its effects: at most `max`

@@ -250,7 +250,9 @@ impl Scheduler {
                     Ok(_slot) if stopping.load(Ordering::SeqCst) => (false, None),
                     Ok(_slot) => {
                         // Late by the scheduler's own delay and the wait for a slot.
-                        next.late(Instant::now().saturating_duration_since(at));
+                        let late = Instant::now().saturating_duration_since(at);
+                        next.late(late);
+                        pipeline.poll_started_late(&live.row.plugin, late);
                         match pipeline.poll(&live).await {
                             Outcome::Stored { .. } => (true, None),
                             // Another node's poll is not this node's failure.

@@ -7,9 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 
 use crate::api;
@@ -24,7 +22,7 @@ pub fn app(state: Arc<AppState>) -> Router {
     // limit on their route.
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(crate::metrics::serve))
         .route("/hooks/{id}", get(ingress::hook).post(ingress::hook))
         .route(crate::connections::CALLBACK_PATH, get(api::connections::oauth_callback))
         .route("/api/v1/openapi.json", get(api::openapi::document))
@@ -42,160 +40,6 @@ pub(crate) async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Prometheus text format: totals over all triggers.
-#[utoipa::path(get, path = "/metrics", tag = "meta", security(()),
-    responses(
-        (status = 200, description = "Prometheus text exposition format", content_type = "text/plain; version=0.0.4", body = String),
-        (status = 503, description = "The database is busy", body = crate::api::ErrorBody),
-    ))]
-pub(crate) async fn metrics(State(app): State<Arc<AppState>>) -> Result<impl IntoResponse, api::ApiError> {
-    let totals = app.store.stats_totals().await?;
-    let mut text = String::new();
-    for (name, help, value) in [
-        ("received", "Webhook deliveries received", totals.received),
-        ("accepted", "Deliveries verified and committed", totals.accepted),
-        ("rejected", "Deliveries rejected by verify", totals.rejected),
-        ("duplicates", "Events dropped as redeliveries", totals.duplicates),
-        ("errors", "Failed connector calls", totals.errors),
-        ("fuel_used", "Fuel consumed by connector calls", totals.fuel_used),
-    ] {
-        metric(&mut text, &format!("{name}_total"), "counter", help, value);
-    }
-    metric(&mut text, "versions_loaded", "gauge", "Plugin versions in memory", app.registry.loaded_versions());
-    let runtime = app.registry.runtime();
-    metric(&mut text, "warm_instances", "gauge", "Idle instances kept for reuse", runtime.warm_instances());
-    let compiles = runtime.compile_counts();
-    for (name, help, value) in [
-        ("components_compiled", "Components compiled", compiles.compiled),
-        ("components_cached", "Components loaded from the precompiled cache", compiles.cached),
-        ("precompiled_discarded", "Cached artifacts that failed a check and were compiled again", compiles.discarded),
-    ] {
-        metric(&mut text, &format!("{name}_total"), "counter", help, value);
-    }
-    let renewals = &app.renewals;
-    for (outcome, value) in [("renewed", renewals.renewed()), ("reenabled", renewals.reenabled()), ("failed", renewals.failed())] {
-        metric(&mut text, &format!("renewals_{outcome}_total"), "counter", &format!("Subscription renewals: {outcome}"), value);
-    }
-    let retention = &app.retention;
-    for (rows, value) in [("events", retention.events()), ("failures", retention.failures())] {
-        metric(&mut text, &format!("retention_{rows}_removed_total"), "counter", &format!("{rows} removed by retention"), value);
-    }
-    poll_metrics(&app, &mut text).await?;
-    renewal_metrics(&app, &mut text).await?;
-    connection_metrics(&app, &mut text).await?;
-    let (pending, destinations) = app.delivery.queue_depths().await?;
-    app.delivery.metrics().render(&mut text, &pending, &destinations);
-    // Several nodes share the database: each series says which node answered
-    // (the totals read from the database are the cluster's, the same on every node).
-    if app.cluster.is_shared() {
-        text = with_node_label(&text, app.cluster.node_id());
-    }
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
-}
-
-/// `text` with `node="<node>"` first among the labels of every sample.
-fn with_node_label(text: &str, node: &str) -> String {
-    let mut out = String::with_capacity(text.len() + text.len() / 4);
-    for line in text.lines() {
-        if line.starts_with('#') || line.is_empty() {
-            out.push_str(line);
-        } else {
-            let name_end = line.find(['{', ' ']).unwrap_or(line.len());
-            let (name, rest) = line.split_at(name_end);
-            out.push_str(name);
-            match rest.strip_prefix('{') {
-                Some(labels) => out.push_str(&format!("{{node=\"{node}\",{labels}")),
-                None => out.push_str(&format!("{{node=\"{node}\"}}{rest}")),
-            }
-        }
-        out.push('\n');
-    }
-    out
-}
-
-/// One series without labels, with its help and type lines.
-fn metric(text: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
-    text.push_str(&format!("# HELP triggerhost_{name} {help}\n# TYPE triggerhost_{name} {kind}\ntriggerhost_{name} {value}\n"));
-}
-
-/// A per-trigger metric: name, Prometheus type, help, and its value.
-type Series = (&'static str, &'static str, &'static str, fn(&crate::store::PollState) -> i64);
-
-/// Per polling trigger: polls, failures, events, the last poll's duration
-/// and whether it is healthy.
-async fn poll_metrics(app: &AppState, text: &mut String) -> Result<(), api::ApiError> {
-    let states = app.store.all_poll_states().await?;
-    let rows: Vec<_> = app.triggers.list().await?.into_iter().filter(|row| row.poll_interval_s.is_some()).collect();
-    let now = crate::store::now_ms();
-    let series: [Series; 4] = [
-        ("polls_total", "counter", "Polls run", |s| s.polls),
-        ("poll_failures_total", "counter", "Polls that failed", |s| s.failures),
-        ("poll_events_total", "counter", "Events stored by polls", |s| s.events),
-        ("poll_duration_ms", "gauge", "How long the last poll took", |s| s.last_duration_ms.unwrap_or(0)),
-    ];
-    for (name, kind, help, value) in series {
-        text.push_str(&format!("# HELP triggerhost_trigger_{name} {help}\n# TYPE triggerhost_trigger_{name} {kind}\n"));
-        for row in &rows {
-            let state = states.get(&row.id).cloned().unwrap_or_default();
-            text.push_str(&format!("triggerhost_trigger_{name}{{trigger=\"{}\",plugin=\"{}\"}} {}\n", row.id, row.plugin, value(&state)));
-        }
-    }
-    text.push_str("# HELP triggerhost_trigger_healthy Whether a polling trigger polls successfully\n");
-    text.push_str("# TYPE triggerhost_trigger_healthy gauge\n");
-    for row in &rows {
-        let state = states.get(&row.id).cloned().unwrap_or_default();
-        let healthy = crate::poller::is_healthy(row, &state, app.poller.unhealthy_after, now);
-        text.push_str(&format!("triggerhost_trigger_healthy{{trigger=\"{}\",plugin=\"{}\"}} {}\n", row.id, row.plugin, u8::from(healthy)));
-    }
-    Ok(())
-}
-
-/// Per trigger with a subscription that expires: whether its renewal is in
-/// order (0 after a failed renewal or once expired).
-async fn renewal_metrics(app: &AppState, text: &mut String) -> Result<(), api::ApiError> {
-    let states = app.store.all_renewal_states().await?;
-    let now = crate::store::now_ms();
-    text.push_str("# HELP triggerhost_trigger_renewal_healthy Whether a trigger's provider subscription is renewed in time
-");
-    text.push_str("# TYPE triggerhost_trigger_renewal_healthy gauge
-");
-    for row in app.triggers.list().await? {
-        let state = states.get(&row.id).cloned().unwrap_or_default();
-        if row.expires_at_ms.is_none() && state.failures == 0 {
-            continue;
-        }
-        let healthy = crate::renewal::is_healthy(&row, &state, now);
-        text.push_str(&format!("triggerhost_trigger_renewal_healthy{{trigger=\"{}\",plugin=\"{}\"}} {}\n", row.id, row.plugin, u8::from(healthy)));
-    }
-    Ok(())
-}
-
-/// Per connection: whether its credentials work (0 once it needs
-/// re-authorization, which stops every trigger on it).
-async fn connection_metrics(app: &AppState, text: &mut String) -> Result<(), api::ApiError> {
-    text.push_str("# HELP triggerhost_connection_healthy Whether a connection's credentials work\n");
-    text.push_str("# TYPE triggerhost_connection_healthy gauge\n");
-    let mut healthy = std::collections::HashMap::new();
-    for row in app.store.list_connections().await? {
-        let ok = row.status == crate::connections::status::CONNECTED;
-        text.push_str(&format!("triggerhost_connection_healthy{{connection=\"{}\",plugin=\"{}\"}} {}\n", row.id, row.plugin, u8::from(ok)));
-        healthy.insert(row.id, ok);
-    }
-    text.push_str("# HELP triggerhost_trigger_connection_healthy Whether the connection a trigger uses works\n");
-    text.push_str("# TYPE triggerhost_trigger_connection_healthy gauge\n");
-    for row in app.triggers.list().await? {
-        let Some(connection) = &row.connection_id else { continue };
-        let ok = healthy.get(connection).copied().unwrap_or(false);
-        text.push_str(&format!(
-            "triggerhost_trigger_connection_healthy{{trigger=\"{}\",plugin=\"{}\",connection=\"{connection}\"}} {}\n",
-            row.id,
-            row.plugin,
-            u8::from(ok)
-        ));
-    }
-    Ok(())
-}
-
 /// The admin token: configured, else read from the data dir (refused if
 /// other users can read it), else generated there (0600) and printed once.
 pub fn admin_token(settings: &Settings) -> anyhow::Result<String> {
@@ -211,6 +55,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{address}"));
     let token = admin_token(&settings)?;
+    std::sync::LazyLock::force(&crate::metrics::STARTED);
     let state = Arc::new(AppState::open(&settings, public_url.clone(), token).await?);
     let store = state.store.clone();
     // Tests and scripts read this line to find the port.
@@ -244,19 +89,5 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = interrupt => {}
         _ = terminate => {}
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::with_node_label;
-
-    #[test]
-    fn every_sample_gets_the_node_label_first_and_comments_stay() {
-        let text = "# HELP a_total A\n# TYPE a_total counter\na_total 3\nb{trigger=\"t\"} 1\n";
-        assert_eq!(
-            with_node_label(text, "node_1"),
-            "# HELP a_total A\n# TYPE a_total counter\na_total{node=\"node_1\"} 3\nb{node=\"node_1\",trigger=\"t\"} 1\n"
-        );
     }
 }

@@ -44,7 +44,7 @@ pub struct ErrorDetail {
         crate::ui::index,
         crate::ui::asset,
         crate::server::healthz,
-        crate::server::metrics,
+        crate::metrics::serve,
         crate::ingress::hook,
         connections::oauth_callback,
         plugins::upload,

@@ -21,7 +21,10 @@ pub(super) async fn show(client: &Client, id: &str, lines: u32, follow: bool) ->
     for log in newest_first.iter().rev() {
         print_log(log);
     }
-    while follow {
+    if !follow {
+        return Ok(());
+    }
+    loop {
         tokio::time::sleep(FOLLOW_EVERY).await;
         let page = client.send(Method::GET, &format!("/triggers/{id}/logs?after={last_seq}&limit=500"), None).await?;
         for log in page["logs"].as_array().into_iter().flatten() {
@@ -29,7 +32,6 @@ pub(super) async fn show(client: &Client, id: &str, lines: u32, follow: bool) ->
             last_seq = log["seq"].as_i64().unwrap_or(last_seq);
         }
     }
-    Ok(())
 }
 
 /// One call's log: a header line, then its text.

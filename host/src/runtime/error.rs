@@ -149,6 +149,19 @@ impl CallErrorKind {
         }
     }
 
+    /// Whether a sandbox limit stopped the call (fuel, deadline, memory,
+    /// stack, output size), as opposed to a fault of the guest or the host.
+    pub fn is_limit(&self) -> bool {
+        matches!(
+            self,
+            CallErrorKind::OutOfFuel { .. }
+                | CallErrorKind::Deadline { .. }
+                | CallErrorKind::Memory { .. }
+                | CallErrorKind::StackOverflow { .. }
+                | CallErrorKind::OutputTooLarge { .. }
+        )
+    }
+
     /// Whether the same call may succeed later (a webhook sender should retry).
     pub fn is_retryable(&self) -> bool {
         matches!(self, CallErrorKind::Overloaded(_) | CallErrorKind::Host(_))

@@ -16,6 +16,7 @@ mod grants;
 mod languages;
 mod lifecycle;
 mod logs;
+mod metrics;
 mod openapi;
 pub mod polling;
 mod providers;
