@@ -22,6 +22,9 @@ use client::{Body, Client};
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How the process's own log lines are written (on stderr).
+    #[arg(long, global = true, env = "TRIGGERHOST_LOG_FORMAT", value_enum, default_value_t)]
+    pub log_format: crate::telemetry::LogFormat,
 }
 
 #[derive(Debug, Subcommand)]

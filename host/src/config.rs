@@ -33,6 +33,7 @@ const KNOWN_ENV: &[&str] = &[
     "TRIGGERHOST_SECRET_KEY_FILE",
     "TRIGGERHOST_SERVER",
     "TRIGGERHOST_LOG",
+    "TRIGGERHOST_LOG_FORMAT",
 ];
 
 /// A configuration problem, naming the file, key or variable at fault.
@@ -122,6 +123,20 @@ pub struct FileConfig {
     /// `/metrics`.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// Traces.
+    #[serde(default)]
+    pub tracing: TracingConfig,
+}
+
+/// `[tracing]`: where spans go besides the log.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TracingConfig {
+    /// An OTLP/HTTP traces endpoint (JSON encoding), e.g.
+    /// `http://127.0.0.1:4318/v1/traces`; unset, no spans are exported.
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` the spans carry (default `triggerhost`).
+    pub service_name: Option<String>,
 }
 
 /// `[metrics]`: what `/metrics` labels.
@@ -438,6 +453,8 @@ pub struct Settings {
     pub logs: crate::call_logs::LogSettings,
     /// `[metrics]`.
     pub metrics: crate::metrics::MetricsSettings,
+    /// `[tracing]`: the OTLP endpoint and service name, when spans are exported.
+    pub otlp: Option<(url::Url, String)>,
 }
 
 impl Settings {
@@ -662,11 +679,25 @@ impl Settings {
             delivery,
             cluster,
             logs,
+            otlp: otlp_settings(&file.tracing)?,
             metrics: crate::metrics::MetricsSettings {
                 per_trigger: file.metrics.per_trigger.unwrap_or(crate::metrics::MetricsSettings::default().per_trigger),
             },
         })
     }
+}
+
+/// `[tracing]`: the endpoint must be an `http://` URL (the exporter speaks
+/// plain HTTP, to a collector beside the host).
+fn otlp_settings(t: &TracingConfig) -> Result<Option<(url::Url, String)>, ConfigError> {
+    let Some(endpoint) = &t.otlp_endpoint else { return Ok(None) };
+    let invalid = |message: &str| ConfigError::Invalid { key: "tracing.otlp_endpoint", message: message.into() };
+    let url = url::Url::parse(endpoint).map_err(|e| invalid(&e.to_string()))?;
+    if url.scheme() != "http" || url.host().is_none() {
+        return Err(invalid("must be an http:// URL, e.g. http://127.0.0.1:4318/v1/traces"));
+    }
+    let service = t.service_name.clone().unwrap_or_else(|| "triggerhost".into());
+    Ok(Some((url, service)))
 }
 
 /// `[delivery]` over the defaults.

@@ -36,6 +36,7 @@ pub mod secrets;
 pub mod server;
 pub mod store;
 pub mod sync;
+pub mod telemetry;
 pub mod timestamp;
 pub mod token_bucket;
 pub mod triggers;

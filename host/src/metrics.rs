@@ -56,6 +56,8 @@ pub async fn serve(State(app): State<Arc<AppState>>) -> Result<impl IntoResponse
         metric(&mut text, &format!("retention_{rows}_removed_total"), "counter", &format!("{rows} removed by retention"), value);
     }
     metric(&mut text, "call_logs_dropped_total", "counter", "Connector logs dropped because their writer was behind", app.call_logs.dropped());
+    metric(&mut text, "otlp_spans_exported_total", "counter", "Spans an OTLP collector accepted", crate::telemetry::otlp::exported());
+    metric(&mut text, "otlp_spans_dropped_total", "counter", "Spans not exported: queue full or the collector failed", crate::telemetry::otlp::dropped());
     app.call_metrics.render(&mut text);
     // Per-trigger health series, unless a very large install turned
     // per-trigger labels off.

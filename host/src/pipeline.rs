@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::Semaphore;
+use tracing::Instrument as _;
 
 use crate::call_logs::{CallLogs, CallRecord};
 use crate::metrics::{CallMetrics, CallSample};
@@ -61,6 +62,23 @@ pub enum Outcome {
         /// Unix ms.
         until_ms: Option<i64>,
     },
+}
+
+impl Outcome {
+    /// A stable word for spans and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Stored { .. } => "stored",
+            Outcome::Rejected => "rejected",
+            Outcome::Responded(_) => "responded",
+            Outcome::ConnectorFailed(_) => "connector-error",
+            Outcome::CallFailed(kind) => kind.code(),
+            Outcome::OutputRefused => "output-refused",
+            Outcome::Unavailable(_) => "unavailable",
+            Outcome::Gone => "gone",
+            Outcome::Elsewhere { .. } => "elsewhere",
+        }
+    }
 }
 
 /// The pipeline, shared by every delivery.
@@ -132,11 +150,20 @@ impl Pipeline {
         }
     }
 
-    /// Handles one webhook delivery: `verify`, then `run`, then the commit.
+    /// Handles one webhook delivery: `verify`, then `run`, then the commit;
+    /// in a `delivery` span.
     pub async fn deliver(&self, trigger: &LiveTrigger, request: WebhookRequest) -> Outcome {
+        let span = call_span("delivery", trigger);
+        let outcome = self.deliver_in_span(trigger, request).instrument(span.clone()).await;
+        span.record("outcome", outcome.label());
+        outcome
+    }
+
+    async fn deliver_in_span(&self, trigger: &LiveTrigger, request: WebhookRequest) -> Outcome {
         let Some(loaded) = self.plugin_of(trigger) else {
             return Outcome::Unavailable("connector unavailable");
         };
+        tracing::Span::current().record("version", loaded.plugin.manifest().version.as_str());
         let context = self.triggers.call_context(trigger);
         // Kept only for a trigger on an OAuth2 connection, whose call may
         // say `unauthorized` and be tried again with a refreshed token.
@@ -200,8 +227,15 @@ impl Pipeline {
     /// Runs one poll: `run` with a tick carrying the last success, then its
     /// events, kv writes (the cursor) and poll state in one transaction. A
     /// failed poll stores nothing but its failure and poll state, in one
-    /// transaction too.
+    /// transaction too. In a `poll` span.
     pub async fn poll(&self, trigger: &LiveTrigger) -> Outcome {
+        let span = call_span("poll", trigger);
+        let outcome = self.poll_in_span(trigger).instrument(span.clone()).await;
+        span.record("outcome", outcome.label());
+        outcome
+    }
+
+    async fn poll_in_span(&self, trigger: &LiveTrigger) -> Outcome {
         let _turn = trigger.poll_turn().await;
         // One node polls a trigger at a time, and commits only while it
         // still holds the lease (see `LeaseFence`).
@@ -214,6 +248,7 @@ impl Pipeline {
             Ok(ready) => ready,
             Err(outcome) => return outcome,
         };
+        tracing::Span::current().record("version", loaded.plugin.manifest().version.as_str());
         let context = self.triggers.call_context(trigger);
         let scope = self.triggers.scope(&trigger.row.id, &loaded);
         let mut result = loaded.plugin.run(context.clone(), RunInput::Poll(tick), scope).await;
@@ -307,6 +342,7 @@ impl Pipeline {
             };
             commit.events.push(event);
         }
+        record_event_ids(&commit.events);
         match self.committer.commit(commit, output_budget).await {
             Ok(stored) => {
                 Outcome::Stored { stored: stored.stored, duplicates: stored.duplicates, filtered, response: run.response }
@@ -471,6 +507,32 @@ fn admitted(
 
 /// A connector's event as the store takes it, with a new id (`None` when
 /// the OS gives no randomness for one).
+/// A span for one call of `trigger`'s connector; `version`, `event_ids`
+/// and `outcome` are filled in as they are known.
+fn call_span(name: &'static str, trigger: &LiveTrigger) -> tracing::Span {
+    use tracing::field::Empty;
+    match name {
+        "poll" => tracing::info_span!("poll", trigger = %trigger.row.id, plugin = %trigger.row.plugin, version = Empty, event_ids = Empty, outcome = Empty),
+        _ => tracing::info_span!("delivery", trigger = %trigger.row.id, plugin = %trigger.row.plugin, version = Empty, event_ids = Empty, outcome = Empty),
+    }
+}
+
+/// Event ids shown on a span at most.
+const SPAN_EVENT_IDS: usize = 20;
+
+/// Puts the ids of the events about to be committed on the current span
+/// (the first 20; a redelivery's id is given, then not stored).
+fn record_event_ids(events: &[NewEvent]) {
+    let span = tracing::Span::current();
+    if span.is_disabled() || events.is_empty() {
+        return;
+    }
+    let ids: Vec<&str> = events.iter().take(SPAN_EVENT_IDS).map(|event| event.id.as_str()).collect();
+    let more = events.len().saturating_sub(SPAN_EVENT_IDS);
+    let listed = if more > 0 { format!("{} (+{more})", ids.join(",")) } else { ids.join(",") };
+    span.record("event_ids", listed.as_str());
+}
+
 fn to_store(event: crate::contract::Event, received_at_ms: i64) -> Option<NewEvent> {
     Some(NewEvent {
         id: crate::ids::new_time_ordered_id("evt").ok()?,

@@ -56,6 +56,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{address}"));
     let token = admin_token(&settings)?;
     std::sync::LazyLock::force(&crate::metrics::STARTED);
+    if let Some((endpoint, service)) = settings.otlp.clone() {
+        crate::telemetry::otlp::start(endpoint, service);
+    }
     let state = Arc::new(AppState::open(&settings, public_url.clone(), token).await?);
     let store = state.store.clone();
     // Tests and scripts read this line to find the port.

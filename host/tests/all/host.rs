@@ -20,6 +20,8 @@ pub const TOKEN: &str = "test-admin-token-0123456789";
 /// A running server.
 pub struct Host {
     child: Child,
+    /// Where the server's stderr goes.
+    pub log_path: PathBuf,
     /// `http://127.0.0.1:<port>`.
     pub url: String,
     /// The data dir (kept across restarts).
@@ -41,11 +43,17 @@ pub async fn spawn_host() -> Host {
 
 /// Starts a server on a fresh data dir with `toml` as its config file.
 pub async fn spawn_host_with_config(toml: &str) -> Host {
+    spawn_host_with_env(toml, &[]).await
+}
+
+/// Starts a server on a fresh data dir with `toml` as its config file and
+/// `env` set in its environment (over the tests' `TRIGGERHOST_LOG=warn`).
+pub async fn spawn_host_with_env(toml: &str, env: &[(&str, &str)]) -> Host {
     let schema = match postgres_base() {
         Some(base) => Some(Schema::create(&base).await),
         None => None,
     };
-    spawn_node(toml, schema).await
+    spawn_node_with_env(toml, schema, env).await
 }
 
 /// Starts `nodes` servers on one new PostgreSQL schema (the run's server,
@@ -70,6 +78,10 @@ pub async fn spawn_cluster(nodes: usize, toml: &str) -> Vec<Host> {
 /// Starts a server on a fresh data dir (with its own key file) and the
 /// PostgreSQL `schema`.
 pub async fn spawn_node(toml: &str, schema: Option<Arc<Schema>>) -> Host {
+    spawn_node_with_env(toml, schema, &[]).await
+}
+
+async fn spawn_node_with_env(toml: &str, schema: Option<Arc<Schema>>, env: &[(&str, &str)]) -> Host {
     let temp = tempfile::tempdir().expect("temp dir");
     let data_dir = temp.path().join("data");
     let config = (!toml.is_empty()).then(|| {
@@ -77,7 +89,7 @@ pub async fn spawn_node(toml: &str, schema: Option<Arc<Schema>>) -> Host {
         std::fs::write(&path, toml).expect("write config");
         path
     });
-    let mut host = start(&data_dir, config.as_deref(), schema).await;
+    let mut host = start(&data_dir, config.as_deref(), schema, env).await;
     host._temp = Some(temp);
     host
 }
@@ -85,10 +97,10 @@ pub async fn spawn_node(toml: &str, schema: Option<Arc<Schema>>) -> Host {
 /// Starts a server on an existing data dir (say, a copy of another's) and
 /// the database `schema` (on PostgreSQL) or the data dir's (on SQLite).
 pub async fn spawn_host_in(data_dir: &Path, schema: Option<Arc<Schema>>) -> Host {
-    start(data_dir, None, schema).await
+    start(data_dir, None, schema, &[]).await
 }
 
-async fn start(data_dir: &Path, config: Option<&Path>, schema: Option<Arc<Schema>>) -> Host {
+async fn start(data_dir: &Path, config: Option<&Path>, schema: Option<Arc<Schema>>, env: &[(&str, &str)]) -> Host {
     let mut command = Command::new(env!("CARGO_BIN_EXE_triggerhost"));
     command.args(["serve", "--listen", "127.0.0.1:0", "--admin-token", TOKEN, "--data-dir"]).arg(data_dir);
     if let Some(config) = config {
@@ -111,6 +123,7 @@ async fn start(data_dir: &Path, config: Option<&Path>, schema: Option<Arc<Schema
     let log = std::fs::File::create(&log_path).expect("log file");
     let mut child = command
         .env("TRIGGERHOST_LOG", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(log)
         .kill_on_drop(true)
@@ -134,6 +147,7 @@ async fn start(data_dir: &Path, config: Option<&Path>, schema: Option<Arc<Schema
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     Host {
         child,
+        log_path,
         url,
         data_dir: data_dir.to_owned(),
         _temp: None,
@@ -166,7 +180,7 @@ impl Host {
     /// Kills the server and starts a new one on the same data dir.
     pub async fn restart(mut self) -> Host {
         self.kill9().await;
-        let mut next = start(&self.data_dir, self.config.as_deref(), self.schema.clone()).await;
+        let mut next = start(&self.data_dir, self.config.as_deref(), self.schema.clone(), &[]).await;
         next._temp = self._temp.take();
         next._keys = self._keys.take();
         next

@@ -27,3 +27,4 @@ mod reuse;
 mod secrets;
 mod sources;
 mod statuses;
+mod tracing;
