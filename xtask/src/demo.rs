@@ -131,6 +131,9 @@ body='{{"type":"invoice.paid","data":{{"id":"inv_42","amount":1200}}}}'; id="msg
 List the resulting events (from the repository root):
 
 {cli} events list {id}
+
+Or watch them arrive in the dashboard: open http://{ADDRESS}/ and sign in
+with the admin token in ./data/admin_token.
 "#
     );
 }

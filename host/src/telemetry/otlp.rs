@@ -51,11 +51,16 @@ pub fn start(endpoint: url::Url, service: String) {
 }
 
 /// What the layer sees: the host's own spans, once an exporter runs (so
-/// with no endpoint, a span the log level leaves out costs nothing).
-pub fn filter() -> tracing_subscriber::filter::FilterFn<impl Fn(&tracing::Metadata<'_>) -> bool> {
-    tracing_subscriber::filter::filter_fn(|metadata| {
-        metadata.is_span() && metadata.target().starts_with("triggerhost") && QUEUE_SENDER.get().is_some()
-    })
+/// with no endpoint, a span the log level leaves out costs nothing). Every
+/// other callsite is ruled out once, when first hit: the compiler's own
+/// fine-grained events must stay free.
+pub fn filter() -> impl tracing_subscriber::layer::Filter<tracing_subscriber::Registry> {
+    let ours = |metadata: &tracing::Metadata<'_>| metadata.is_span() && metadata.target().starts_with("triggerhost");
+    tracing_subscriber::filter::dynamic_filter_fn(move |metadata, _| ours(metadata) && QUEUE_SENDER.get().is_some())
+        .with_callsite_filter(move |metadata| {
+            if ours(metadata) { tracing::subscriber::Interest::sometimes() } else { tracing::subscriber::Interest::never() }
+        })
+        .with_max_level_hint(tracing::level_filters::LevelFilter::INFO)
 }
 
 /// The layer; idle until [`start`].

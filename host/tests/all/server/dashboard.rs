@@ -5,7 +5,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::browser::Browser;
-use crate::helpers::{WHSEC, signed_now};
+use base64::Engine as _;
+
+use crate::helpers::{WHSEC, component_bytes, signed_now};
 use crate::host::{TOKEN, spawn_host};
 
 /// The built component's path, for the upload's file input.
@@ -40,9 +42,23 @@ async fn dashboard_shows_an_operators_whole_day() {
     browser.click("#sign-in").await;
     browser.find("#create-trigger").await;
 
-    // Upload a connector: its manifest is shown before anything is stored.
+    // Upload a connector by dropping it on the page: its manifest is shown
+    // before anything is stored.
     browser.click("a[href='#/plugins']").await;
-    browser.type_into("#upload-file", &component_path("standard_webhooks")).await;
+    browser.find("#dropzone").await;
+    let component = base64::engine::general_purpose::STANDARD.encode(component_bytes("standard_webhooks"));
+    let dropped = browser
+        .script(
+            "const bytes = Uint8Array.from(atob(arguments[0]), (c) => c.charCodeAt(0));
+             const transfer = new DataTransfer();
+             transfer.items.add(new File([bytes], 'standard_webhooks.wasm', { type: 'application/wasm' }));
+             const zone = document.getElementById('dropzone');
+             zone.dispatchEvent(new DragEvent('dragover', { dataTransfer: transfer, bubbles: true, cancelable: true }));
+             return zone.dispatchEvent(new DragEvent('drop', { dataTransfer: transfer, bubbles: true, cancelable: true }));",
+            json!([component]),
+        )
+        .await;
+    assert_eq!(dropped, json!(false), "the page takes the drop (and prevents the browser's own handling)");
     let manifest = browser.wait_for_text("#manifest", "message_received").await;
     assert!(manifest.contains("standard-webhooks@"), "{manifest}");
     let (_, plugins) = host.api(Method::GET, "/plugins", None).await;
@@ -75,8 +91,12 @@ async fn dashboard_shows_an_operators_whole_day() {
     assert_eq!(images, json!(0), "no markup from a payload reaches the page");
     browser.screenshot("trigger").await;
 
-    // A hostile connector's failure, with its typed error.
-    host.upload_plugin("hostile").await;
+    // A hostile connector, uploaded with the file chooser; its failure, with its typed error.
+    browser.click("a[href='#/plugins']").await;
+    browser.type_into("#upload-file", &component_path("hostile")).await;
+    browser.wait_for_text("#manifest", "hostile@").await;
+    browser.click("#upload-confirm").await;
+    browser.wait_for_text("#notice", "Uploaded hostile@").await;
     let hostile = host.enabled_trigger("hostile", "spin", None).await;
     let response = host.deliver(&hostile, &[], b"{}").await;
     assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
