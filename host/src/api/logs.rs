@@ -8,13 +8,12 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::ApiError;
+use super::triggers::Page;
 use crate::app::AppState;
 
 /// Bytes of log text per page: past the first entry, a page ends before it
 /// would hold more.
 const MAX_PAGE_BYTES: usize = 4 << 20;
-const DEFAULT_LIMIT: i64 = 50;
-const MAX_LIMIT: i64 = 500;
 
 /// `?limit=&cursor=` (newest first, older pages by cursor) or `?after=`
 /// (oldest first, for following).
@@ -48,10 +47,7 @@ pub async fn list(
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     app.triggers.get(&id).await?;
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::bad_request(format!("limit must be 1 to {MAX_LIMIT}")));
-    }
+    let (limit, before) = Page { limit: query.limit, cursor: query.cursor.clone() }.bounds()?;
     if let Some(after) = query.after {
         if query.cursor.is_some() {
             return Err(ApiError::bad_request("give after or cursor, not both"));
@@ -59,10 +55,6 @@ pub async fn list(
         let logs = app.store.logs_after(&id, after, limit).await?;
         return Ok(axum::Json(json!({ "logs": logs, "next_cursor": null })));
     }
-    let before = match query.cursor.as_deref() {
-        None | Some("") => None,
-        Some(cursor) => Some(cursor.parse::<i64>().map_err(|_| ApiError::bad_request("invalid cursor"))?),
-    };
     let (logs, more) = app.store.list_logs(&id, limit, before, MAX_PAGE_BYTES).await?;
     let next_cursor = more.then(|| logs.last().map(|row| row.seq.to_string())).flatten();
     Ok(axum::Json(json!({ "logs": logs, "next_cursor": next_cursor })))

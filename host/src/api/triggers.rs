@@ -573,14 +573,16 @@ pub async fn health(State(app): State<Arc<AppState>>, Path(id): Path<String>) ->
         Some(source) => app.store.get_source(source).await?.sync_error,
         None => row.sync_error.clone(),
     };
-    // Whatever it is fed by, the last word of its calls: its newest event
-    // and its newest failure (a webhook trigger is unhealthy while its
-    // latest recorded outcome is a failure).
+    // Its newest event and newest failure (of any call: deliveries, polls,
+    // sync, renewal), for people. A webhook trigger is unhealthy while a
+    // failed delivery is newer than its newest event; sync and renewal have
+    // their own verdicts above.
     let (events, _) = app.store.list_events(&id, 1, None, MAX_PAGE_BYTES).await?;
     let (failures, _) = app.store.list_failures(&id, 1, None, MAX_PAGE_BYTES).await?;
     let last_event_at_ms = events.first().map(|event| event.received_at_ms);
     let last_failure = failures.first();
-    let calls_healthy = polling || last_failure.is_none_or(|f| last_event_at_ms.is_some_and(|at| at >= f.at_ms));
+    let failed_delivery_at = if polling { None } else { app.store.newest_failure_at(&id, "deliver").await? };
+    let calls_healthy = failed_delivery_at.is_none_or(|failed| last_event_at_ms.is_some_and(|at| at >= failed));
     health["last_event_at_ms"] = json!(last_event_at_ms);
     health["last_failure"] = json!(last_failure.map(|f| json!({ "at_ms": f.at_ms, "export": f.export, "code": f.code, "message": f.message })));
     health["healthy"] =

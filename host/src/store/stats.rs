@@ -184,6 +184,19 @@ impl Store {
         .await?)
     }
 
+    /// When a trigger's newest failure of `export` (`deliver`, `poll`,
+    /// `sync`, ...) was recorded, if one was (among the kept ones).
+    pub async fn newest_failure_at(&self, trigger_id: &str, export: &str) -> Result<Option<i64>, StoreError> {
+        let at: Option<(i64,)> = sqlx::query_as(
+            "SELECT at_ms FROM trigger_failures WHERE trigger_id = $1 AND export = $2 ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(trigger_id)
+        .bind(export)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(at.map(|(at,)| at))
+    }
+
     /// A trigger's failures, newest first, older than `before_seq`: at most
     /// `limit` and, past the first, no more than `max_bytes` of text. The
     /// flag says whether older failures may follow.

@@ -103,6 +103,13 @@ async fn dashboard_shows_an_operators_whole_day() {
     browser.goto(&format!("{}/#/triggers/{hostile}/failures", host.url)).await;
     let failures = browser.wait_for_text("#failures", "out-of-fuel").await;
     assert!(failures.contains("deliver"), "{failures}");
+    browser.wait_for_text("#health", "unhealthy").await;
+    // A webhook trigger whose newest delivery failed is unhealthy; one whose
+    // newest event came after any failure is not.
+    let (_, health) = host.api(Method::GET, &format!("/triggers/{hostile}/health"), None).await;
+    assert_eq!((health["healthy"].as_bool(), &health["last_failure"]["code"]), (Some(false), &json!("out-of-fuel")), "{health}");
+    let (_, health) = host.api(Method::GET, &format!("/triggers/{id}/health"), None).await;
+    assert_eq!(health["healthy"], true, "{health}");
     browser.screenshot("failures").await;
 
     // What a connector writes on a successful call, on its logs tab.
