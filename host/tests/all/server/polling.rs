@@ -313,6 +313,14 @@ async fn a_failing_feed_backs_off_visibly_and_loses_nothing_when_it_recovers() {
     let metrics = host.metrics().await;
     assert!(metrics.contains(&format!("triggerhost_trigger_healthy{{trigger=\"{id}\",plugin=\"http-json-poll\"}} 0")), "{metrics}");
     assert!(metrics.contains(&format!("triggerhost_trigger_poll_failures_total{{trigger=\"{id}\"")), "{metrics}");
+    // The scheduler's polls are timed against when they were due.
+    let late_polls = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("triggerhost_poll_lateness_seconds_count{plugin=\"http-json-poll\"} "))
+        .and_then(|count| count.parse::<u64>().ok());
+    assert!(late_polls.is_some_and(|count| count >= 2), "{late_polls:?}");
+    let failed_polls = format!("triggerhost_calls_total{{plugin=\"http-json-poll\",trigger=\"{id}\",export=\"poll\",outcome=\"upstream\"}}");
+    assert!(metrics.contains(&failed_polls), "{metrics}");
 
     feed.set_mode(Mode::Garbage);
     let answer = poll_now(&host, &id, None).await;
