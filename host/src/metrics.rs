@@ -98,6 +98,25 @@ fn with_node_label(text: &str, node: &str) -> String {
     out
 }
 
+/// One histogram's sample lines: cumulative `_bucket`s over `buckets`
+/// (bound, count in that bucket alone), the `+Inf` bucket, `_sum` and `_count`.
+pub(crate) fn write_histogram<B: std::fmt::Display>(
+    text: &mut String,
+    name: &str,
+    labels: &str,
+    buckets: impl IntoIterator<Item = (B, u64)>,
+    sum: impl std::fmt::Display,
+    count: u64,
+) {
+    use std::fmt::Write as _;
+    let mut cumulative = 0;
+    for (bound, in_bucket) in buckets {
+        cumulative += in_bucket;
+        let _ = writeln!(text, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
+    }
+    let _ = writeln!(text, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}\n{name}_sum{{{labels}}} {sum}\n{name}_count{{{labels}}} {count}");
+}
+
 /// One series without labels, with its help and type lines.
 fn metric(text: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
     text.push_str(&format!("# HELP triggerhost_{name} {help}\n# TYPE triggerhost_{name} {kind}\ntriggerhost_{name} {value}\n"));

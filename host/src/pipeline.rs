@@ -22,7 +22,7 @@ use crate::contract::{
 use crate::capabilities::kv::KvWrites;
 use crate::failures::{call_failure, commit_failure, connector_failure};
 use crate::registry::LoadedPlugin;
-use crate::runtime::CallErrorKind;
+use crate::runtime::{CallError, CallErrorKind};
 use crate::store::{Committer, DeliveryCommit, FailedCall, FailureRow, NewEvent, PollRecord, Store, StoreError, Tally, now_ms};
 use crate::triggers::{LiveTrigger, Member, Triggers};
 
@@ -108,6 +108,14 @@ struct Ended<'a> {
     limit_trip: Option<&'static str>,
 }
 
+impl<'a> Ended<'a> {
+    /// A call the sandbox stopped: its error's code, and the limit if one tripped.
+    fn stopped(export: &'static str, started: Instant, error: &'a CallError) -> Self {
+        let code = error.kind.code();
+        Ended { export, started, outcome: code, log: &error.log, fuel: error.fuel_used, limit_trip: error.kind.is_limit().then_some(code) }
+    }
+}
+
 impl Pipeline {
     /// A pipeline committing through `committer`, holding outputs against `budget`.
     pub fn new(
@@ -182,9 +190,7 @@ impl Pipeline {
             Ok(output) => output,
             Err(error) => {
                 tracing::warn!(trigger = %trigger.row.id, %error, "delivery failed in the connector");
-                let limit_trip = error.kind.is_limit().then(|| error.kind.code());
-                let ended = Ended { export: "deliver", started, outcome: error.kind.code(), log: &error.log, fuel: error.fuel_used, limit_trip };
-                self.observe(trigger, &loaded, ended);
+                self.observe(trigger, &loaded, Ended::stopped("deliver", started, &error));
                 self.record(trigger, call_failure(&error), error.fuel_used).await;
                 return Outcome::CallFailed(error.kind);
             }
@@ -263,9 +269,7 @@ impl Pipeline {
         let output = match result {
             Ok(output) => output,
             Err(error) => {
-                let limit_trip = error.kind.is_limit().then(|| error.kind.code());
-                let ended = Ended { export: "poll", started, outcome: error.kind.code(), log: &error.log, fuel: error.fuel_used, limit_trip };
-                self.observe(trigger, &loaded, ended);
+                self.observe(trigger, &loaded, Ended::stopped("poll", started, &error));
                 self.record_poll_failure(trigger, call_failure(&error), error.fuel_used, record(started)).await;
                 return Outcome::CallFailed(error.kind);
             }
@@ -505,8 +509,6 @@ fn admitted(
     filters.admits(&event.event_type, payload)
 }
 
-/// A connector's event as the store takes it, with a new id (`None` when
-/// the OS gives no randomness for one).
 /// A span for one call of `trigger`'s connector; `version`, `event_ids`
 /// and `outcome` are filled in as they are known.
 fn call_span(name: &'static str, trigger: &LiveTrigger) -> tracing::Span {
@@ -533,6 +535,8 @@ fn record_event_ids(events: &[NewEvent]) {
     span.record("event_ids", listed.as_str());
 }
 
+/// A connector's event as the store takes it, with a new id (`None` when
+/// the OS gives no randomness for one).
 fn to_store(event: crate::contract::Event, received_at_ms: i64) -> Option<NewEvent> {
     Some(NewEvent {
         id: crate::ids::new_time_ordered_id("evt").ok()?,

@@ -8,12 +8,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::ApiError;
-use super::triggers::Page;
+use super::triggers::{MAX_PAGE_BYTES, Page};
 use crate::app::AppState;
-
-/// Bytes of log text per page: past the first entry, a page ends before it
-/// would hold more.
-const MAX_PAGE_BYTES: usize = 4 << 20;
 
 /// `?limit=&cursor=` (newest first, older pages by cursor) or `?after=`
 /// (oldest first, for following).

@@ -20,7 +20,7 @@ const DEFAULT_PAGE: i64 = 50;
 const MAX_PAGE: i64 = 500;
 /// Bytes of payloads (or failure text) per page: past the first row, a page
 /// ends before it would hold more, and `next_cursor` goes on from there.
-const MAX_PAGE_BYTES: usize = 4 << 20;
+pub(super) const MAX_PAGE_BYTES: usize = 4 << 20;
 
 type JsonResult = Result<axum::Json<serde_json::Value>, ApiError>;
 
@@ -577,9 +577,8 @@ pub async fn health(State(app): State<Arc<AppState>>, Path(id): Path<String>) ->
     // sync, renewal), for people. A webhook trigger is unhealthy while a
     // failed delivery is newer than its newest event; sync and renewal have
     // their own verdicts above.
-    let (events, _) = app.store.list_events(&id, 1, None, MAX_PAGE_BYTES).await?;
+    let last_event_at_ms = app.store.newest_event_at(&id).await?;
     let (failures, _) = app.store.list_failures(&id, 1, None, MAX_PAGE_BYTES).await?;
-    let last_event_at_ms = events.first().map(|event| event.received_at_ms);
     let last_failure = failures.first();
     let failed_delivery_at = if polling { None } else { app.store.newest_failure_at(&id, "deliver").await? };
     let calls_healthy = failed_delivery_at.is_none_or(|failed| last_event_at_ms.is_some_and(|at| at >= failed));

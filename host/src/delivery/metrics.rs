@@ -95,14 +95,9 @@ impl DeliveryMetrics {
         let name = "triggerhost_delivery_latency_ms";
         let _ = writeln!(text, "# HELP {name} From the event's receipt to the receiver's 2xx\n# TYPE {name} histogram");
         for (id, counters) in &all {
+            let buckets = LATENCY_BUCKETS_MS.iter().zip(counters.latency.iter().copied());
             let labels = labels(id, &counters.trigger_id);
-            let mut cumulative = 0;
-            for (bound, count) in LATENCY_BUCKETS_MS.iter().zip(&counters.latency) {
-                cumulative += count;
-                let _ = writeln!(text, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
-            }
-            let _ = writeln!(text, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", counters.delivered);
-            let _ = writeln!(text, "{name}_sum{{{labels}}} {}\n{name}_count{{{labels}}} {}", counters.latency_sum_ms, counters.delivered);
+            crate::metrics::write_histogram(text, name, &labels, buckets, counters.latency_sum_ms, counters.delivered);
         }
     }
 }

@@ -54,13 +54,8 @@ impl Histogram {
     }
 
     fn render(&self, text: &mut String, name: &str, labels: &str) {
-        let mut cumulative = 0;
-        for (bound, count) in self.bounds.iter().zip(&self.counts) {
-            cumulative += count;
-            let _ = writeln!(text, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
-        }
-        let _ = writeln!(text, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.count);
-        let _ = writeln!(text, "{name}_sum{{{labels}}} {}\n{name}_count{{{labels}}} {}", self.sum, self.count);
+        let buckets = self.bounds.iter().zip(self.counts.iter().copied());
+        super::write_histogram(text, name, labels, buckets, self.sum, self.count);
     }
 }
 

@@ -122,6 +122,17 @@ impl Store {
         Ok(outcomes)
     }
 
+    /// When a trigger's newest event was received, if it has one (its
+    /// payload is not read).
+    pub async fn newest_event_at(&self, trigger_id: &str) -> Result<Option<i64>, StoreError> {
+        let at: Option<(i64,)> =
+            sqlx::query_as("SELECT received_at_ms FROM events WHERE trigger_id = $1 ORDER BY seq DESC LIMIT 1")
+                .bind(trigger_id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(at.map(|(at,)| at))
+    }
+
     /// Events of a trigger, newest first, older than `before_seq`: at most
     /// `limit` of them and, past the first, no more than `max_bytes` of
     /// payload, so a page of large events is never built whole in memory.

@@ -51,8 +51,6 @@ pub struct LogRow {
     pub skipped_calls: i64,
 }
 
-const COLUMNS: &str = "seq, at_ms, export, outcome, plugin_version, node, text, dropped_bytes, skipped_calls";
-
 impl Store {
     /// Appends logs in one transaction, then trims each trigger written to
     /// its newest `keep`. Diagnostics, not data: written through the
@@ -121,7 +119,14 @@ impl Store {
     /// A trigger's logs written after `after_seq`, oldest first (for
     /// following them): at most `limit`.
     pub async fn logs_after(&self, trigger_id: &str, after_seq: i64, limit: i64) -> Result<Vec<LogRow>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM call_logs WHERE trigger_id = $1 AND seq > $2 ORDER BY seq LIMIT $3");
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(trigger_id).bind(after_seq).bind(limit).fetch_all(self.pool()).await?)
+        Ok(sqlx::query_as(
+            "SELECT seq, at_ms, export, outcome, plugin_version, node, text, dropped_bytes, skipped_calls FROM call_logs
+             WHERE trigger_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(trigger_id)
+        .bind(after_seq)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?)
     }
 }

@@ -38,10 +38,7 @@ fn executable(variable: &str, name: &str) -> PathBuf {
 
 /// Where the dashboard's screenshots go: `target/dashboard-screenshots/`.
 pub fn screenshot_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    target.join("dashboard-screenshots")
+    crate::helpers::target_dir().join("dashboard-screenshots")
 }
 
 impl Browser {

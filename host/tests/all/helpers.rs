@@ -12,12 +12,21 @@ pub fn runtime() -> &'static Runtime {
     RUNTIME.get_or_init(|| Runtime::new(RuntimeConfig::default()).expect("runtime starts"))
 }
 
+/// Cargo's target directory: `CARGO_TARGET_DIR`, else the workspace's.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
+/// Where `cargo xtask build-plugins` writes a component.
+pub fn component_path(crate_name: &str) -> PathBuf {
+    target_dir().join("wasm32-wasip2/release").join(format!("{crate_name}.wasm"))
+}
+
 /// The bytes of a component built by `cargo xtask build-plugins`.
 pub fn component_bytes(crate_name: &str) -> Vec<u8> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let path = target.join("wasm32-wasip2/release").join(format!("{crate_name}.wasm"));
+    let path = component_path(crate_name);
     std::fs::read(&path).unwrap_or_else(|e| {
         panic!("{}: {e}; build the test plugins with `cargo xtask build-plugins`", path.display())
     })

@@ -7,15 +7,12 @@ use serde_json::json;
 use crate::browser::Browser;
 use base64::Engine as _;
 
-use crate::helpers::{WHSEC, component_bytes, signed_now};
+use crate::helpers::{WHSEC, component_bytes, component_path, signed_now};
 use crate::host::{TOKEN, spawn_host};
 
-/// The built component's path, for the upload's file input.
-fn component_path(crate_name: &str) -> String {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let path = target.join("wasm32-wasip2/release").join(format!("{crate_name}.wasm"));
+/// The built component's absolute path, for the upload's file input.
+fn component_file(crate_name: &str) -> String {
+    let path = component_path(crate_name);
     assert!(path.is_file(), "{}: build the test plugins with `cargo xtask build-plugins`", path.display());
     path.canonicalize().expect("absolute path").display().to_string()
 }
@@ -93,7 +90,7 @@ async fn dashboard_shows_an_operators_whole_day() {
 
     // A hostile connector, uploaded with the file chooser; its failure, with its typed error.
     browser.click("a[href='#/plugins']").await;
-    browser.type_into("#upload-file", &component_path("hostile")).await;
+    browser.type_into("#upload-file", &component_file("hostile")).await;
     browser.wait_for_text("#manifest", "hostile@").await;
     browser.click("#upload-confirm").await;
     browser.wait_for_text("#notice", "Uploaded hostile@").await;
