@@ -76,11 +76,13 @@ async fn dashboard_shows_an_operators_whole_day() {
     assert_eq!(trigger["status"], "enabled", "{trigger}");
 
     // A signed delivery appears on the trigger's page without a reload;
-    // its payload opens in the viewer, as text.
-    let body = br#"{"type":"invoice.paid","data":{"note":"<img src=x onerror=alert(1)>"}}"#;
+    // its payload opens in the viewer, as text. Its type (the sender's and
+    // the connector's words, shown in the table) carries markup too.
+    let body = br#"{"type":"invoice.paid<img src=x id=injected>","data":{"note":"<img src=x onerror=alert(1)>"}}"#;
     let response = host.deliver(&id, &signed_now("msg_dashboard_1", body), body).await;
     assert_eq!(response.status(), StatusCode::OK);
-    browser.wait_for_text("#events", "invoice.paid").await;
+    let listed = browser.wait_for_text("#events", "invoice.paid").await;
+    assert!(listed.contains("invoice.paid<img src=x id=injected>"), "the type is shown as text: {listed}");
     browser.click("#events tr[data-event]").await;
     let payload = browser.wait_for_text("#payload", "onerror").await;
     assert!(payload.contains("<img src=x onerror=alert(1)>"), "the payload is shown as text: {payload}");
